@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Developer entry points that install what they need: ``python3 dev.py demo|test|lint|bench``.
+
+Each command creates ``.venv`` beside this file on first use and installs the
+project into it (editable, with test and dev extras), so a fresh machine with
+Python 3.10+ needs nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".installed"
+
+
+def ensure_env() -> None:
+    if not PY.exists():
+        print(f"dev.py: creating {VENV}", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pyproject = ROOT / "pyproject.toml"
+    if not STAMP.exists() or STAMP.stat().st_mtime < pyproject.stat().st_mtime:
+        print("dev.py: installing mcp-guard and its test tools into .venv", file=sys.stderr)
+        subprocess.run(
+            [str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[dev]"],
+            check=True,
+        )
+        STAMP.touch()
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def run(*args: str) -> int:
+    return subprocess.run(list(args), check=False, cwd=ROOT).returncode
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "help"
+    rest = argv[1:]
+    if command == "demo":
+        ensure_env()
+        return run(str(PY), "examples/demo.py", *rest)
+    if command == "test":
+        ensure_env()
+        return run(str(PY), "-m", "pytest", *rest)
+    if command == "lint":
+        ensure_env()
+        for step in (
+            (str(PY), "-m", "ruff", "check", "."),
+            (str(PY), "-m", "ruff", "format", "--check", "."),
+            (str(PY), "-m", "mypy"),
+        ):
+            code = run(*step)
+            if code:
+                return code
+        return 0
+    if command == "bench":
+        ensure_env()
+        return run(str(PY), "benchmarks/run_all.py", *rest)
+    print(__doc__.strip())
+    return 0 if command == "help" else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,145 @@
+"""Command line: ``mcp-guard [options] -- COMMAND [ARGS...]`` and the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mcp_guard import __version__
+
+POLICY_ENV = "MCP_GUARD_POLICY"
+EXIT_USAGE = 2
+
+_RUN_DESCRIPTION = """\
+Run an MCP stdio server behind a policy guard. Put `mcp-guard [options] --` in front
+of the server command wherever your MCP client launches it.
+
+policy discovery (first found wins):
+  --policy FILE, then $MCP_GUARD_POLICY, then policy.json in the user config
+  directory (shown below). With none found, every call is relayed (allow-all) and
+  one line on stderr says so.
+"""
+
+
+def default_policy_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("mcp-guard", appauthor=False)) / "policy.json"
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-guard",
+        usage="mcp-guard [options] -- COMMAND [ARGS...]",
+        description=_RUN_DESCRIPTION,
+        epilog=f"user config policy: {default_policy_path()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mcp-guard {__version__}")
+    parser.add_argument("--policy", metavar="FILE", help="policy file (JSON, or YAML with .yaml/.yml)")
+    return parser
+
+
+def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Options before ``--`` (or before the first non-option word) and the upstream command after it."""
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1 :]
+    options: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if not word.startswith("-"):
+            return options, argv[i:]
+        options.append(word)
+        if word == "--policy" and i + 1 < len(argv):
+            options.append(argv[i + 1])
+            i += 1
+        i += 1
+    return options, []
+
+
+def _find_policy(explicit: str | None) -> tuple[Path | None, str]:
+    if explicit:
+        return Path(explicit), "--policy"
+    env = os.environ.get(POLICY_ENV)
+    if env:
+        return Path(env), f"${POLICY_ENV}"
+    path = default_policy_path()
+    if path.is_file():
+        return path, "user config"
+    return None, ""
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"mcp-guard: {message}\n")
+    sys.stderr.flush()
+
+
+def run(argv: list[str]) -> int:
+    parser = _run_parser()
+    options, command = _split_command(argv)
+    args = parser.parse_args(options)
+    if not command:
+        parser.print_usage(sys.stderr)
+        _err("no server command given: put it after `--`, e.g. mcp-guard --policy policy.json -- npx some-server")
+        return EXIT_USAGE
+
+    from mcp_guard.limits.memory import MemoryLimiter
+    from mcp_guard.policy.engine import Engine
+    from mcp_guard.policy.load import PolicyError, load_policy
+    from mcp_guard.policy.model import ALLOW_ALL
+
+    policy_path, source = _find_policy(args.policy)
+    if policy_path is None:
+        policy = ALLOW_ALL
+        _err(
+            f"no policy found: relaying every call (allow-all). Pass --policy FILE, set ${POLICY_ENV}, "
+            f"or create {default_policy_path()}"
+        )
+    else:
+        try:
+            policy = load_policy(policy_path)
+        except PolicyError as exc:
+            _err(f"invalid policy (from {source}), not starting the server:\n{exc}")
+            return EXIT_USAGE
+
+    from mcp_guard.upstream import CommandNotFound, resolve_command
+
+    try:
+        resolved = resolve_command(command)
+    except CommandNotFound as exc:
+        _err(f"command not found: {exc.command!r} (PATH={os.environ.get('PATH', '')})")
+        return 127
+    except PermissionError as exc:
+        _err(f"command is not executable: {exc}")
+        return 126
+
+    import anyio
+
+    from mcp_guard.judge import Judge
+    from mcp_guard.relay import FrameWriter, relay, stderr_line
+    from mcp_guard.session import Session
+    from mcp_guard.upstream import Upstream
+
+    judge = Judge(Engine(policy), MemoryLimiter())
+    try:
+        upstream = Upstream(resolved)
+    except OSError as exc:
+        _err(f"could not start {command[0]!r}: {exc.strerror or exc}")
+        return 126
+    session = Session(judge, FrameWriter(1), FrameWriter(upstream.stdin_fd), stderr_line)
+    return anyio.run(relay, upstream, session)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    code = run(args)
+    if argv is None:
+        # Pump threads may still be blocked reading the client's stdin; leave without waiting for them.
+        sys.stderr.flush()
+        os._exit(code)
+    return code

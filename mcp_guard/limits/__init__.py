@@ -1,0 +1,11 @@
+"""Sliding-window limiting: the strategy (exact sliding log) behind one small interface.
+
+The policy engine only produces :class:`Charge` objects; a :class:`Limiter` decides
+whether all of them fit and records them atomically. Stores that share counters
+between processes implement the same interface.
+"""
+
+from mcp_guard.limits.base import Charge, Limiter, LimitRefusal
+from mcp_guard.limits.memory import MemoryLimiter
+
+__all__ = ["Charge", "LimitRefusal", "Limiter", "MemoryLimiter"]

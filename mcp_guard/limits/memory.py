@@ -1,0 +1,109 @@
+"""Exact sliding-log limiter kept in this process's memory (scope ``grant``)."""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Sequence
+
+from mcp_guard.limits.base import Charge, LimitRefusal
+
+
+class _Log:
+    """Timestamps and running cost totals of one counter.
+
+    Entries are kept in two parallel lists with a moving head instead of a deque,
+    because the window sum needs binary search (deque indexing is O(n)). The
+    cumulative totals make any window's sum two lookups away, so several limits
+    with different windows can share one counter exactly.
+    """
+
+    __slots__ = ("cums", "head", "times")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.cums: list[float] = []
+        self.head = 0
+
+    def _base(self, index: int) -> float:
+        return self.cums[index - 1] if index > 0 else 0.0
+
+    def total(self) -> float:
+        return self.cums[-1] if self.cums else 0.0
+
+    def first_in_window(self, window_s: float, now: float) -> int:
+        # An entry at t still counts at now == t + window_s: the window is closed,
+        # so no interval of window length, open or closed, ever holds more than max.
+        return bisect_left(self.times, now - window_s, self.head)
+
+    def used(self, window_s: float, now: float) -> float:
+        return self.total() - self._base(self.first_in_window(window_s, now))
+
+    def retry_after(self, window_s: float, now: float, cost: float, limit: float) -> float:
+        """Seconds until enough old entries leave the window for ``cost`` to fit."""
+        first = self.first_in_window(window_s, now)
+        # Smallest j such that dropping entries first..j leaves room: total - cums[j] + cost <= limit.
+        j = bisect_left(self.cums, self.total() + cost - limit, first)
+        j = min(j, len(self.times) - 1)
+        return max(0.0, self.times[j] + window_s - now)
+
+    def record(self, now: float, cost: float) -> None:
+        self.times.append(now)
+        self.cums.append(self.total() + cost)
+
+    def prune(self, longest_window_s: float, now: float) -> None:
+        self.head = bisect_left(self.times, now - longest_window_s, self.head)
+        # Compact once the dead prefix dominates, keeping appends amortised O(1).
+        if self.head > 64 and self.head * 2 > len(self.times):
+            base = self._base(self.head)
+            self.times = self.times[self.head :]
+            self.cums = [c - base for c in self.cums[self.head :]]
+            self.head = 0
+
+
+class MemoryLimiter:
+    """Exact sliding-log limiter for one process.
+
+    A call is admitted when, for every charge, the cost already recorded on the
+    counter within the last ``window_s`` seconds (inclusive) plus the new cost is at
+    most ``max``. Thread-safe: the relay judges calls on its pump thread while
+    stats may be read from elsewhere.
+    """
+
+    def __init__(self) -> None:
+        self._logs: dict[str, _Log] = {}
+        self._longest: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, charges: Sequence[Charge], now: float) -> LimitRefusal | None:
+        with self._lock:
+            for charge in charges:
+                log = self._logs.get(charge.counter)
+                used = log.used(charge.window_s, now) if log is not None else 0.0
+                if used + charge.cost > charge.max:
+                    if charge.cost > charge.max or log is None or not log.times:
+                        return LimitRefusal(charge, used, None)
+                    return LimitRefusal(charge, used, log.retry_after(charge.window_s, now, charge.cost, charge.max))
+            recorded: set[str] = set()
+            for charge in charges:
+                # Limits naming the same counter share one log: the call is one event on it.
+                if charge.counter in recorded:
+                    continue
+                recorded.add(charge.counter)
+                log = self._logs.get(charge.counter)
+                if log is None:
+                    log = self._logs[charge.counter] = _Log()
+                longest = max(self._longest.get(charge.counter, 0.0), charge.window_s)
+                self._longest[charge.counter] = longest
+                log.prune(longest, now)
+                log.record(now, charge.cost)
+            return None
+
+    def usage(self, counter: str, window_s: float, now: float) -> float:
+        with self._lock:
+            log = self._logs.get(counter)
+            return log.used(window_s, now) if log is not None else 0.0
+
+    def counters(self) -> list[str]:
+        with self._lock:
+            return sorted(self._logs)

@@ -1,0 +1,184 @@
+"""Load and validate a policy file, with errors that say where and what was expected."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mcp_guard.policy.model import Policy
+from mcp_guard.policy.source import PathKey, Position, SourceDocument, SourceError, read_document
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a policy, located in its file."""
+
+    path: PathKey
+    message: str
+    position: Position | None
+
+    def dotted(self) -> str:
+        return dotted_path(self.path)
+
+
+def dotted_path(path: PathKey) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out:
+            out += f".{part}"
+        else:
+            out = str(part)
+    return out or "(document)"
+
+
+class PolicyError(Exception):
+    """A policy that cannot be used. ``str()`` is the full, human-readable report."""
+
+    def __init__(self, file: str, problems: list[Problem]) -> None:
+        self.file = file
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = []
+        for p in self.problems:
+            where = f"{self.file}:{p.position.line}:{p.position.column}" if p.position else self.file
+            field = f" {p.dotted()}:" if p.path else ""
+            lines.append(f"{where}:{field} {p.message}")
+        return "\n".join(lines)
+
+
+def _fields_of(model: type[BaseModel], path: PathKey) -> list[str]:
+    """Valid field names at ``path`` inside ``model``, for did-you-mean suggestions."""
+    current: Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                # Keys of a dict field (tool names) are free-form: descend into the value type.
+                return []
+            current = _model_in(field.annotation)
+        elif current == "dict":
+            continue
+        else:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items()]
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", ())
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in reversed(args):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _expected(error: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "literal_error":
+        return f"expected one of {ctx.get('expected')}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _problems_from(exc: ValidationError, doc: SourceDocument, model: type[BaseModel]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[PathKey, str]] = set()
+    for error in exc.errors(include_url=False):
+        loc: PathKey = tuple(error["loc"])
+        # Union members each report; keep the first message per place to stay readable.
+        loc = tuple(part for part in loc if not (isinstance(part, str) and _is_union_tag(part)))
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            name = str(loc[-1])
+            parent = loc[:-1]
+            candidates = _fields_of(model, _strip_dict_keys(model, parent))
+            close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else (f"; expected one of: {', '.join(repr(c) for c in candidates)}" if candidates else "")
+            )
+            message = f"unknown field {name!r}{hint}"
+        elif kind == "missing":
+            message = f"required field {loc[-1]!r} is missing"
+        else:
+            got = error.get("input")
+            message = f"{_expected(error)}; got {got!r}" if not isinstance(got, (dict, list)) else _expected(error)
+        key = (loc, message)
+        if key in seen:
+            continue
+        seen.add(key)
+        problems.append(Problem(loc, message, doc.position_of(loc)))
+    return problems
+
+
+def _is_union_tag(part: str) -> bool:
+    return part.startswith(("literal[", "function-", "float", "str", "int", "constrained-str")) or "[" in part
+
+
+def _strip_dict_keys(model: type[BaseModel], path: PathKey) -> PathKey:
+    """Drop free-form dict keys (tool names) from a path so it can be walked through the models."""
+    out: list[str | int] = []
+    current: Any = model
+    skip_next = False
+    for part in path:
+        if skip_next:
+            skip_next = False
+            continue
+        out.append(part)
+        if isinstance(part, int):
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                break
+            origin = getattr(field.annotation, "__origin__", None)
+            if origin is dict:
+                skip_next = True
+            current = _model_in(field.annotation)
+    return tuple(out)
+
+
+def validate_document(doc: SourceDocument, file: str) -> Policy:
+    if not isinstance(doc.data, dict):
+        raise PolicyError(file, [Problem((), "a policy must be an object with at least a 'version' field", None)])
+    try:
+        policy = Policy.model_validate(doc.data)
+    except ValidationError as exc:
+        raise PolicyError(file, _problems_from(exc, doc, Policy)) from None
+    from mcp_guard.policy.engine import compile_problems
+
+    problems = [Problem(path, msg, doc.position_of(path)) for path, msg in compile_problems(policy)]
+    if problems:
+        raise PolicyError(file, problems)
+    return policy
+
+
+def load_policy(path: Path) -> Policy:
+    """Read, parse and validate a policy file, or raise :class:`PolicyError`."""
+    file = str(path)
+    try:
+        doc = read_document(path)
+    except FileNotFoundError:
+        raise PolicyError(file, [Problem((), "file not found", None)]) from None
+    except IsADirectoryError:
+        raise PolicyError(file, [Problem((), "is a directory, not a policy file", None)]) from None
+    except PermissionError:
+        raise PolicyError(file, [Problem((), "permission denied", None)]) from None
+    except SourceError as exc:
+        raise PolicyError(file, [Problem((), exc.message, exc.position)]) from None
+    return validate_document(doc, file)

@@ -1,0 +1,99 @@
+"""The policy document: PolicyLayer's JSON v1 and the fields mcp-guard adds.
+
+These models describe the document as written (windows stay ``"minute"`` or
+``"90s"``); :mod:`mcp_guard.policy.engine` compiles them into what the hot path
+needs. Every model forbids unknown fields: a misspelt key must stop the guard,
+not silently weaken the policy.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+WINDOW_NAMES: dict[str, float] = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+WindowSpec = Literal["second", "minute", "hour", "day"] | float | str
+
+
+def window_seconds(spec: WindowSpec) -> float:
+    """Seconds in a window written as a name, a number of seconds, or ``"90s"``/``"15m"``/``"2h"``/``"1d"``."""
+    if isinstance(spec, bool):
+        raise ValueError("a window is a name, a number of seconds or a duration, not true/false")
+    if isinstance(spec, (int, float)):
+        seconds = float(spec)
+    elif spec in WINDOW_NAMES:
+        seconds = WINDOW_NAMES[spec]
+    else:
+        m = _DURATION.match(spec)
+        if m is None:
+            raise ValueError(
+                f"window {spec!r} is not understood: expected 'second', 'minute', 'hour', 'day', "
+                "a number of seconds, or a duration such as '90s', '15m', '2h', '1d'"
+            )
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if not seconds > 0:
+        raise ValueError(f"window must be longer than zero seconds, got {spec!r}")
+    return seconds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class Limit(_Strict):
+    """One sliding-window limit on a named counter."""
+
+    counter: str = Field(min_length=1, description="Counter name; limits naming the same counter share it.")
+    window: WindowSpec = Field(
+        description="'second', 'minute', 'hour', 'day', a number of seconds, or a duration such as '90s'."
+    )
+    max: float = Field(gt=0, description="Most calls (or, with increment_from, the largest total) per window.")
+    scope: Literal["grant"] = Field(
+        default="grant",
+        description="Who shares the counter. 'grant': this guard process (one client's session with one server).",
+    )
+    reason: str | None = Field(default=None, description="Shown to the model when this limit refuses a call.")
+
+    @field_validator("window")
+    @classmethod
+    def _check_window(cls, value: WindowSpec) -> WindowSpec:
+        window_seconds(value)
+        return value
+
+
+class LimitSet(_Strict):
+    limits: list[Limit] = Field(default_factory=list)
+
+
+class ToolRule(_Strict):
+    """What the policy says about one tool. ``{}`` allows it (under ``default: deny``)."""
+
+    action: Literal["allow", "deny"] = Field(default="allow", description="What to do with calls to this tool.")
+    reason: str | None = Field(default=None, description="Shown to the model when this rule refuses a call.")
+    limits: list[Limit] = Field(default_factory=list)
+
+
+class Policy(_Strict):
+    """A policy document (PolicyLayer JSON v1, extended)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    schema_: str | None = Field(default=None, alias="$schema", description="JSON Schema reference for editors.")
+    version: Literal["1"] = Field(description="Policy format version; always '1'.")
+    default: Literal["allow", "deny"] = Field(
+        default="deny", description="What happens to calls of tools not listed under 'tools'."
+    )
+    hide: list[str] = Field(
+        default_factory=list,
+        description="Tools removed from tools/list and refused as unknown; '*' hides all.",
+    )
+    all_tools: LimitSet = Field(default_factory=LimitSet, description="Limits applied to every tool call.")
+    tools: dict[str, ToolRule] = Field(default_factory=dict, description="Rules per tool name.")
+
+
+ALLOW_ALL = Policy(version="1", default="allow")

@@ -1,0 +1,266 @@
+"""One client <-> upstream session: where the policy's decisions meet the wire.
+
+The two pumps call :meth:`Session.from_client` and :meth:`Session.from_upstream`
+with one frame each, from their own threads. Frames the policy does not touch are
+forwarded as the exact bytes that arrived; only ``tools/call`` requests (and
+anything that could be one under some JSON parser's reading) are parsed and
+judged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_guard.judge import Judge
+from mcp_guard.policy.decision import Deny
+from mcp_guard.violation import unknown_tool_answer, violation_answer
+from mcp_guard.wire.jsonrpc import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    SERVER_ERROR,
+    FrameError,
+    encode,
+    error_answer,
+    error_frame,
+    id_key,
+    is_modern,
+    lenient_id,
+    strict_loads,
+)
+from mcp_guard.wire.peek import Peek, classify, peek
+from mcp_guard.wire.tools_list import filter_tools_result
+
+Write = Callable[[bytes], None]
+Warn = Callable[[str], None]
+
+
+def needs_judging(line: bytes) -> bool:
+    """Whether a client frame could be a ``tools/call`` under any JSON parser's reading.
+
+    Without the literal text ``tools/call`` a frame can only spell the method with
+    escapes (``tools\\/call``, ``\\u0074ools/call``), which need a backslash; a
+    batch may hide one among its elements. Everything else is safe to forward
+    unparsed.
+    """
+    return b"tools/call" in line or b"\\" in line or line.lstrip()[:1] == b"["
+
+
+@dataclass
+class _Merge:
+    """Guard answers waiting to join the upstream's answer to a batch."""
+
+    keys: frozenset[tuple[bool, Any]]
+    answers: list[dict[str, Any]]
+
+
+@dataclass
+class _InFlight:
+    method: str | None
+    ident: Any
+
+
+class Session:
+    def __init__(self, judge: Judge, to_client: Write, to_upstream: Write, warn: Warn) -> None:
+        self.judge = judge
+        self._to_client = to_client
+        self._to_upstream = to_upstream
+        self._warn = warn
+        self._lock = threading.Lock()
+        self._inflight: dict[tuple[bool, Any], _InFlight] = {}
+        self._list_requests: set[tuple[bool, Any]] = set()
+        self._refused: set[tuple[bool, Any]] = set()
+        self._merges: list[_Merge] = []
+
+    # client -> upstream -------------------------------------------------------------
+
+    def from_client(self, line: bytes) -> None:
+        if needs_judging(line):
+            self._from_client_parsed(line)
+            return
+        msg = peek(line)
+        if msg.kind == "notification" and msg.method == "notifications/cancelled":
+            self._cancelled(line, msg)
+            return
+        self._track_request(msg)
+        self._to_upstream(line)
+
+    def _track_request(self, msg: Peek) -> None:
+        if msg.kind != "request":
+            return
+        key = id_key(msg.id)
+        with self._lock:
+            self._inflight[key] = _InFlight(msg.method, msg.id)
+            if msg.method == "tools/list":
+                self._list_requests.add(key)
+
+    def _cancelled(self, line: bytes, msg: Peek) -> None:
+        message = msg.message if msg.message is not None else _loads_or_none(line)
+        params = message.get("params") if isinstance(message, dict) else None
+        request_id = params.get("requestId") if isinstance(params, dict) else None
+        if request_id is not None:
+            key = id_key(request_id)
+            with self._lock:
+                if key in self._refused:
+                    # The upstream never saw this request; cancelling it there would confuse it.
+                    self._refused.discard(key)
+                    return
+        self._to_upstream(line)
+
+    def _from_client_parsed(self, line: bytes) -> None:
+        try:
+            message = strict_loads(line)
+        except FrameError as exc:
+            self._to_client(error_frame(lenient_id(line), exc.code, f"mcp-guard: {exc.message}"))
+            return
+        if isinstance(message, list):
+            self._batch(line, message)
+            return
+        msg = classify(message)
+        if msg.method == "tools/call" and msg.kind in ("request", "notification"):
+            answer = self._judge_call(message)
+            if answer is not None:
+                if msg.kind == "request":
+                    self._to_client(encode(answer))
+                return
+        elif msg.kind == "notification" and msg.method == "notifications/cancelled":
+            self._cancelled(line, msg)
+            return
+        self._track_request(msg)
+        self._to_upstream(line)
+
+    def _batch(self, line: bytes, elements: list[Any]) -> None:
+        """Judge each element of a JSON-RPC batch (protocol 2025-03-26) on its own.
+
+        Refused calls are answered by the guard; the rest go upstream as a batch of
+        exactly the judged elements. The guard's answers are merged into the
+        upstream's batch answer, so the client gets one array as JSON-RPC requires.
+        """
+        if not elements:
+            self._to_client(error_frame(None, INVALID_REQUEST, "mcp-guard: an empty batch is not valid JSON-RPC"))
+            return
+        answers: list[dict[str, Any]] = []
+        forward: list[Any] = []
+        for element in elements:
+            msg = classify(element)
+            if msg.method == "tools/call" and msg.kind in ("request", "notification"):
+                answer = self._judge_call(element)
+                if answer is not None:
+                    if msg.kind == "request":
+                        answers.append(answer)
+                    continue
+            elif msg.kind == "notification" and msg.method == "notifications/cancelled":
+                params = element.get("params")
+                request_id = params.get("requestId") if isinstance(params, dict) else None
+                with self._lock:
+                    if request_id is not None and id_key(request_id) in self._refused:
+                        self._refused.discard(id_key(request_id))
+                        continue
+            forward.append(element)
+        if not answers:
+            for element in forward:
+                self._track_request(classify(element))
+            self._to_upstream(line)
+            return
+        expected = [classify(e) for e in forward]
+        request_keys = frozenset(id_key(m.id) for m in expected if m.kind == "request")
+        if not request_keys:
+            # Nothing upstream will answer: the guard's answers are the whole reply.
+            self._to_client(encode(answers))
+        else:
+            with self._lock:
+                self._merges.append(_Merge(request_keys, answers))
+        if forward:
+            for m in expected:
+                self._track_request(m)
+            self._to_upstream(encode(forward))
+
+    def _judge_call(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """The guard's own answer to a ``tools/call``, or None to relay it."""
+        ident = message.get("id")
+        params = message.get("params")
+        if not isinstance(params, dict):
+            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call needs a params object")
+        name = params.get("name")
+        if not isinstance(name, str):
+            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call params.name must be a string")
+        if any("\ud800" <= ch <= "\udfff" for ch in name):
+            return error_answer(ident, INVALID_PARAMS, "mcp-guard: the tool name contains an unpaired surrogate")
+        arguments = params.get("arguments")
+        if arguments is None:
+            arguments = {}
+        elif not isinstance(arguments, dict):
+            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call params.arguments must be an object")
+        decision = self.judge.judge(name, arguments)
+        if not isinstance(decision, Deny):
+            return None
+        with self._lock:
+            self._refused.add(id_key(ident))
+        modern = is_modern(params)
+        if decision.kind == "hidden":
+            return unknown_tool_answer(ident, name, modern)
+        return violation_answer(ident, name, decision, modern)
+
+    # upstream -> client -------------------------------------------------------------
+
+    def from_upstream(self, line: bytes) -> None:
+        msg = peek(line)
+        if msg.kind == "invalid":
+            if line.strip():
+                shown = line[:200].decode("utf-8", "replace").rstrip()
+                self._warn(f"the server wrote a line that is not JSON-RPC to stdout (not forwarded): {shown}")
+            return
+        if msg.kind == "response":
+            key = id_key(msg.id)
+            with self._lock:
+                self._inflight.pop(key, None)
+                is_list = key in self._list_requests
+                if is_list:
+                    self._list_requests.discard(key)
+            if is_list:
+                engine = self.judge.engine
+                filtered = filter_tools_result(line, lambda name: not engine.is_hidden(name))
+                if filtered is not None:
+                    line = filtered
+        elif msg.kind == "batch":
+            keys = {id_key(classify(e).id) for e in msg.message if classify(e).kind == "response"}
+            merged: list[dict[str, Any]] = []
+            with self._lock:
+                for key in keys:
+                    self._inflight.pop(key, None)
+                for merge in [m for m in self._merges if m.keys & keys]:
+                    self._merges.remove(merge)
+                    merged.extend(merge.answers)
+            if merged:
+                line = encode([*msg.message, *merged])
+        self._to_client(line)
+
+    # endings ------------------------------------------------------------------------
+
+    def upstream_exited(self, description: str) -> None:
+        """Answer every request the upstream never answered, so no client call hangs."""
+        with self._lock:
+            pending = list(self._inflight.values())
+            self._inflight.clear()
+        for entry in pending:
+            self._to_client(
+                error_frame(
+                    entry.ident,
+                    SERVER_ERROR,
+                    f"mcp-guard: the MCP server {description} before answering this request",
+                )
+            )
+
+    def pending_requests(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+
+def _loads_or_none(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None

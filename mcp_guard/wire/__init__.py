@@ -1,0 +1,1 @@
+"""JSON-RPC over newline-delimited stdio: framing, strict parsing, and the messages the guard writes."""

@@ -1,0 +1,133 @@
+"""Strict JSON-RPC parsing for frames the guard judges, and the answers it writes itself.
+
+A frame the guard judges must mean the same thing to every JSON parser the
+upstream might use, or the upstream could act on something other than what was
+judged. So judged frames are parsed strictly: no duplicate keys (first-wins and
+last-wins parsers disagree), no NaN/Infinity, no numbers beyond what an IEEE
+double holds exactly (RFC 7493), valid UTF-8 without a byte-order mark.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+SERVER_ERROR = -32000
+
+MODERN_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+_MAX_EXACT_INT = 2**53
+
+
+class FrameError(Exception):
+    """A frame that cannot be judged. ``code`` is the JSON-RPC error code to answer with."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def _constant(name: str) -> Any:
+    raise FrameError(PARSE_ERROR, f"{name} is not valid JSON")
+
+
+def _int(text: str) -> int:
+    value = int(text)
+    if not -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT:
+        raise FrameError(
+            INVALID_REQUEST,
+            f"the number {text[:40]}{'…' if len(text) > 40 else ''} is outside ±2^53, where JSON parsers "
+            "disagree on its value; send it as a string",
+        )
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise FrameError(INVALID_REQUEST, f"the number {text[:40]} is too large for a double-precision float")
+    return value
+
+
+def strict_loads(line: bytes) -> Any:
+    """Parse one frame strictly, or raise :class:`FrameError` saying what is wrong."""
+    if line.startswith(b"\xef\xbb\xbf"):
+        raise FrameError(PARSE_ERROR, "the frame starts with a UTF-8 byte-order mark, which JSON-RPC does not allow")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FrameError(PARSE_ERROR, f"the frame is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int, parse_float=_float)
+    except _DuplicateKey as exc:
+        raise FrameError(
+            INVALID_REQUEST,
+            f"duplicate key {exc.key!r} in the frame: JSON parsers disagree on which value wins, "
+            "so the guard refuses it",
+        ) from None
+    except RecursionError:
+        raise FrameError(INVALID_REQUEST, "the frame is nested too deeply") from None
+    except FrameError:
+        raise
+    except ValueError as exc:
+        raise FrameError(PARSE_ERROR, f"the frame is not valid JSON: {exc}") from None
+
+
+def lenient_id(line: bytes) -> Any:
+    """Best-effort request id of a frame that failed strict parsing, for addressing the error answer."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(obj, dict):
+        ident = obj.get("id")
+        if isinstance(ident, (str, int)) and not isinstance(ident, bool):
+            return ident
+    return None
+
+
+def encode(message: dict[str, Any] | list[Any]) -> bytes:
+    """One compact frame, newline-terminated."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+def error_answer(ident: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": ident, "error": {"code": code, "message": message}}
+
+
+def error_frame(ident: Any, code: int, message: str) -> bytes:
+    return encode(error_answer(ident, code, message))
+
+
+def is_modern(params: Any) -> bool:
+    """Whether a request belongs to the stateless 2026-07-28 era (its version travels in ``_meta``)."""
+    if not isinstance(params, dict):
+        return False
+    meta = params.get("_meta")
+    return isinstance(meta, dict) and MODERN_VERSION_KEY in meta
+
+
+def id_key(ident: Any) -> tuple[bool, Any]:
+    """A dict key for a JSON-RPC id that keeps 1 and "1" apart."""
+    return (isinstance(ident, str), ident)

@@ -1,0 +1,145 @@
+"""Loading policies: PolicyLayer documents accepted as-is, every mistake located and explained."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mcp_guard.policy.load import PolicyError, load_policy
+from mcp_guard.policy.model import window_seconds
+
+SEED = {
+    "version": "1",
+    "default": "deny",
+    "tools": {
+        "track_behavior_event": {
+            "limits": [{"counter": "track_behavior_event_rate", "window": "minute", "max": 30, "scope": "grant"}]
+        }
+    },
+}
+
+
+def write(tmp_path: Path, text: str, name: str = "policy.json") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def errors_of(path: Path) -> str:
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    return str(info.value)
+
+
+def test_seed_policy_loads(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, json.dumps(SEED)))
+    assert policy.default == "deny"
+    limit = policy.tools["track_behavior_event"].limits[0]
+    assert (limit.counter, limit.window, limit.max, limit.scope) == ("track_behavior_event_rate", "minute", 30, "grant")
+
+
+def test_policylayer_shapes_load(tmp_path: Path) -> None:
+    doc = {
+        "version": "1",
+        "default": "allow",
+        "hide": ["delete_account", "*"],
+        "all_tools": {"limits": [{"counter": "all", "window": "hour", "max": 100, "scope": "grant"}]},
+        "tools": {"create_charge": {}, "refund": {"action": "deny", "reason": "refunds go through support"}},
+    }
+    policy = load_policy(write(tmp_path, json.dumps(doc)))
+    assert policy.hide == ["delete_account", "*"]
+    assert policy.tools["refund"].action == "deny"
+    assert policy.all_tools.limits[0].window == "hour"
+
+
+def test_unknown_field_is_located_and_suggested(tmp_path: Path) -> None:
+    text = '{\n  "version": "1",\n  "tools": {\n    "x": {"limts": []}\n  }\n}\n'
+    message = errors_of(write(tmp_path, text))
+    assert f"{tmp_path / 'policy.json'}:4:11: tools.x.limts: unknown field 'limts'; did you mean 'limits'?" in message
+
+
+def test_unknown_top_level_field(tmp_path: Path) -> None:
+    message = errors_of(write(tmp_path, '{"version": "1", "defualt": "deny"}'))
+    assert ":1:18: defualt: unknown field 'defualt'; did you mean 'default'?" in message
+
+
+def test_bad_window_names_field_and_expectation(tmp_path: Path) -> None:
+    doc = json.loads(json.dumps(SEED))
+    doc["tools"]["track_behavior_event"]["limits"][0]["window"] = "minnute"
+    text = json.dumps(doc, indent=2)
+    message = errors_of(write(tmp_path, text))
+    line = next(i + 1 for i, ln in enumerate(text.splitlines()) if '"window"' in ln)
+    assert f"policy.json:{line}:" in message
+    assert "tools.track_behavior_event.limits[0].window" in message
+    assert "'minnute'" in message and "'90s'" in message
+
+
+def test_wrong_version_and_default(tmp_path: Path) -> None:
+    message = errors_of(write(tmp_path, '{"version": "2", "default": "maybe"}'))
+    assert "version: expected one of '1'; got '2'" in message
+    assert "default: expected one of 'allow' or 'deny'; got 'maybe'" in message
+
+
+def test_missing_version(tmp_path: Path) -> None:
+    assert "required field 'version' is missing" in errors_of(write(tmp_path, "{}"))
+
+
+def test_negative_max_and_bad_scope(tmp_path: Path) -> None:
+    doc = {"version": "1", "tools": {"t": {"limits": [{"counter": "c", "window": 5, "max": -1, "scope": "team"}]}}}
+    message = errors_of(write(tmp_path, json.dumps(doc)))
+    assert "tools.t.limits[0].max: Input should be greater than 0; got -1" in message
+    assert "tools.t.limits[0].scope:" in message and "'team'" in message
+
+
+def test_invalid_json_is_located(tmp_path: Path) -> None:
+    message = errors_of(write(tmp_path, '{\n  "version": "1",\n}\n'))
+    assert "policy.json:3:1: expected a key in double quotes (is there a trailing comma?)" in message
+
+
+def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
+    message = errors_of(write(tmp_path, '{"version": "1", "default": "deny", "default": "allow"}'))
+    assert ":1:37: duplicate key 'default'" in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert "file not found" in errors_of(tmp_path / "nope.json")
+
+
+def test_yaml_policy(tmp_path: Path) -> None:
+    text = "version: '1'\ndefault: deny\ntools:\n  track:\n    limits:\n      - {counter: c, window: 90s, max: 3}\n"
+    policy = load_policy(write(tmp_path, text, "policy.yaml"))
+    assert policy.tools["track"].limits[0].window == "90s"
+
+
+def test_yaml_error_is_located(tmp_path: Path) -> None:
+    text = "version: '1'\ntools:\n  track:\n    limitz: []\n"
+    message = errors_of(write(tmp_path, text, "policy.yml"))
+    assert "policy.yml:4:5: tools.track.limitz: unknown field 'limitz'; did you mean 'limits'?" in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "seconds"),
+    [
+        ("second", 1),
+        ("minute", 60),
+        ("hour", 3600),
+        ("day", 86400),
+        (90, 90),
+        (0.5, 0.5),
+        ("90s", 90),
+        ("15m", 900),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("250ms", 0.25),
+    ],
+)
+def test_window_forms(spec: str | float, seconds: float) -> None:
+    assert window_seconds(spec) == seconds
+
+
+@pytest.mark.parametrize("spec", ["0s", 0, -5, "5 weeks", "m", True])
+def test_bad_windows(spec: str | float) -> None:
+    with pytest.raises(ValueError):
+        window_seconds(spec)

@@ -1,0 +1,161 @@
+"""Frame classification and strict parsing: the pure parts of the wire layer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcp_guard.session import needs_judging
+from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, strict_loads
+from mcp_guard.wire.peek import classify, peek
+from mcp_guard.wire.tools_list import filter_tools_result
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+ids = st.integers(-(2**31), 2**31) | st.text(max_size=12)
+methods = st.sampled_from(["tools/call", "tools/list", "ping", "notifications/cancelled", 'x/"quoted"', "é/ü"])
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["request", "notification", "result", "error"]))
+    msg: dict[str, Any] = {"jsonrpc": "2.0"}
+    if kind in ("request", "result", "error"):
+        msg["id"] = draw(ids)
+    if kind in ("request", "notification"):
+        msg["method"] = draw(methods)
+        msg["params"] = draw(st.dictionaries(st.text(max_size=8), json_values, max_size=3))
+    elif kind == "result":
+        msg["result"] = draw(st.dictionaries(st.text(max_size=8), json_values, max_size=3))
+    else:
+        msg["error"] = {"code": -32000, "message": draw(st.text(max_size=10))}
+    return msg
+
+
+def ts_layout(msg: dict[str, Any]) -> dict[str, Any]:
+    """The TypeScript SDK's key order: payload first, jsonrpc and id last."""
+    out = {k: v for k, v in msg.items() if k not in ("jsonrpc", "id")}
+    out["jsonrpc"] = "2.0"
+    if "id" in msg:
+        out["id"] = msg["id"]
+    return out
+
+
+@settings(max_examples=400)
+@given(
+    msg=messages(),
+    layout=st.sampled_from(["python", "ts", "spaced", "shuffled"]),
+    ascii_only=st.booleans(),
+    rnd=st.randoms(use_true_random=False),
+)
+def test_peek_agrees_with_a_full_parse(msg: dict[str, Any], layout: str, ascii_only: bool, rnd: Any) -> None:
+    shaped = ts_layout(msg) if layout == "ts" else msg
+    if layout == "shuffled":
+        items = list(msg.items())
+        rnd.shuffle(items)
+        shaped = dict(items)
+    separators = (", ", ": ") if layout == "spaced" else (",", ":")
+    line = json.dumps(shaped, separators=separators, ensure_ascii=ascii_only).encode() + b"\n"
+    fast, full = peek(line), classify(json.loads(line))
+    assert (fast.kind, fast.id, fast.method) == (full.kind, full.id, full.method)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"Server starting on stdio...\n", b"[INFO] ready\n", b"\n", b"{not json}\n", b'{"jsonrpc":"2.0"}\n', b"42\n"],
+)
+def test_non_messages_are_invalid(line: bytes) -> None:
+    assert peek(line).kind == "invalid"
+
+
+def test_peek_reads_a_huge_frame_without_parsing_it() -> None:
+    body = "x" * 5_000_000
+    line = b'{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"' + body.encode() + b'"}]}}\n'
+    assert (peek(line).kind, peek(line).id) == ("response", 7)
+    ts = b'{"result":{"text":"' + body.encode() + b'"},"jsonrpc":"2.0","id":"a-1"}\n'
+    assert (peek(ts).kind, peek(ts).id) == ("response", "a-1")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}',
+        b'{"jsonrpc":"2.0","id":1,"method":"tools\\/call","params":{}}',
+        b'{"jsonrpc":"2.0","id":1,"method":"\\u0074ools/call","params":{}}',
+        b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]',
+        b'  [{"jsonrpc":"2.0","id":1,"method":"ping"}]',
+    ],
+)
+def test_anything_that_could_be_a_call_is_judged(line: bytes) -> None:
+    assert needs_judging(line)
+
+
+def test_plain_frames_skip_judging() -> None:
+    assert not needs_judging(b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}\n')
+    assert not needs_judging(b'{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"a"}}\n')
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "words"),
+    [
+        (b'{"method":"tools/call","method":"ping"}', INVALID_REQUEST, "duplicate key 'method'"),
+        (b'{"params":{"name":"a","na\\u006de":"b"}}', INVALID_REQUEST, "duplicate key 'name'"),
+        (b'{"x": NaN}', PARSE_ERROR, "NaN is not valid JSON"),
+        (b'{"x": -Infinity}', PARSE_ERROR, "-Infinity is not valid JSON"),
+        (b'{"x": 9007199254740993}', INVALID_REQUEST, "outside ±2^53"),
+        (b'{"x": 1e400}', INVALID_REQUEST, "too large"),
+        (b"\xef\xbb\xbf{}", PARSE_ERROR, "byte-order mark"),
+        (b'{"x": "\xff"}', PARSE_ERROR, "not valid UTF-8"),
+        (b"[" * 100_000, INVALID_REQUEST, "nested too deeply"),
+        (b'{"a":1,}', PARSE_ERROR, "not valid JSON"),
+    ],
+)
+def test_strict_parse_refuses_ambiguous_frames(line: bytes, code: int, words: str) -> None:
+    with pytest.raises(FrameError) as info:
+        strict_loads(line)
+    assert info.value.code == code
+    assert words in info.value.message
+
+
+def test_strict_parse_accepts_crlf_and_escapes() -> None:
+    assert strict_loads(b'{"method":"tools\\/call","n":9007199254740992}\r\n') == {
+        "method": "tools/call",
+        "n": 2**53,
+    }
+
+
+def test_tools_list_filter_keeps_every_other_field() -> None:
+    line = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "result": {
+                "tools": [{"name": "a", "x": 1}, {"name": "secret"}, {"name": "b"}],
+                "nextCursor": "c2",
+                "_meta": {"k": "v"},
+                "resultType": "complete",
+                "ttlMs": 0,
+            },
+        }
+    ).encode()
+    out = filter_tools_result(line, lambda name: name != "secret")
+    assert out is not None
+    assert json.loads(out) == {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "result": {
+            "tools": [{"name": "a", "x": 1}, {"name": "b"}],
+            "nextCursor": "c2",
+            "_meta": {"k": "v"},
+            "resultType": "complete",
+            "ttlMs": 0,
+        },
+    }
+    assert filter_tools_result(line, lambda name: True) is None
