@@ -40,6 +40,14 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mcp-guard {__version__}")
     parser.add_argument("--policy", metavar="FILE", help="policy file (JSON, or YAML with .yaml/.yml)")
+    parser.add_argument(
+        "--monitor",
+        action="store_true",
+        help="decide and report every call but refuse nothing (overrides the policy's mode)",
+    )
+    parser.add_argument(
+        "--no-reload", action="store_true", help="do not watch the policy file for changes (default: reload on change)"
+    )
     return parser
 
 
@@ -55,11 +63,14 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
         if not word.startswith("-"):
             return options, argv[i:]
         options.append(word)
-        if word == "--policy" and i + 1 < len(argv):
+        if word in _OPTIONS_WITH_VALUE and i + 1 < len(argv):
             options.append(argv[i + 1])
             i += 1
         i += 1
     return options, []
+
+
+_OPTIONS_WITH_VALUE = frozenset({"--policy"})
 
 
 def _find_policy(explicit: str | None) -> tuple[Path | None, str]:
@@ -106,6 +117,8 @@ def run(argv: list[str]) -> int:
         except PolicyError as exc:
             _err(f"invalid policy (from {source}), not starting the server:\n{exc}")
             return EXIT_USAGE
+    if args.monitor or policy.mode == "monitor":
+        _err("monitor mode: every call is judged and reported on stderr, but nothing is refused")
 
     from mcp_guard.upstream import CommandNotFound, resolve_command
 
@@ -125,18 +138,44 @@ def run(argv: list[str]) -> int:
     from mcp_guard.session import Session
     from mcp_guard.upstream import Upstream
 
-    judge = Judge(Engine(policy), MemoryLimiter())
+    judge = Judge(Engine(policy), MemoryLimiter(), force_monitor=args.monitor)
     try:
         upstream = Upstream(resolved)
     except OSError as exc:
         _err(f"could not start {command[0]!r}: {exc.strerror or exc}")
         return 126
     session = Session(judge, FrameWriter(1), FrameWriter(upstream.stdin_fd), stderr_line)
-    return anyio.run(relay, upstream, session)
+    background = []
+    if policy_path is not None and not args.no_reload:
+        from functools import partial
+
+        from mcp_guard.reload import watch_policy
+
+        background.append(partial(watch_policy, policy_path, judge, stderr_line))
+    return anyio.run(relay, upstream, session, 0, background)
+
+
+# Subcommands live in their own modules, imported only when used, so the relay's
+# start-up never pays for them. Each module has ``HELP``, ``add_arguments(parser)``
+# and ``run(args) -> int``.
+SUBCOMMANDS: dict[str, str] = {}
+
+
+def run_subcommand(name: str, argv: list[str]) -> int:
+    import importlib
+
+    module = importlib.import_module(SUBCOMMANDS[name])
+    parser = argparse.ArgumentParser(prog=f"mcp-guard {name}", description=module.HELP)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    code: int = module.run(args)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        return run_subcommand(args[0], args[1:])
     code = run(args)
     if argv is None:
         # Pump threads may still be blocked reading the client's stdin; leave without waiting for them.

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mcp_guard.limits.base import Limiter
-from mcp_guard.policy.decision import Allow, Decision, Deny
+from mcp_guard.policy.decision import Allow, Approve, Decision, Deny
 from mcp_guard.policy.engine import Engine
 
 
@@ -30,13 +30,33 @@ class Judge:
     (and so counter state) outlives engines.
     """
 
-    def __init__(self, engine: Engine, limiter: Limiter, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        limiter: Limiter,
+        clock: Callable[[], float] = time.monotonic,
+        force_monitor: bool = False,
+    ) -> None:
         self.engine = engine
         self.limiter = limiter
         self.clock = clock
+        self.force_monitor = force_monitor
+
+    @property
+    def monitor(self) -> bool:
+        """Decide and record, but refuse nothing (``mode: monitor`` or ``--monitor``)."""
+        return self.force_monitor or self.engine.monitor
 
     def judge(self, tool: str, arguments: Mapping[str, Any]) -> Decision:
         decision = self.engine.decide(tool, arguments)
+        if isinstance(decision, Approve):
+            # No approval channel is wired in yet: say plainly that a person's approval is what is missing.
+            return Deny(
+                "approval_required",
+                decision.rule,
+                f"{decision.reason} This call needs a person's approval, and no approval channel is "
+                "available to ask for it, so it was refused.",
+            )
         if not isinstance(decision, Allow) or not decision.charges:
             return decision
         refusal = self.limiter.acquire(decision.charges, self.clock())

@@ -14,8 +14,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.from_thread
@@ -95,8 +96,17 @@ def _pump(fd: int, handle: Callable[[bytes], None], done: Callable[[], None], na
     return thread
 
 
-async def relay(upstream: Upstream, session: Session, client_stdin: int = 0) -> int:
-    """Relay until the session ends; return the guard's exit status."""
+async def relay(
+    upstream: Upstream,
+    session: Session,
+    client_stdin: int = 0,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> int:
+    """Relay until the session ends; return the guard's exit status.
+
+    ``background`` tasks (the policy watcher) run in the same task group and are
+    cancelled with it.
+    """
     token = anyio.lowlevel.current_token()
     endings = _Endings()
 
@@ -135,6 +145,8 @@ async def relay(upstream: Upstream, session: Session, client_stdin: int = 0) -> 
 
         if sys.platform != "win32":
             tg.start_soon(watch_signals)
+        for task in background:
+            tg.start_soon(task)
         await endings.event.wait()
         tg.cancel_scope.cancel()
 

@@ -49,6 +49,33 @@ def needs_judging(line: bytes) -> bool:
     return b"tools/call" in line or b"\\" in line or line.lstrip()[:1] == b"["
 
 
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        result.setdefault(key, value)
+    return result
+
+
+def _has_call(message: Any) -> bool:
+    elements = message if isinstance(message, list) else [message]
+    return any(isinstance(e, dict) and e.get("method") == "tools/call" for e in elements)
+
+
+def could_be_call(line: bytes) -> bool:
+    """For a frame that failed strict parsing: might some JSON parser read a ``tools/call`` in it?
+
+    Read leniently both ways a parser may resolve duplicate keys (last wins, first
+    wins); a frame that cannot be read at all might still be read by a more lenient
+    parser upstream, so it counts as a possible call.
+    """
+    try:
+        last = json.loads(line)
+        first = json.loads(line, object_pairs_hook=_first_wins)
+    except (ValueError, RecursionError):
+        return True
+    return _has_call(last) or _has_call(first)
+
+
 @dataclass
 class _Merge:
     """Guard answers waiting to join the upstream's answer to a batch."""
@@ -114,7 +141,16 @@ class Session:
         try:
             message = strict_loads(line)
         except FrameError as exc:
-            self._to_client(error_frame(lenient_id(line), exc.code, f"mcp-guard: {exc.message}"))
+            if could_be_call(line):
+                self._to_client(error_frame(lenient_id(line), exc.code, f"mcp-guard: {exc.message}"))
+                return
+            # Not a call under any reading: strictness is only owed to what the guard judges.
+            msg = peek(line)
+            if msg.kind == "notification" and msg.method == "notifications/cancelled":
+                self._cancelled(line, msg)
+                return
+            self._track_request(msg)
+            self._to_upstream(line)
             return
         if isinstance(message, list):
             self._batch(line, message)
@@ -197,6 +233,9 @@ class Session:
         decision = self.judge.judge(name, arguments)
         if not isinstance(decision, Deny):
             return None
+        if self.judge.monitor:
+            self._warn(f"monitor: would refuse {name!r} ({decision.rule}): {decision.reason}")
+            return None
         with self._lock:
             self._refused.add(id_key(ident))
         modern = is_modern(params)
@@ -220,7 +259,7 @@ class Session:
                 is_list = key in self._list_requests
                 if is_list:
                     self._list_requests.discard(key)
-            if is_list:
+            if is_list and not self.judge.monitor:
                 engine = self.judge.engine
                 filtered = filter_tools_result(line, lambda name: not engine.is_hidden(name))
                 if filtered is not None:

@@ -28,4 +28,13 @@ class Deny:
     details: dict[str, object] = field(default_factory=dict)
 
 
-Decision = Allow | Deny
+@dataclass(frozen=True)
+class Approve:
+    """Ask a person first; relay (settling ``charges``) only once approved."""
+
+    rule: str
+    reason: str
+    charges: tuple[Charge, ...] = ()
+
+
+Decision = Allow | Deny | Approve

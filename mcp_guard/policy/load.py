@@ -56,34 +56,29 @@ class PolicyError(Exception):
 
 def _fields_of(model: type[BaseModel], path: PathKey) -> list[str]:
     """Valid field names at ``path`` inside ``model``, for did-you-mean suggestions."""
-    current: Any = model
+    current: list[type[BaseModel]] = [model]
     for part in path:
         if isinstance(part, int):
             continue
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part)
-            if field is None:
-                # Keys of a dict field (tool names) are free-form: descend into the value type.
-                return []
-            current = _model_in(field.annotation)
-        elif current == "dict":
-            continue
-        else:
-            return []
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
-    return []
+        nxt: list[type[BaseModel]] = []
+        for m in current:
+            field = m.model_fields.get(part)
+            if field is not None:
+                nxt.extend(_models_in(field.annotation))
+        current = nxt
+    names: list[str] = []
+    for m in current:
+        names.extend(f.alias or name for name, f in m.model_fields.items() if (f.alias or name) not in names)
+    return names
 
 
-def _model_in(annotation: Any) -> Any:
-    args = getattr(annotation, "__args__", ())
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in reversed(args):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()):
+        found.extend(m for m in _models_in(arg) if m not in found)
+    return found
 
 
 def _expected(error: Any) -> str:
@@ -98,9 +93,7 @@ def _problems_from(exc: ValidationError, doc: SourceDocument, model: type[BaseMo
     problems: list[Problem] = []
     seen: set[tuple[PathKey, str]] = set()
     for error in exc.errors(include_url=False):
-        loc: PathKey = tuple(error["loc"])
-        # Union members each report; keep the first message per place to stay readable.
-        loc = tuple(part for part in loc if not (isinstance(part, str) and _is_union_tag(part)))
+        loc = _document_path(tuple(error["loc"]))
         kind = error["type"]
         if kind == "extra_forbidden":
             name = str(loc[-1])
@@ -126,14 +119,31 @@ def _problems_from(exc: ValidationError, doc: SourceDocument, model: type[BaseMo
     return problems
 
 
-def _is_union_tag(part: str) -> bool:
-    return part.startswith(("literal[", "function-", "float", "str", "int", "constrained-str")) or "[" in part
+_CONDITION_LISTS = ("deny_if", "require", "approve_if")
+
+
+def _document_path(loc: PathKey) -> PathKey:
+    """Drop the names pydantic adds for union members, leaving the path as written in the document."""
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        if (
+            isinstance(part, str)
+            and i >= 2
+            and isinstance(loc[i - 1], int)
+            and loc[i - 2] in _CONDITION_LISTS
+            and part in ("condition", "group")
+        ):
+            continue
+        if i >= 1 and loc[i - 1] == "window" and isinstance(part, str):
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 def _strip_dict_keys(model: type[BaseModel], path: PathKey) -> PathKey:
     """Drop free-form dict keys (tool names) from a path so it can be walked through the models."""
     out: list[str | int] = []
-    current: Any = model
+    current: list[type[BaseModel]] = [model]
     skip_next = False
     for part in path:
         if skip_next:
@@ -142,14 +152,15 @@ def _strip_dict_keys(model: type[BaseModel], path: PathKey) -> PathKey:
         out.append(part)
         if isinstance(part, int):
             continue
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part)
+        nxt: list[type[BaseModel]] = []
+        for m in current:
+            field = m.model_fields.get(part)
             if field is None:
-                break
-            origin = getattr(field.annotation, "__origin__", None)
-            if origin is dict:
+                continue
+            if getattr(field.annotation, "__origin__", None) is dict:
                 skip_next = True
-            current = _model_in(field.annotation)
+            nxt.extend(_models_in(field.annotation))
+        current = nxt
     return tuple(out)
 
 

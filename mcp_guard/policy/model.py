@@ -9,9 +9,9 @@ not silently weaken the policy.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 WINDOW_NAMES: dict[str, float] = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -42,7 +42,40 @@ def window_seconds(spec: WindowSpec) -> float:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Operator = Literal["eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists"]
+
+
+class Condition(_Strict):
+    """A test on the call: ``{"path": "args.amount", "op": "gt", "value": 10000}``."""
+
+    path: str = Field(description="'tool', or 'args.KEY' with nested keys and list indexes (args.items[0].sku).")
+    op: Operator = Field(description="How the value at path is compared with 'value'.")
+    value: Any = Field(default=None, description="What to compare with (a list for in/not_in, a pattern for regex).")
+    not_: bool = Field(default=False, alias="not", description="Invert the test.")
+    reason: str | None = Field(default=None, description="Shown to the model when this condition refuses a call.")
+
+
+class ConditionGroup(_Strict):
+    """PolicyLayer's form: all ``conditions`` together, with the message ``on_deny``."""
+
+    conditions: list[Condition] = Field(description="All must match for the group to match; [] always matches.")
+    on_deny: str | None = Field(default=None, description="Shown to the model when the group refuses a call.")
+
+
+def _entry_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "group" if "conditions" in value or "on_deny" in value else "condition"
+    return "group" if isinstance(value, ConditionGroup) else "condition"
+
+
+# Tagged so a mistake is reported against the form the author meant, not against both.
+ConditionEntry = Annotated[
+    Annotated[Condition, Tag("condition")] | Annotated[ConditionGroup, Tag("group")],
+    Discriminator(_entry_kind),
+]
 
 
 class Limit(_Strict):
@@ -56,6 +89,10 @@ class Limit(_Strict):
     scope: Literal["grant"] = Field(
         default="grant",
         description="Who shares the counter. 'grant': this guard process (one client's session with one server).",
+    )
+    increment_from: str | None = Field(
+        default=None,
+        description="Make this a spend cap: each call adds the number at this path (e.g. 'args.amount').",
     )
     reason: str | None = Field(default=None, description="Shown to the model when this limit refuses a call.")
 
@@ -71,29 +108,40 @@ class LimitSet(_Strict):
 
 
 class ToolRule(_Strict):
-    """What the policy says about one tool. ``{}`` allows it (under ``default: deny``)."""
+    """What the policy says about one tool (or a glob of tools). ``{}`` allows it."""
 
-    action: Literal["allow", "deny"] = Field(default="allow", description="What to do with calls to this tool.")
+    action: Literal["allow", "deny", "approve"] = Field(
+        default="allow", description="allow, deny, or approve (ask a person first)."
+    )
     reason: str | None = Field(default=None, description="Shown to the model when this rule refuses a call.")
+    deny_if: list[ConditionEntry] = Field(default_factory=list, description="Any match refuses the call.")
+    require: list[ConditionEntry] = Field(default_factory=list, description="All must hold, else the call is refused.")
+    approve_if: list[ConditionEntry] = Field(default_factory=list, description="Any match asks a person first.")
     limits: list[Limit] = Field(default_factory=list)
 
 
 class Policy(_Strict):
     """A policy document (PolicyLayer JSON v1, extended)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, title="mcp-guard policy", json_schema_extra=None
+    )
 
     schema_: str | None = Field(default=None, alias="$schema", description="JSON Schema reference for editors.")
     version: Literal["1"] = Field(description="Policy format version; always '1'.")
+    description: str | None = Field(default=None, description="Free text for people reading the policy.")
+    mode: Literal["enforce", "monitor"] = Field(
+        default="enforce", description="enforce: refuse what the policy refuses. monitor: only record decisions."
+    )
     default: Literal["allow", "deny"] = Field(
         default="deny", description="What happens to calls of tools not listed under 'tools'."
     )
     hide: list[str] = Field(
         default_factory=list,
-        description="Tools removed from tools/list and refused as unknown; '*' hides all.",
+        description="Tool names or globs removed from tools/list and refused as unknown; '*' hides all.",
     )
     all_tools: LimitSet = Field(default_factory=LimitSet, description="Limits applied to every tool call.")
-    tools: dict[str, ToolRule] = Field(default_factory=dict, description="Rules per tool name.")
+    tools: dict[str, ToolRule] = Field(default_factory=dict, description="Rules per tool name or glob.")
 
 
 ALLOW_ALL = Policy(version="1", default="allow")

@@ -1,0 +1,1 @@
+"""Subcommands of ``mcp-guard``, one module each, imported only when used."""

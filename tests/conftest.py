@@ -1,0 +1,365 @@
+"""Shared helpers for the end-to-end tests: where things are, policies, and raw JSON-RPC sessions.
+
+Every read from a child process has a deadline: a reader thread per pipe feeds a queue, and
+the test side only ever waits on that queue with a timeout, so a guard that hangs fails the
+test instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+EVERYTHING_SERVER = ROOT / "tests" / "servers" / "everything_server.py"
+RECORDER_SERVER = ROOT / "tests" / "servers" / "recorder.py"
+DEMO_SERVER = ROOT / "examples" / "demo_server.py"
+SEED_POLICY = ROOT / "examples" / "policies" / "seed.json"
+
+READ_TIMEOUT_S = 15.0
+
+Frame = Mapping[str, Any] | bytes
+
+
+def guard_command() -> list[str]:
+    """The guard's console script next to this interpreter, else ``python -m mcp_guard``."""
+    script = Path(sys.executable).parent / "mcp-guard"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "mcp_guard"]
+
+
+@pytest.fixture(scope="session")
+def guard_cmd() -> list[str]:
+    return guard_command()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def write_policy(tmp_path: Path, policy: Mapping[str, Any] | str, name: str = "policy.json") -> Path:
+    """Write ``policy`` (a dict, dumped as indented JSON, or literal text) to ``tmp_path/name``."""
+    path = tmp_path / name
+    text = policy if isinstance(policy, str) else json.dumps(policy, indent=2) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    """This process's environment minus any policy the machine's user has configured."""
+    env = {k: v for k, v in os.environ.items() if k != "MCP_GUARD_POLICY"}
+    config = tmp_path / "xdg-config"
+    config.mkdir(exist_ok=True)
+    env["XDG_CONFIG_HOME"] = str(config)
+    return env
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return isolated_env(tmp_path)
+
+
+def user_policy_path(env: Mapping[str, str]) -> Path:
+    """Where the guard looks for the user's policy under ``env`` (platformdirs' rule on Linux)."""
+    return Path(env["XDG_CONFIG_HOME"]) / "mcp-guard" / "policy.json"
+
+
+def encode_frame(frame: Frame) -> bytes:
+    if isinstance(frame, bytes):
+        return frame if frame.endswith(b"\n") else frame + b"\n"
+    return json.dumps(frame, separators=(",", ":")).encode() + b"\n"
+
+
+def _pump_lines(stream: BinaryIO, out: queue.Queue[bytes | None]) -> None:
+    try:
+        for line in iter(stream.readline, b""):
+            out.put(line)
+    except (OSError, ValueError):
+        pass
+    finally:
+        out.put(None)
+
+
+class RawSession:
+    """A child process driven over raw newline-delimited JSON-RPC, with a deadline on every read."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self.argv = list(argv)
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        self._stdin = self.proc.stdin
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        self._errs: queue.Queue[bytes | None] = queue.Queue()
+        self._stdout_eof = False
+        self.received: list[bytes] = []
+        self._readers = [
+            threading.Thread(target=_pump_lines, args=(self.proc.stdout, self._lines), daemon=True),
+            threading.Thread(target=_pump_lines, args=(self.proc.stderr, self._errs), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        self._stderr_chunks: list[bytes] = []
+
+    # writing ---------------------------------------------------------------------------
+
+    def send(self, frame: Frame) -> None:
+        self._stdin.write(encode_frame(frame))
+        self._stdin.flush()
+
+    def close_stdin(self) -> None:
+        try:
+            self._stdin.close()
+        except OSError:
+            pass
+
+    # reading ---------------------------------------------------------------------------
+
+    def read_line(self, timeout: float = READ_TIMEOUT_S) -> bytes:
+        """The next stdout line (newline included); fails the test at the deadline or at EOF."""
+        if self._stdout_eof:
+            raise AssertionError(f"stdout already closed; stderr:\n{self.stderr_so_far()}")
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line within {timeout} s; stderr:\n{self.stderr_so_far()}") from None
+        if line is None:
+            self._stdout_eof = True
+            raise AssertionError(f"stdout closed while a line was expected; stderr:\n{self.stderr_so_far()}")
+        self.received.append(line)
+        return line
+
+    def read_lines(self, count: int, timeout: float = READ_TIMEOUT_S) -> list[bytes]:
+        deadline = time.monotonic() + timeout
+        return [self.read_line(max(0.0, deadline - time.monotonic())) for _ in range(count)]
+
+    def read_until_response(self, ident: Any, timeout: float = READ_TIMEOUT_S) -> list[bytes]:
+        """Lines up to and including the response with ``ident`` (notifications before it too)."""
+        deadline = time.monotonic() + timeout
+        lines: list[bytes] = []
+        while True:
+            line = self.read_line(max(0.0, deadline - time.monotonic()))
+            lines.append(line)
+            message = json.loads(line)
+            if isinstance(message, dict) and "method" not in message and message.get("id") == ident:
+                return lines
+
+    def request(self, frame: Mapping[str, Any], timeout: float = READ_TIMEOUT_S) -> dict[str, Any]:
+        """Send a request and return its parsed response (the last line read)."""
+        self.send(frame)
+        answer = json.loads(self.read_until_response(frame["id"], timeout)[-1])
+        assert isinstance(answer, dict)
+        return answer
+
+    def read_rest(self, timeout: float = READ_TIMEOUT_S) -> list[bytes]:
+        """Every stdout line until EOF."""
+        deadline = time.monotonic() + timeout
+        rest: list[bytes] = []
+        while not self._stdout_eof:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"stdout still open after {timeout} s; stderr:\n{self.stderr_so_far()}") from None
+            if line is None:
+                self._stdout_eof = True
+            else:
+                self.received.append(line)
+                rest.append(line)
+        return rest
+
+    def stderr_so_far(self) -> str:
+        while True:
+            try:
+                chunk = self._errs.get_nowait()
+            except queue.Empty:
+                break
+            if chunk is not None:
+                self._stderr_chunks.append(chunk)
+        return b"".join(self._stderr_chunks).decode("utf-8", "replace")
+
+    # ending ----------------------------------------------------------------------------
+
+    def wait(self, timeout: float = READ_TIMEOUT_S) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.argv[0]} still running after {timeout} s") from None
+
+    def finish(self, timeout: float = READ_TIMEOUT_S) -> tuple[int, str]:
+        """Close stdin, drain stdout to EOF, wait for exit; the exit code and the whole stderr."""
+        self.close_stdin()
+        self.read_rest(timeout)
+        code = self.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return code, self.stderr_so_far()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.close_stdin()
+
+
+@pytest.fixture
+def raw_sessions() -> Iterator[list[RawSession]]:
+    """Sessions appended here are killed after the test if still running."""
+    sessions: list[RawSession] = []
+    yield sessions
+    for session in sessions:
+        session.kill()
+
+
+class Start(Protocol):
+    def __call__(self, argv: Sequence[str], env_: Mapping[str, str] | None = None) -> RawSession: ...
+
+
+@pytest.fixture
+def start(raw_sessions: list[RawSession], env: dict[str, str]) -> Start:
+    """``start(argv, env_=None) -> RawSession`` (default env: the isolated one), killed after the test."""
+
+    def _start(argv: Sequence[str], env_: Mapping[str, str] | None = None) -> RawSession:
+        session = RawSession(argv, env if env_ is None else env_)
+        raw_sessions.append(session)
+        return session
+
+    return _start
+
+
+@dataclass(frozen=True)
+class Transcript:
+    received: bytes
+    returncode: int
+    stderr: str
+
+
+def converse(
+    argv: Sequence[str], frames: Sequence[Frame], env: Mapping[str, str], timeout: float = READ_TIMEOUT_S
+) -> Transcript:
+    """Send ``frames`` one by one (waiting for each request's answer), close stdin, and collect all.
+
+    Waiting for each answer keeps the order of the server's output deterministic.
+    """
+    session = RawSession(argv, env)
+    try:
+        for frame in frames:
+            session.send(frame)
+            message = json.loads(frame) if isinstance(frame, bytes) else frame
+            if "method" in message and "id" in message:
+                session.read_until_response(message["id"], timeout)
+        code, stderr = session.finish(timeout)
+        return Transcript(b"".join(session.received), code, stderr)
+    finally:
+        session.kill()
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:
+            text = stat.read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        state = text.rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def read_pid(path: Path, timeout: float = READ_TIMEOUT_S) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text() if path.exists() else ""
+        if text.endswith("\n"):
+            return int(text)
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{path} was not written within {timeout} s")
+        time.sleep(0.02)
+
+
+def kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# --- canned frames ----------------------------------------------------------------------------------
+
+HANDSHAKE_VERSION = "2025-06-18"
+MODERN_VERSION = "2026-07-28"
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+    "io.modelcontextprotocol/clientInfo": {"name": "mcp-guard-tests", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+def initialize(ident: int | str = 1) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": ident,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": HANDSHAKE_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "mcp-guard-tests", "version": "1"},
+        },
+    }
+
+
+INITIALIZED: dict[str, Any] = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+def tool_call(ident: int | str, name: str, arguments: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": ident,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": dict(arguments or {})},
+    }
+
+
+def handshake(session: RawSession) -> None:
+    """The handshake-era opening: initialize, its answer, notifications/initialized."""
+    answer = session.request(initialize(0))
+    assert "result" in answer, answer
+    session.send(INITIALIZED)
