@@ -158,7 +158,11 @@ def run(argv: list[str]) -> int:
 # Subcommands live in their own modules, imported only when used, so the relay's
 # start-up never pays for them. Each module has ``HELP``, ``add_arguments(parser)``
 # and ``run(args) -> int``.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "check": "mcp_guard.commands.check",
+    "explain": "mcp_guard.commands.explain",
+    "schema": "mcp_guard.commands.schema",
+}
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:

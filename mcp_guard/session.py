@@ -35,6 +35,8 @@ from mcp_guard.wire.peek import Peek, classify, peek
 from mcp_guard.wire.tools_list import filter_tools_result
 
 Write = Callable[[bytes], None]
+SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
+_REFUSED_KEPT = 1024
 Warn = Callable[[str], None]
 
 
@@ -99,7 +101,10 @@ class Session:
         self._lock = threading.Lock()
         self._inflight: dict[tuple[bool, Any], _InFlight] = {}
         self._list_requests: set[tuple[bool, Any]] = set()
-        self._refused: set[tuple[bool, Any]] = set()
+        # Ids of calls the guard answered itself, oldest first, bounded: only a prompt
+        # notifications/cancelled for one of them needs catching.
+        self._refused: dict[tuple[bool, Any], None] = {}
+        self._server_meta: dict[str, Any] = {}
         self._merges: list[_Merge] = []
 
     # client -> upstream -------------------------------------------------------------
@@ -120,6 +125,8 @@ class Session:
             return
         key = id_key(msg.id)
         with self._lock:
+            # An id the guard refused earlier is the upstream's again once reused.
+            self._refused.pop(key, None)
             self._inflight[key] = _InFlight(msg.method, msg.id)
             if msg.method == "tools/list":
                 self._list_requests.add(key)
@@ -133,7 +140,7 @@ class Session:
             with self._lock:
                 if key in self._refused:
                     # The upstream never saw this request; cancelling it there would confuse it.
-                    self._refused.discard(key)
+                    del self._refused[key]
                     return
         self._to_upstream(line)
 
@@ -193,7 +200,7 @@ class Session:
                 request_id = params.get("requestId") if isinstance(params, dict) else None
                 with self._lock:
                     if request_id is not None and id_key(request_id) in self._refused:
-                        self._refused.discard(id_key(request_id))
+                        del self._refused[id_key(request_id)]
                         continue
             forward.append(element)
         if not answers:
@@ -237,11 +244,13 @@ class Session:
             self._warn(f"monitor: would refuse {name!r} ({decision.rule}): {decision.reason}")
             return None
         with self._lock:
-            self._refused.add(id_key(ident))
-        modern = is_modern(params)
+            self._refused[id_key(ident)] = None
+            if len(self._refused) > _REFUSED_KEPT:
+                del self._refused[next(iter(self._refused))]
+            server_meta = dict(self._server_meta) if is_modern(params) else None
         if decision.kind == "hidden":
-            return unknown_tool_answer(ident, name, modern)
-        return violation_answer(ident, name, decision, modern)
+            return unknown_tool_answer(ident, name, server_meta)
+        return violation_answer(ident, name, decision, server_meta)
 
     # upstream -> client -------------------------------------------------------------
 
@@ -255,7 +264,7 @@ class Session:
         if msg.kind == "response":
             key = id_key(msg.id)
             with self._lock:
-                self._inflight.pop(key, None)
+                request = self._inflight.pop(key, None)
                 is_list = key in self._list_requests
                 if is_list:
                     self._list_requests.discard(key)
@@ -264,6 +273,8 @@ class Session:
                 filtered = filter_tools_result(line, lambda name: not engine.is_hidden(name))
                 if filtered is not None:
                     line = filtered
+            elif request is not None and request.method == "server/discover":
+                self._remember_server_meta(line)
         elif msg.kind == "batch":
             keys = {id_key(classify(e).id) for e in msg.message if classify(e).kind == "response"}
             merged: list[dict[str, Any]] = []
@@ -276,6 +287,15 @@ class Session:
             if merged:
                 line = encode([*msg.message, *merged])
         self._to_client(line)
+
+    def _remember_server_meta(self, line: bytes) -> None:
+        """Keep the 2026-07-28 ``_meta`` server identity, so the guard's own answers carry it like the server's."""
+        message = _loads_or_none(line)
+        result = message.get("result") if isinstance(message, dict) else None
+        meta = result.get("_meta") if isinstance(result, dict) else None
+        if isinstance(meta, dict) and SERVER_INFO_KEY in meta:
+            with self._lock:
+                self._server_meta = {SERVER_INFO_KEY: meta[SERVER_INFO_KEY]}
 
     # endings ------------------------------------------------------------------------
 

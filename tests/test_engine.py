@@ -50,11 +50,11 @@ def test_payments_policy_decisions() -> None:
 
     yen = e.decide("create_charge", {"amount": 10, "currency": "JPY"})
     assert isinstance(yen, Deny) and yen.rule == "tools.create_charge.require[0]"
-    assert yen.reason == "This tool requires args.currency in ['EUR', 'USD']."
+    assert yen.reason == 'This tool requires args.currency in ["EUR", "USD"].'
 
     ask = e.decide("create_charge", {"amount": 1500, "currency": "USD"})
     assert isinstance(ask, Approve) and ask.rule == "tools.create_charge.approve_if[0]"
-    assert ask.reason == "A person must approve calls where args.amount gt 1000."
+    assert ask.reason == "A person must approve calls where args.amount > 1000."
 
 
 def test_missing_or_mistyped_arguments_fail_closed() -> None:

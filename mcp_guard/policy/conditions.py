@@ -8,6 +8,7 @@ value pass.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -32,9 +33,10 @@ class ConditionError(ValueError):
 class Unknowable(Exception):
     """The call does not let the condition be checked; ``message`` says what was expected."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, rule: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.rule = rule
 
 
 MISSING: Any = object()
@@ -221,18 +223,35 @@ class CompiledCondition:
             result = (actual is not _MISSING) == want
         else:
             if actual is _MISSING:
-                raise Unknowable(f"{self.path.text} is missing; this condition needs it ({self.describe()})")
+                raise Unknowable(f"{self.path.text} is missing; this condition needs it ({self.describe()})", self.rule)
             assert self.test is not None  # noqa: S101 - compiled for every op but exists
             try:
                 result = self.test(actual)
             except Unknowable as exc:
-                raise Unknowable(f"{self.path.text}: {exc.message}") from None
+                raise Unknowable(f"{self.path.text}: {exc.message}", self.rule) from None
         return result != self.negate
 
     def describe(self) -> str:
         if self.op == "exists":
-            return f"{'not ' if self.negate else ''}{self.path.text} exists"
-        return f"{'not ' if self.negate else ''}{self.path.text} {self.op} {self.value!r}"
+            exists = self.value is None or bool(self.value)
+            return f"{self.path.text} {'exists' if exists != self.negate else 'is absent'}"
+        words = _OP_WORDS.get(self.op, self.op)
+        value = f"/{self.value}/" if self.op == "regex" else json.dumps(self.value, ensure_ascii=False)
+        return f"{'not (' if self.negate else ''}{self.path.text} {words} {value}{')' if self.negate else ''}"
+
+
+_OP_WORDS = {
+    "eq": "==",
+    "neq": "!=",
+    "lt": "<",
+    "lte": "<=",
+    "gt": ">",
+    "gte": ">=",
+    "in": "in",
+    "not_in": "not in",
+    "regex": "matches",
+    "contains": "contains",
+}
 
 
 def compile_condition(condition: Condition, rule: str) -> CompiledCondition:

@@ -313,7 +313,9 @@ class Engine:
                     approval = Approve(group.rule, _sentence(reason))
                     break
         except Unknowable as exc:
-            return Deny("condition", rule.path, f"Cannot check this call against the policy: {exc.message}.")
+            return Deny(
+                "condition", exc.rule or rule.path, f"Cannot check this call against the policy: {exc.message}."
+            )
         if approval is None and rule.action == "approve":
             approval = Approve(
                 f"{rule.path}.action", _sentence(rule.reason or f"A person must approve calls to {tool!r}.")

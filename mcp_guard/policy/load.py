@@ -181,6 +181,11 @@ def validate_document(doc: SourceDocument, file: str) -> Policy:
 
 def load_policy(path: Path) -> Policy:
     """Read, parse and validate a policy file, or raise :class:`PolicyError`."""
+    return load_document(path)[0]
+
+
+def load_document(path: Path) -> tuple[Policy, SourceDocument]:
+    """Like :func:`load_policy`, also returning the parsed source (for locating warnings)."""
     file = str(path)
     try:
         doc = read_document(path)
@@ -192,4 +197,4 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(file, [Problem((), "permission denied", None)]) from None
     except SourceError as exc:
         raise PolicyError(file, [Problem((), exc.message, exc.position)]) from None
-    return validate_document(doc, file)
+    return validate_document(doc, file), doc

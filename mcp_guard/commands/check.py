@@ -1,0 +1,38 @@
+"""``mcp-guard check POLICY``: validate a policy without running anything."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+HELP = "Validate a policy file: exit 0 if it is valid, 2 with located errors if not; warn about rules that never fire."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("policy", type=Path, help="the policy file (JSON, or YAML with .yaml/.yml)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing when the policy is valid")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcp_guard.policy.engine import policy_warnings
+    from mcp_guard.policy.load import PolicyError, dotted_path, load_document
+
+    try:
+        policy, doc = load_document(args.policy)
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for path, message in policy_warnings(policy):
+        pos = doc.position_of(path)
+        where = f"{args.policy}:{pos.line}:{pos.column}" if pos else str(args.policy)
+        print(f"{where}: warning: {dotted_path(path)}: {message}", file=sys.stderr)
+    if not args.quiet:
+        digest = hashlib.sha256(args.policy.read_bytes()).hexdigest()
+        tools = len(policy.tools)
+        print(
+            f"{args.policy}: valid ({policy.mode} mode, default {policy.default}, {tools} tool rule"
+            f"{'s' if tools != 1 else ''}, {len(policy.hide)} hidden); sha256 {digest}"
+        )
+    return 0

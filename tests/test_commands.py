@@ -1,0 +1,99 @@
+"""The policy subcommands as a user runs them: check, explain, schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, guard_command, write_policy
+
+from mcp_guard.commands.schema import policy_schema
+
+POLICIES = ROOT / "examples" / "policies"
+
+
+def guard(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*guard_command(), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.name for p in POLICIES.iterdir() if p.suffix in (".json", ".yaml") and p.name != "policy.schema.json"),
+)
+def test_every_example_policy_is_valid(name: str) -> None:
+    result = guard("check", str(POLICIES / name))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{POLICIES / name}: valid (")
+
+
+def test_check_reports_errors_with_location(tmp_path: Path) -> None:
+    path = write_policy(tmp_path, '{\n  "version": "1",\n  "tools": {"t": {"deny_iff": []}}\n}\n')
+    result = guard("check", str(path))
+    assert result.returncode == 2
+    assert result.stderr == f"{path}:3:19: tools.t.deny_iff: unknown field 'deny_iff'; did you mean 'deny_if'?\n"
+    assert result.stdout == ""
+
+
+def test_check_warns_about_rules_that_never_fire(tmp_path: Path) -> None:
+    path = write_policy(
+        tmp_path,
+        {"version": "1", "tools": {"gone": {"action": "deny", "require": [{"path": "args.x", "op": "exists"}]}}},
+    )
+    result = guard("check", "--quiet", str(path))
+    assert result.returncode == 0 and result.stdout == ""
+    assert "warning: tools.gone.require: never fires: the tool's action is 'deny'" in result.stderr
+
+
+def explain(*args: str) -> tuple[int, dict[str, Any]]:
+    result = guard("explain", str(POLICIES / "payments.json"), *args, "--json")
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_explain_decisions_and_exit_codes() -> None:
+    code, out = explain("create_charge", '{"amount": 120, "currency": "EUR", "customer_id": "cus_1234"}')
+    assert code == 0 and out["decision"] == "allow" and out["rule"] == "tools.create_charge"
+    assert [(lim["counter"], lim["cost"]) for lim in out["limits"]] == [
+        ("all_calls", 1.0),
+        ("charge_total", 120.0),
+        ("charge_count", 1.0),
+    ]
+
+    code, out = explain("create_charge", '{"amount": 20000, "currency": "EUR", "customer_id": "cus_1234"}')
+    assert (code, out["decision"], out["rule"]) == (1, "deny", "tools.create_charge.deny_if[0]")
+    assert out["reason"] == "Charges above 10 000 are never made by an agent."
+
+    code, out = explain("create_charge", '{"amount": 1500, "currency": "USD", "customer_id": "cus_1234"}')
+    assert (code, out["decision"], out["rule"]) == (3, "approve", "tools.create_charge.approve_if[0]")
+
+    code, out = explain("create_charge", '{"amount": 15, "currency": "GBP", "customer_id": "cus_1234"}')
+    assert (code, out["rule"], out["reason"]) == (
+        1,
+        "tools.create_charge.require[0]",
+        "Only EUR and USD charges are allowed.",
+    )
+
+    code, out = explain("delete_customer")
+    assert (code, out["kind"]) == (1, "hidden")
+
+
+def test_explain_human_output() -> None:
+    result = guard("explain", str(POLICIES / "seed.json"), "send_order_for_analysis", "{}")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[:2] == ["DENY  send_order_for_analysis", "  rule:   default"]
+
+
+def test_explain_rejects_bad_arguments() -> None:
+    result = guard("explain", str(POLICIES / "seed.json"), "x", "[1]")
+    assert result.returncode == 2 and "must be a JSON object" in result.stderr
+
+
+def test_schema_is_generated_from_the_models_and_committed() -> None:
+    result = guard("schema")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == policy_schema()
+    committed = json.loads((POLICIES / "policy.schema.json").read_text())
+    assert committed == policy_schema(), "run: mcp-guard schema -o examples/policies/policy.schema.json"
+    assert "deny_if" in committed["$defs"]["ToolRule"]["properties"]
