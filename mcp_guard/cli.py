@@ -30,12 +30,19 @@ def default_policy_path() -> Path:
     return Path(platformdirs.user_config_dir("mcp-guard", appauthor=False)) / "policy.json"
 
 
+def _default_audit_path() -> Path:
+    from mcp_guard.audit import default_audit_path
+
+    return default_audit_path()
+
+
 def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcp-guard",
         usage="mcp-guard [options] -- COMMAND [ARGS...]",
         description=_RUN_DESCRIPTION,
-        epilog=f"user config policy: {default_policy_path()}",
+        epilog=f"user config policy: {default_policy_path()}\naudit log: {_default_audit_path()}\n\n"
+        "other commands: " + ", ".join(f"mcp-guard {name}" for name in SUBCOMMANDS) + " (each has --help)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"mcp-guard {__version__}")
@@ -48,6 +55,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-reload", action="store_true", help="do not watch the policy file for changes (default: reload on change)"
     )
+    parser.add_argument("--name", help="server name in the audit log (default: derived from the command)")
+    parser.add_argument("--audit-log", metavar="PATH", help="where to write the audit log (default: shown below)")
+    parser.add_argument("--no-audit", action="store_true", help="write no audit log")
     return parser
 
 
@@ -70,7 +80,7 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return options, []
 
 
-_OPTIONS_WITH_VALUE = frozenset({"--policy"})
+_OPTIONS_WITH_VALUE = frozenset({"--policy", "--name", "--audit-log"})
 
 
 def _find_policy(explicit: str | None) -> tuple[Path | None, str]:
@@ -112,6 +122,9 @@ def run(argv: list[str]) -> int:
             f"or create {default_policy_path()}"
         )
     else:
+        from mcp_guard.reload import file_stamp
+
+        stamp = file_stamp(policy_path)
         try:
             policy = load_policy(policy_path)
         except PolicyError as exc:
@@ -144,15 +157,33 @@ def run(argv: list[str]) -> int:
     except OSError as exc:
         _err(f"could not start {command[0]!r}: {exc.strerror or exc}")
         return 126
-    session = Session(judge, FrameWriter(1), FrameWriter(upstream.stdin_fd), stderr_line)
+    audit = None
+    if not args.no_audit:
+        from mcp_guard.audit import AuditLog, default_audit_path
+
+        audit = AuditLog(Path(args.audit_log) if args.audit_log else default_audit_path(), stderr_line)
+    from mcp_guard.audit import server_name_from
+
+    session = Session(
+        judge,
+        FrameWriter(1),
+        FrameWriter(upstream.stdin_fd),
+        stderr_line,
+        audit=audit,
+        server_name=args.name or server_name_from(command),
+    )
     background = []
     if policy_path is not None and not args.no_reload:
         from functools import partial
 
         from mcp_guard.reload import watch_policy
 
-        background.append(partial(watch_policy, policy_path, judge, stderr_line))
-    return anyio.run(relay, upstream, session, 0, background)
+        background.append(partial(watch_policy, policy_path, judge, stderr_line, stamp))
+    try:
+        return anyio.run(relay, upstream, session, 0, background)
+    finally:
+        if audit is not None:
+            audit.close()
 
 
 # Subcommands live in their own modules, imported only when used, so the relay's
@@ -162,6 +193,11 @@ SUBCOMMANDS: dict[str, str] = {
     "check": "mcp_guard.commands.check",
     "explain": "mcp_guard.commands.explain",
     "schema": "mcp_guard.commands.schema",
+    "logs": "mcp_guard.commands.logs",
+    "stats": "mcp_guard.commands.stats",
+    "init": "mcp_guard.commands.init",
+    "wrap": "mcp_guard.commands.wrap",
+    "unwrap": "mcp_guard.commands.unwrap",
 }
 
 

@@ -41,8 +41,11 @@ def reload_once(path: Path, judge: Judge, say: Callable[[str], None]) -> bool:
     return True
 
 
-async def watch_policy(path: Path, judge: Judge, say: Callable[[str], None], interval_s: float = 1.0) -> None:
-    stamp = file_stamp(path)
+async def watch_policy(
+    path: Path, judge: Judge, say: Callable[[str], None], stamp: Stamp, interval_s: float = 1.0
+) -> None:
+    """Reload on change. ``stamp`` is the file's identity taken *before* the policy in force was read,
+    so a change made while the guard was starting is never missed."""
     while True:
         await anyio.sleep(interval_s)
         current = file_stamp(path)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_guard.audit import AuditLog, Event
 from mcp_guard.judge import Judge
 from mcp_guard.policy.decision import Deny
 from mcp_guard.violation import unknown_tool_answer, violation_answer
@@ -36,6 +38,7 @@ from mcp_guard.wire.tools_list import filter_tools_result
 
 Write = Callable[[bytes], None]
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
+CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
 _REFUSED_KEPT = 1024
 Warn = Callable[[str], None]
 
@@ -87,17 +90,43 @@ class _Merge:
 
 
 @dataclass
+class _Call:
+    """A relayed tools/call whose outcome the audit log is waiting for."""
+
+    tool: str
+    rule: str | None
+    reason: str | None
+    decision: str
+    arguments: dict[str, Any]
+    when: float
+    started: float
+
+
+@dataclass
 class _InFlight:
     method: str | None
     ident: Any
+    call: _Call | None = None
 
 
 class Session:
-    def __init__(self, judge: Judge, to_client: Write, to_upstream: Write, warn: Warn) -> None:
+    def __init__(
+        self,
+        judge: Judge,
+        to_client: Write,
+        to_upstream: Write,
+        warn: Warn,
+        *,
+        audit: AuditLog | None = None,
+        server_name: str = "server",
+    ) -> None:
         self.judge = judge
         self._to_client = to_client
         self._to_upstream = to_upstream
         self._warn = warn
+        self._audit = audit
+        self._server_name = server_name
+        self._client_info: dict[str, str] | None = None
         self._lock = threading.Lock()
         self._inflight: dict[tuple[bool, Any], _InFlight] = {}
         self._list_requests: set[tuple[bool, Any]] = set()
@@ -117,17 +146,25 @@ class Session:
         if msg.kind == "notification" and msg.method == "notifications/cancelled":
             self._cancelled(line, msg)
             return
+        if msg.method == "initialize" and self._audit is not None:
+            self._remember_client(msg.message if msg.message is not None else _loads_or_none(line))
         self._track_request(msg)
         self._to_upstream(line)
 
-    def _track_request(self, msg: Peek) -> None:
+    def _remember_client(self, message: Any) -> None:
+        params = message.get("params") if isinstance(message, dict) else None
+        info = params.get("clientInfo") if isinstance(params, dict) else None
+        if isinstance(info, dict):
+            self._client_info = {k: str(info[k]) for k in ("name", "version") if k in info}
+
+    def _track_request(self, msg: Peek, call: _Call | None = None) -> None:
         if msg.kind != "request":
             return
         key = id_key(msg.id)
         with self._lock:
             # An id the guard refused earlier is the upstream's again once reused.
             self._refused.pop(key, None)
-            self._inflight[key] = _InFlight(msg.method, msg.id)
+            self._inflight[key] = _InFlight(msg.method, msg.id, call)
             if msg.method == "tools/list":
                 self._list_requests.add(key)
 
@@ -163,8 +200,9 @@ class Session:
             self._batch(line, message)
             return
         msg = classify(message)
+        call = None
         if msg.method == "tools/call" and msg.kind in ("request", "notification"):
-            answer = self._judge_call(message)
+            answer, call = self._judge_call(message)
             if answer is not None:
                 if msg.kind == "request":
                     self._to_client(encode(answer))
@@ -172,7 +210,9 @@ class Session:
         elif msg.kind == "notification" and msg.method == "notifications/cancelled":
             self._cancelled(line, msg)
             return
-        self._track_request(msg)
+        elif msg.method == "initialize" and self._audit is not None:
+            self._remember_client(message)
+        self._track_request(msg, call)
         self._to_upstream(line)
 
     def _batch(self, line: bytes, elements: list[Any]) -> None:
@@ -187,14 +227,17 @@ class Session:
             return
         answers: list[dict[str, Any]] = []
         forward: list[Any] = []
+        calls: dict[tuple[bool, Any], _Call] = {}
         for element in elements:
             msg = classify(element)
             if msg.method == "tools/call" and msg.kind in ("request", "notification"):
-                answer = self._judge_call(element)
+                answer, call = self._judge_call(element)
                 if answer is not None:
                     if msg.kind == "request":
                         answers.append(answer)
                     continue
+                if call is not None and msg.kind == "request":
+                    calls[id_key(msg.id)] = call
             elif msg.kind == "notification" and msg.method == "notifications/cancelled":
                 params = element.get("params")
                 request_id = params.get("requestId") if isinstance(params, dict) else None
@@ -205,7 +248,8 @@ class Session:
             forward.append(element)
         if not answers:
             for element in forward:
-                self._track_request(classify(element))
+                msg = classify(element)
+                self._track_request(msg, calls.get(id_key(msg.id)))
             self._to_upstream(line)
             return
         expected = [classify(e) for e in forward]
@@ -218,39 +262,81 @@ class Session:
                 self._merges.append(_Merge(request_keys, answers))
         if forward:
             for m in expected:
-                self._track_request(m)
+                self._track_request(m, calls.get(id_key(m.id)))
             self._to_upstream(encode(forward))
 
-    def _judge_call(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        """The guard's own answer to a ``tools/call``, or None to relay it."""
+    def _judge_call(self, message: dict[str, Any]) -> tuple[dict[str, Any] | None, _Call | None]:
+        """The guard's own answer to a ``tools/call`` (None to relay it), and what to audit when it is relayed."""
         ident = message.get("id")
         params = message.get("params")
         if not isinstance(params, dict):
-            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call needs a params object")
+            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call needs a params object"), None
         name = params.get("name")
         if not isinstance(name, str):
-            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call params.name must be a string")
+            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call params.name must be a string"), None
         if any("\ud800" <= ch <= "\udfff" for ch in name):
-            return error_answer(ident, INVALID_PARAMS, "mcp-guard: the tool name contains an unpaired surrogate")
+            return error_answer(ident, INVALID_PARAMS, "mcp-guard: the tool name contains an unpaired surrogate"), None
         arguments = params.get("arguments")
         if arguments is None:
             arguments = {}
         elif not isinstance(arguments, dict):
-            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call params.arguments must be an object")
+            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call params.arguments must be an object"), None
+        modern = is_modern(params)
+        if modern and self._audit is not None:
+            client = params["_meta"].get(CLIENT_INFO_KEY)
+            if isinstance(client, dict):
+                self._remember_client({"params": {"clientInfo": client}})
         decision = self.judge.judge(name, arguments)
         if not isinstance(decision, Deny):
-            return None
+            if self._audit is None:
+                return None, None
+            return None, _Call(name, decision.rule, None, "allowed", arguments, time.time(), time.perf_counter())
         if self.judge.monitor:
             self._warn(f"monitor: would refuse {name!r} ({decision.rule}): {decision.reason}")
-            return None
+            if self._audit is None:
+                return None, None
+            call = _Call(name, decision.rule, decision.reason, "monitored", arguments, time.time(), time.perf_counter())
+            return None, call
         with self._lock:
             self._refused[id_key(ident)] = None
             if len(self._refused) > _REFUSED_KEPT:
                 del self._refused[next(iter(self._refused))]
-            server_meta = dict(self._server_meta) if is_modern(params) else None
+            server_meta = dict(self._server_meta) if modern else None
+        if self._audit is not None:
+            self._audit.record(
+                Event(
+                    self._server_name,
+                    self._client_info,
+                    name,
+                    "refused",
+                    decision.rule,
+                    decision.reason,
+                    arguments,
+                    status=decision.kind,
+                    when=time.time(),
+                )
+            )
         if decision.kind == "hidden":
-            return unknown_tool_answer(ident, name, server_meta)
-        return violation_answer(ident, name, decision, server_meta)
+            return unknown_tool_answer(ident, name, server_meta), None
+        return violation_answer(ident, name, decision, server_meta), None
+
+    def _audit_outcome(self, call: _Call, status: str) -> None:
+        if self._audit is None:
+            return
+        self._audit.record(
+            Event(
+                self._server_name,
+                self._client_info,
+                call.tool,
+                call.decision,
+                call.rule,
+                call.reason,
+                call.arguments,
+                status=status,
+                duration_ms=(time.perf_counter() - call.started) * 1000,
+                when=call.when,
+            )
+        )
 
     # upstream -> client -------------------------------------------------------------
 
@@ -275,12 +361,17 @@ class Session:
                     line = filtered
             elif request is not None and request.method == "server/discover":
                 self._remember_server_meta(line)
+            if request is not None and request.call is not None:
+                self._audit_outcome(request.call, _call_status(line))
         elif msg.kind == "batch":
             keys = {id_key(classify(e).id) for e in msg.message if classify(e).kind == "response"}
             merged: list[dict[str, Any]] = []
             with self._lock:
-                for key in keys:
-                    self._inflight.pop(key, None)
+                finished = [self._inflight.pop(key, None) for key in keys]
+            for request in finished:
+                if request is not None and request.call is not None:
+                    self._audit_outcome(request.call, "ok")
+            with self._lock:
                 for merge in [m for m in self._merges if m.keys & keys]:
                     self._merges.remove(merge)
                     merged.extend(merge.answers)
@@ -305,6 +396,8 @@ class Session:
             pending = list(self._inflight.values())
             self._inflight.clear()
         for entry in pending:
+            if entry.call is not None:
+                self._audit_outcome(entry.call, "server_exited")
             self._to_client(
                 error_frame(
                     entry.ident,
@@ -316,6 +409,20 @@ class Session:
     def pending_requests(self) -> int:
         with self._lock:
             return len(self._inflight)
+
+
+def _call_status(line: bytes) -> str:
+    """ok, error (a CallToolResult with isError) or rpc_error, read cheaply from a large answer."""
+    if len(line) <= 65536:
+        message = _loads_or_none(line)
+        if isinstance(message, dict):
+            if "error" in message:
+                return "rpc_error"
+            result = message.get("result")
+            return "error" if isinstance(result, dict) and result.get("isError") is True else "ok"
+    if b'"isError":true' in line:
+        return "error"
+    return "rpc_error" if b'"error":{' in line[:200] else "ok"
 
 
 def _loads_or_none(line: bytes) -> Any:

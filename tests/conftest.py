@@ -63,9 +63,14 @@ def write_policy(tmp_path: Path, policy: Mapping[str, Any] | str, name: str = "p
 def isolated_env(tmp_path: Path) -> dict[str, str]:
     """This process's environment minus any policy the machine's user has configured."""
     env = {k: v for k, v in os.environ.items() if k != "MCP_GUARD_POLICY"}
-    config = tmp_path / "xdg-config"
-    config.mkdir(exist_ok=True)
-    env["XDG_CONFIG_HOME"] = str(config)
+    for var, name in (
+        ("XDG_CONFIG_HOME", "xdg-config"),
+        ("XDG_STATE_HOME", "xdg-state"),
+        ("XDG_DATA_HOME", "xdg-data"),
+    ):
+        folder = tmp_path / name
+        folder.mkdir(exist_ok=True)
+        env[var] = str(folder)
     return env
 
 

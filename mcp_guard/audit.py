@@ -1,0 +1,216 @@
+"""The audit log: one JSON line per decision, written off the relay's path.
+
+The pump threads only put a small tuple on a bounded queue; a writer thread does
+the rest (canonical-argument hashing, JSON encoding, the write, rotation). A full
+queue drops records (counted and reported in the next line written) rather than
+slow the relay, and a failing disk is reported once on stderr and never stops the
+session. Argument values are never written: only their keys and a SHA-256 of the
+canonical arguments, since they hold card numbers and customer data.
+
+Several guards (one per server) share one file: each line is a single ``write``
+on a descriptor opened with ``O_APPEND``, which the OS keeps whole; rotation is
+serialised between processes with an advisory lock and noticed by the others
+through the file's inode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Decision = str  # allowed | refused | approved | declined | monitored
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_KEEP = 3
+_QUEUE_SIZE = 10_000
+
+
+def canonical_arguments(arguments: Mapping[str, Any]) -> bytes:
+    """The arguments as canonical JSON (sorted keys, no spaces), the input of the fingerprint."""
+    return json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def arguments_sha256(arguments: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_arguments(arguments)).hexdigest()
+
+
+def server_name_from(command: list[str]) -> str:
+    """A readable server name from its command: the package or script, not the launcher."""
+    launchers = {"npx", "npx.cmd", "uvx", "pipx", "node", "python", "python3", "deno", "bun", "bunx", "pnpm", "yarn"}
+    words = [os.path.basename(w) if i == 0 else w for i, w in enumerate(command)]
+    if words and (words[0] in launchers or words[0].startswith("python")):
+        for word in words[1:]:
+            if not word.startswith("-") and word not in ("run", "exec", "dlx", "x"):
+                if word.startswith(("/", ".", "~")) or word.endswith((".py", ".js", ".mjs", ".cjs", ".ts")):
+                    return os.path.splitext(os.path.basename(word))[0]
+                return word  # a package name, scoped ones included
+    return words[0] if words else "server"
+
+
+@dataclass
+class Event:
+    """One decision, as the relay knows it. Arguments stay unhashed until the writer thread."""
+
+    server: str
+    client: dict[str, str] | None
+    tool: str
+    decision: Decision
+    rule: str | None
+    reason: str | None
+    arguments: Mapping[str, Any]
+    status: str | None = None  # ok | error (isError) | rpc_error | server_exited, for relayed calls
+    duration_ms: float | None = None
+    when: float = 0.0  # time.time() at the decision
+
+
+class AuditLog:
+    def __init__(
+        self,
+        path: Path,
+        warn: Callable[[str], None],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        keep: int = DEFAULT_KEEP,
+    ) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.keep = keep
+        self._warn = warn
+        self._queue: queue.Queue[Event | None] = queue.Queue(_QUEUE_SIZE)
+        self._dropped = 0
+        self._failed = False
+        self._fd: int | None = None
+        self._thread = threading.Thread(target=self._run, name="mcp-guard audit", daemon=True)
+        self._thread.start()
+
+    def record(self, event: Event) -> None:
+        """Never blocks: a full queue drops the event and counts it."""
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self._dropped += 1
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush what is queued (bounded in time) and stop the writer."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+
+    # writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                break
+            try:
+                self._write(self._line(event))
+            except OSError as exc:
+                if not self._failed:
+                    self._failed = True
+                    self._warn(f"audit log {self.path} cannot be written ({exc.strerror or exc}); relaying goes on")
+                self._close_fd()
+            except Exception as exc:  # an audit bug must not end the session
+                self._warn(f"audit log: could not record a decision: {exc!r}")
+        self._close_fd()
+
+    def _line(self, event: Event) -> bytes:
+        record: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(event.when, dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "server": event.server,
+            "client": event.client,
+            "tool": event.tool,
+            "decision": event.decision,
+            "rule": event.rule,
+            "reason": event.reason,
+            "status": event.status,
+            "duration_ms": None if event.duration_ms is None else round(event.duration_ms, 3),
+            "arg_keys": sorted(event.arguments),
+            "args_sha256": arguments_sha256(event.arguments),
+            "pid": os.getpid(),
+        }
+        if self._dropped:
+            record["dropped_before"] = self._dropped
+            self._dropped = 0
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def _write(self, line: bytes) -> None:
+        if self._fd is None:
+            self._fd = self._open()
+            if self._failed:
+                self._failed = False
+                self._warn(f"audit log {self.path} is writable again")
+        elif self._rotated_away():
+            self._close_fd()
+            self._fd = self._open()
+        os.write(self._fd, line)
+        if os.fstat(self._fd).st_size >= self.max_bytes:
+            self._rotate()
+
+    def _rotated_away(self) -> bool:
+        assert self._fd is not None  # noqa: S101
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
+        except FileNotFoundError:
+            return True
+
+    def _rotate(self) -> None:
+        with _interprocess_lock(self.path.with_name(self.path.name + ".lock")):
+            try:
+                if os.stat(self.path).st_size < self.max_bytes:
+                    return  # another guard rotated first
+            except FileNotFoundError:
+                return
+            for i in range(self.keep - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{i}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._close_fd()
+
+
+@contextlib.contextmanager
+def _interprocess_lock(path: Path) -> Any:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except ImportError:  # Windows: rotation races are harmless there (renames of open files fail)
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
+def default_audit_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("mcp-guard", appauthor=False)) / "audit.jsonl"
+
+
+def log_files(path: Path) -> list[Path]:
+    """The log and its rotated predecessors, oldest first."""
+    rotated = sorted(
+        (p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),
+        key=lambda p: -int(p.suffix[1:]),
+    )
+    return [*rotated, path] if path.exists() else rotated

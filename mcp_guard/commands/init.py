@@ -1,0 +1,236 @@
+"""``mcp-guard init -- COMMAND [ARGS...]``: write a starter policy from a server's own tool list.
+
+The server is started once with the MCP SDK's client, every page of ``tools/list`` is
+read, and each tool gets a rule from its annotations:
+
+* ``readOnlyHint: true``: allowed, no limit;
+* ``destructiveHint: true``: denied, with a reason saying how to change that;
+* anything else: allowed, at most 30 calls a minute.
+
+``default`` is ``deny``, so tools the server adds later are refused until listed. JSON
+has no comments and the policy loader rejects unknown keys, so each rule's ``reason``
+carries its explanation. The document is loaded with the guard's own policy loader before
+it is put in place: init never writes a policy the guard would refuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcp.types import Tool
+
+HELP = (
+    "Start an MCP stdio server once, list all its tools and write a starter policy from their annotations: "
+    "read-only tools allowed, destructive ones denied, the rest allowed at 30 calls a minute; default deny."
+)
+USAGE = "mcp-guard init [-o FILE] [--force] [--timeout SECONDS] -- COMMAND [ARGS...]"
+DEFAULT_OUTPUT = "mcp-guard-policy.json"
+RATE_MAX = 30
+DESTRUCTIVE_REASON = 'destructive (destructiveHint); change to "approve" to ask a person, or "allow"'
+READ_ONLY_REASON = 'read-only (readOnlyHint): allowed without a limit; add "limits" to cap it'
+RATE_REASON = (
+    f"neither read-only nor destructive by its annotations: allowed, at most {RATE_MAX} calls a minute; "
+    'change "max", or set "action" to "deny"'
+)
+CONTRADICTORY_REASON = (
+    'destructive (destructiveHint, although also marked readOnlyHint); change to "approve" to ask a person, or "allow"'
+)
+PAGE_CAP = 10_000
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"mcp-guard: {message}\n")
+    sys.stderr.flush()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = USAGE
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=DEFAULT_OUTPUT,
+        help=f"where to write the policy (default: {DEFAULT_OUTPUT} in the current directory)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up if the server has not listed its tools by then (default: 60)",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the server command, after `--`")
+
+
+def rule_for(tool: Tool) -> tuple[str, dict[str, Any]]:
+    """A short label for the table and the policy rule for one tool."""
+    annotations = tool.annotations
+    read_only = annotations is not None and annotations.read_only_hint is True
+    destructive = annotations is not None and annotations.destructive_hint is True
+    if destructive:
+        return "deny (destructive)", {
+            "action": "deny",
+            "reason": CONTRADICTORY_REASON if read_only else DESTRUCTIVE_REASON,
+        }
+    if read_only:
+        return "allow (read-only)", {"reason": READ_ONLY_REASON}
+    limit = {"counter": f"{tool.name}_rate", "window": "minute", "max": RATE_MAX, "scope": "grant"}
+    return f"allow, {RATE_MAX}/minute", {"reason": RATE_REASON, "limits": [limit]}
+
+
+def build_policy(tools: Sequence[Tool]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The policy document and a (tool, decision) row per tool, in the server's order."""
+    rules: dict[str, dict[str, Any]] = {}
+    rows: list[tuple[str, str]] = []
+    for tool in tools:
+        if tool.name in rules:
+            continue
+        label, rule = rule_for(tool)
+        rules[tool.name] = rule
+        rows.append((tool.name, label))
+    return {"version": "1", "default": "deny", "tools": rules}, rows
+
+
+async def list_all_tools(command: Sequence[str], timeout: float) -> tuple[str, list[Tool]]:
+    """Start the server, follow ``tools/list`` pagination to the end; the server's name and its tools."""
+    import anyio
+    from mcp import Client, StdioServerParameters
+
+    # The server sees the caller's whole environment, as it would when started by hand.
+    params = StdioServerParameters(command=command[0], args=list(command[1:]), env=dict(os.environ))
+    tools: list[Tool] = []
+    with anyio.fail_after(timeout):
+        async with Client(params, mode="auto") as client:
+            info = client.server_info
+            name = f"{info.name} {info.version}".strip() if info is not None else command[0]
+            cursor: str | None = None
+            seen: set[str] = set()
+            for _ in range(PAGE_CAP):
+                page = await client.list_tools(cursor=cursor)
+                tools.extend(page.tools)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+                if cursor in seen:
+                    raise RuntimeError(f"the server sent the tools/list cursor {cursor!r} twice")
+                seen.add(cursor)
+            else:
+                raise RuntimeError(f"tools/list did not end after {PAGE_CAP} pages")
+    return name, tools
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    while True:
+        inner = getattr(exc, "exceptions", None)
+        if not inner:
+            return exc
+        exc = inner[0]
+
+
+def _write_validated(output: Path, text: str, force: bool) -> None:
+    """Load ``text`` with the guard's policy loader from a temp file beside ``output``, then move it there."""
+    from mcp_guard.policy.load import load_policy
+
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+        load_policy(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        if not force and output.exists():
+            raise FileExistsError(str(output))
+        os.replace(tmp, output)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    command: list[str] = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        _say(f"no server command given: put it after `--`, e.g.\n  {USAGE}")
+        return 2
+    output = Path(args.output).expanduser()
+    if output.exists() and not args.force:
+        _say(f"{output} already exists; not overwriting it (pass --force to replace it, or -o another file)")
+        return 1
+    if not output.parent.is_dir():
+        _say(f"cannot write {output}: directory {output.parent} does not exist")
+        return 1
+
+    from mcp_guard.upstream import CommandNotFound, resolve_command
+
+    try:
+        resolved = resolve_command(command)
+    except CommandNotFound as exc:
+        _say(f"command not found: {exc.command!r}")
+        return 1
+    except PermissionError as exc:
+        _say(f"command is not executable: {exc}")
+        return 1
+
+    import anyio
+
+    _say(f"starting {' '.join(command)} to list its tools...")
+    try:
+        server, tools = anyio.run(list_all_tools, resolved, args.timeout)
+    except Exception as exc:  # the SDK wraps failures in exception groups; report the cause
+        cause = _innermost(exc)
+        if isinstance(cause, TimeoutError):
+            _say(f"the server did not list its tools within {args.timeout:g} s (raise it with --timeout)")
+        else:
+            _say(f"could not list the server's tools: {type(cause).__name__}: {cause}")
+        return 1
+
+    policy, rows = build_policy(tools)
+    text = json.dumps(policy, indent=2, ensure_ascii=False) + "\n"
+
+    from mcp_guard.policy.load import PolicyError
+
+    try:
+        _write_validated(output, text, args.force)
+    except FileExistsError:
+        _say(f"{output} appeared while the server was starting; not overwriting it (pass --force)")
+        return 1
+    except PolicyError as exc:  # a bug in this module, never the user's doing
+        _say(f"internal error: the generated policy does not load, nothing written:\n{exc}")
+        return 1
+    except OSError as exc:
+        _say(f"cannot write {output}: {exc}")
+        return 1
+
+    _print_table(server, rows)
+    if not rows:
+        _say("the server lists no tools: with default deny, any tool it adds later is refused until listed")
+    _say(
+        f'wrote {output} (default "deny": tools not listed there are refused). Review it, then run the server as\n'
+        f"  mcp-guard --policy {os.path.abspath(output)} -- {' '.join(command)}\n"
+        f"or put it in front of a client's servers with: mcp-guard wrap --client NAME --policy {output}"
+    )
+    return 0
+
+
+def _print_table(server: str, rows: list[tuple[str, str]]) -> None:
+    _say(f"{server}: {len(rows)} tool(s)")
+    if not rows:
+        return
+    width = max(len("TOOL"), *(len(name) for name, _ in rows))
+    lines = [f"  {'TOOL':<{width}}  DECISION"]
+    lines += [f"  {name:<{width}}  {label}" for name, label in rows]
+    sys.stderr.write("\n".join(lines) + "\n")

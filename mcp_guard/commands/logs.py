@@ -1,0 +1,174 @@
+"""``mcp-guard logs``: recent decisions from the audit log, as a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+HELP = "Show recent decisions from the audit log (newest last)."
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--audit-log", metavar="PATH", help="the audit log to read (default: the guard's default)")
+    parser.add_argument(
+        "--since", metavar="AGE", help="only decisions newer than AGE (e.g. 10m, 2h, 1d) or an ISO time"
+    )
+    parser.add_argument("--server", help="only this server")
+    parser.add_argument("--tool", help="only this tool")
+    parser.add_argument("--json", action="store_true", help="print JSON (one object per line) for scripts")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser)
+    parser.add_argument(
+        "--decision", choices=["allowed", "refused", "approved", "declined", "monitored"], help="only this decision"
+    )
+    parser.add_argument("-n", "--lines", type=int, default=50, help="how many of the newest decisions (default 50)")
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing new decisions as they happen")
+
+
+def log_path(args: argparse.Namespace) -> Path:
+    from mcp_guard.audit import default_audit_path
+
+    return Path(args.audit_log) if args.audit_log else default_audit_path()
+
+
+def since_cutoff(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    from mcp_guard.policy.model import window_seconds
+
+    try:
+        return dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=window_seconds(text))
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"mcp-guard: --since {text!r}: expected an age such as 10m, 2h, 1d, or an ISO time") from None
+    return when if when.tzinfo else when.astimezone()
+
+
+def read_records(files: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    for path in files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue  # a torn last line while a guard is writing
+                    if isinstance(record, dict):
+                        yield record
+        except FileNotFoundError:
+            continue
+
+
+def matches(record: dict[str, Any], args: argparse.Namespace, cutoff: dt.datetime | None) -> bool:
+    if args.server and record.get("server") != args.server:
+        return False
+    if args.tool and record.get("tool") != args.tool:
+        return False
+    if getattr(args, "decision", None) and record.get("decision") != args.decision:
+        return False
+    if cutoff is not None:
+        try:
+            if dt.datetime.fromisoformat(str(record.get("ts"))) < cutoff:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def _row(record: dict[str, Any]) -> str:
+    try:
+        when = dt.datetime.fromisoformat(str(record["ts"])).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (KeyError, ValueError):
+        when = "?"
+    duration = record.get("duration_ms")
+    took = f"{duration:.1f}ms" if isinstance(duration, (int, float)) else ""
+    status = record.get("status") or ""
+    rule = record.get("rule") or ""
+    reason = (record.get("reason") or "").replace("\n", " ")
+    if len(reason) > 80:
+        reason = reason[:79] + "…"
+    return (
+        f"{when}  {str(record.get('server', ''))[:18]:18}  {str(record.get('tool', ''))[:24]:24}  "
+        f"{record.get('decision', '')!s:9}  {status[:16]:16}  {took:>9}  {rule}  {reason}".rstrip()
+    )
+
+
+HEADER = f"{'time':19}  {'server':18}  {'tool':24}  {'decision':9}  {'status':16}  {'duration':>9}  rule  reason"
+
+
+def _emit(record: dict[str, Any], as_json: bool) -> None:
+    print(json.dumps(record, ensure_ascii=False) if as_json else _row(record), flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcp_guard.audit import log_files
+
+    path = log_path(args)
+    cutoff = since_cutoff(args.since)
+    records = [r for r in read_records(log_files(path)) if matches(r, args, cutoff)]
+    if not records and not args.follow:
+        if not path.exists():
+            print(f"mcp-guard: no audit log at {path} yet (the guard writes one line per decision)", file=sys.stderr)
+        else:
+            print("mcp-guard: no decisions match", file=sys.stderr)
+        return 0
+    if not args.json:
+        print(HEADER)
+    for record in records[-args.lines :] if args.lines > 0 else records:
+        _emit(record, args.json)
+    if args.follow:
+        try:
+            _follow(path, args, cutoff)
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+def _follow(path: Path, args: argparse.Namespace, cutoff: dt.datetime | None) -> None:
+    """tail -f that survives rotation (the file is replaced by a new inode)."""
+    handle = None
+    inode = None
+    buffer = ""
+    while True:
+        if handle is None:
+            try:
+                handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+                inode = os.fstat(handle.fileno()).st_ino
+                if buffer == "" and inode is not None:
+                    handle.seek(0, os.SEEK_END)
+            except FileNotFoundError:
+                time.sleep(0.5)
+                continue
+        chunk = handle.read()
+        if chunk:
+            buffer += chunk
+            *lines, buffer = buffer.split("\n")
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and matches(record, args, cutoff):
+                    _emit(record, args.json)
+            continue
+        try:
+            if os.stat(path).st_ino != inode:
+                handle.close()
+                handle = None
+                buffer = "\n"  # read the new file from its start
+                continue
+        except FileNotFoundError:
+            pass
+        time.sleep(0.3)

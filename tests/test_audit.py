@@ -1,0 +1,203 @@
+"""The audit log: complete entries, no argument values, rotation, concurrent writers, and the commands reading it."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PYTHON, RECORDER_SERVER, Start, guard_command, tool_call, write_policy
+
+from mcp_guard.audit import AuditLog, Event, arguments_sha256, log_files, server_name_from
+
+SECRET_CARD = "4242424242424242"
+SECRET_MAIL = "jane.doe@example.com"
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for f in log_files(path) for line in f.read_text().splitlines()]
+
+
+def event(tool: str = "t", **kw: Any) -> Event:
+    base: dict[str, Any] = {
+        "server": "srv",
+        "client": None,
+        "tool": tool,
+        "decision": "allowed",
+        "rule": None,
+        "reason": None,
+        "arguments": {"card": SECRET_CARD},
+        "when": time.time(),
+    }
+    base.update(kw)
+    return Event(**base)
+
+
+def test_entries_are_complete_and_hold_no_values(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, warn=lambda m: None)
+    log.record(event("pay", status="ok", duration_ms=12.3456, rule="tools.pay", client={"name": "c", "version": "1"}))
+    log.close()
+    [entry] = read_log(path)
+    assert SECRET_CARD not in path.read_text()
+    assert entry["tool"] == "pay" and entry["server"] == "srv" and entry["decision"] == "allowed"
+    assert entry["client"] == {"name": "c", "version": "1"}
+    assert (entry["status"], entry["duration_ms"], entry["rule"]) == ("ok", 12.346, "tools.pay")
+    assert entry["arg_keys"] == ["card"]
+    assert entry["args_sha256"] == arguments_sha256({"card": SECRET_CARD})
+    assert entry["ts"].endswith("+00:00")
+
+
+def test_rotation_keeps_a_few_files(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, warn=lambda m: None, max_bytes=2000, keep=2)
+    for i in range(200):
+        log.record(event(f"tool_{i}"))
+    log.close()
+    files = log_files(path)
+    # The newest file may not exist yet: rotation happens right after the write that fills it.
+    assert [f.name for f in files][:2] == ["audit.jsonl.2", "audit.jsonl.1"]
+    assert not (tmp_path / "audit.jsonl.3").exists()
+    assert all(f.stat().st_size < 2000 + 400 for f in files)
+    tools = [e["tool"] for e in read_log(path)]
+    assert tools == sorted(tools, key=lambda t: int(t.split("_")[1]))  # oldest first, none reordered
+    assert tools[-1] == "tool_199"
+
+
+def _writer(path: str, name: str, count: int) -> None:
+    log = AuditLog(Path(path), warn=lambda m: None, max_bytes=50_000, keep=50)
+    for i in range(count):
+        log.record(event(f"{name}-{i}", reason="x" * 200))
+    log.close(timeout=30)
+
+
+def test_concurrent_guards_never_interleave_lines(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(path), f"w{n}", 400)) for n in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    lines = [line for f in log_files(path) for line in f.read_text().splitlines()]
+    assert len(lines) == 1600
+    tools = {json.loads(line)["tool"] for line in lines}  # every line parses: no torn or mixed lines
+    assert len(tools) == 1600
+
+
+def test_unwritable_log_warns_once_and_never_raises(tmp_path: Path) -> None:
+    blocked = tmp_path / "audit.jsonl"
+    blocked.mkdir()  # a directory where the file should be
+    warnings: list[str] = []
+    log = AuditLog(blocked, warn=warnings.append)
+    for _ in range(5):
+        log.record(event())
+    log.close()
+    assert len(warnings) == 1 and "cannot be written" in warnings[0] and "relaying goes on" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (["npx", "-y", "@codespar/mcp-ap2"], "@codespar/mcp-ap2"),
+        (["uvx", "mcp-server-git"], "mcp-server-git"),
+        (["/usr/bin/python3", "/srv/demo_server.py"], "demo_server"),
+        (["/opt/bin/my-server", "--x"], "my-server"),
+    ],
+)
+def test_server_names(command: list[str], name: str) -> None:
+    assert server_name_from(command) == name
+
+
+def test_guard_session_is_audited_without_values(guard_cmd: list[str], start: Start, tmp_path: Path) -> None:
+    log_path = tmp_path / "audit.jsonl"
+    record = tmp_path / "received.jsonl"
+    policy = write_policy(
+        tmp_path,
+        {
+            "version": "1",
+            "default": "deny",
+            "tools": {"allowed_tool": {}, "denied_tool": {"action": "deny", "reason": "no"}},
+        },
+    )
+    session = start(
+        [
+            *guard_cmd,
+            "--policy",
+            str(policy),
+            "--audit-log",
+            str(log_path),
+            "--name",
+            "payments",
+            "--",
+            PYTHON,
+            str(RECORDER_SERVER),
+            str(record),
+        ]
+    )
+    init = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test-client", "version": "9"},
+        },
+    }
+    session.request(init)
+    secrets = {"card": SECRET_CARD, "email": SECRET_MAIL, "amount": 4711}
+    session.request(tool_call(1, "allowed_tool", secrets))
+    session.request(tool_call(2, "denied_tool", secrets))
+    session.close_stdin()
+    assert session.wait() == 0
+    text = log_path.read_text()
+    for value in (SECRET_CARD, SECRET_MAIL, "4711"):
+        assert value not in text
+    allowed, refused = sorted(read_log(log_path), key=lambda e: e["tool"])
+    assert allowed["decision"] == "allowed" and allowed["status"] == "ok"
+    assert isinstance(allowed["duration_ms"], float) and allowed["duration_ms"] >= 0
+    assert refused["decision"] == "refused" and refused["rule"] == "tools.denied_tool.action"
+    assert refused["reason"] == "no." and refused["status"] == "deny"
+    for entry in (allowed, refused):
+        assert entry["server"] == "payments"
+        assert entry["client"] == {"name": "test-client", "version": "9"}
+        assert entry["arg_keys"] == ["amount", "card", "email"]
+        assert entry["args_sha256"] == arguments_sha256(secrets)
+
+
+def test_logs_and_stats_commands(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, warn=lambda m: None)
+    for _ in range(3):
+        log.record(event("pay", status="ok", duration_ms=2.0))
+    log.record(event("pay", decision="refused", rule="tools.pay.limits[0]", reason="Rate limit", status="limit"))
+    log.record(event("refund", server="other", decision="refused", rule="default", status="default_deny"))
+    log.close()
+
+    def guard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*guard_command(), *args, "--audit-log", str(path)], capture_output=True, text=True, check=False, timeout=60
+        )
+
+    out = guard("logs", "--decision", "refused", "--json")
+    assert out.returncode == 0
+    assert [json.loads(line)["tool"] for line in out.stdout.splitlines()] == ["pay", "refund"]
+    table = guard("logs", "--server", "srv", "-n", "2").stdout.splitlines()
+    assert table[0].startswith("time") and len(table) == 3 and "tools.pay.limits[0]" in table[2]
+    stats = json.loads(guard("stats", "--json").stdout)
+    assert stats == [
+        {"server": "other", "tool": "refund", "counts": {"refused": 1}, "refused_by_rule": {"default": 1}},
+        {
+            "server": "srv",
+            "tool": "pay",
+            "counts": {"allowed": 3, "refused": 1},
+            "refused_by_rule": {"tools.pay.limits[0]": 1},
+        },
+    ]
+    assert guard("logs", "--since", "1h", "--tool", "nope").stderr.strip() == "mcp-guard: no decisions match"
+    assert PYTHON

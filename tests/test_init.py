@@ -1,0 +1,152 @@
+"""``mcp-guard init``: run as a subprocess against real servers, policies written under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DEMO_SERVER, EVERYTHING_SERVER, PYTHON, guard_command
+
+from mcp_guard.policy.load import load_policy
+
+pytestmark = pytest.mark.timeout(90)
+
+DENY_REASON = 'destructive (destructiveHint); change to "approve" to ask a person, or "allow"'
+
+
+def sandbox_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MCP_GUARD_POLICY", "CLAUDE_CONFIG_DIR")}
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env.update(
+        HOME=str(home),
+        USERPROFILE=str(home),
+        APPDATA=str(home / "AppData" / "Roaming"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+    )
+    return env
+
+
+def init(tmp_path: Path, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*guard_command(), "init", *argv],
+        cwd=cwd or tmp_path,
+        env=sandbox_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=80,
+        check=False,
+    )
+
+
+def demo(tmp_path: Path, *options: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return init(tmp_path, *options, "--", PYTHON, str(DEMO_SERVER), cwd=cwd)
+
+
+def rate(tool: str) -> list[dict[str, Any]]:
+    return [{"counter": f"{tool}_rate", "window": "minute", "max": 30, "scope": "grant"}]
+
+
+def test_init_demo_server(tmp_path: Path) -> None:
+    result = demo(tmp_path)
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "mcp-guard-policy.json"  # the default, in the working directory
+    policy = json.loads(path.read_text(encoding="utf-8"))
+    assert list(policy) == ["version", "default", "tools"]
+    assert policy["version"] == "1"
+    assert policy["default"] == "deny"
+    tools = policy["tools"]
+    assert list(tools) == [
+        "track_behavior_event",
+        "send_order_for_analysis",
+        "get_order_status",
+        "list_customers",
+        "create_charge",
+        "refund",
+    ]
+    # Not annotated: allowed with a rate limit and a reason.
+    for name in ("track_behavior_event", "send_order_for_analysis"):
+        assert set(tools[name]) == {"reason", "limits"}
+        assert tools[name]["limits"] == rate(name)
+        assert "30 calls a minute" in tools[name]["reason"]
+        assert "action" not in tools[name]
+    # readOnlyHint: allowed, no limit; the reason says why.
+    for name in ("get_order_status", "list_customers"):
+        assert set(tools[name]) == {"reason"}
+        assert "readOnlyHint" in tools[name]["reason"]
+    # destructiveHint: denied.
+    for name in ("create_charge", "refund"):
+        assert tools[name] == {"action": "deny", "reason": DENY_REASON}
+    # It loads with the guard's own loader.
+    loaded = load_policy(path)
+    assert loaded.default == "deny"
+    assert loaded.tools["create_charge"].action == "deny"
+    assert loaded.tools["get_order_status"].action == "allow"
+    assert loaded.tools["track_behavior_event"].limits[0].max == 30
+    # The table on stderr.
+    assert "demo-payments 0.1.0: 6 tool(s)" in result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.split() == ["create_charge", "deny", "(destructive)"] for line in lines)
+    assert any(line.split() == ["get_order_status", "allow", "(read-only)"] for line in lines)
+    assert any(line.split() == ["track_behavior_event", "allow,", "30/minute"] for line in lines)
+    assert result.stdout == ""
+    assert path.read_text(encoding="utf-8").endswith("}\n")
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "policy.json"
+    out.write_text("keep me\n")
+    result = demo(tmp_path, "-o", str(out))
+    assert result.returncode == 1
+    assert "already exists" in result.stderr
+    assert "--force" in result.stderr
+    assert out.read_text() == "keep me\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_init_force_overwrites(tmp_path: Path) -> None:
+    out = tmp_path / "policy.json"
+    out.write_text("old\n")
+    result = demo(tmp_path, "--force", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["default"] == "deny"
+    load_policy(out)
+
+
+def test_init_follows_pagination(tmp_path: Path) -> None:
+    paged = init(
+        tmp_path, "-o", "paged.json", "--", PYTHON, str(EVERYTHING_SERVER), "--tools", "23", "--page-size", "4"
+    )
+    assert paged.returncode == 0, paged.stderr
+    whole = init(tmp_path, "-o", "whole.json", "--", PYTHON, str(EVERYTHING_SERVER), "--tools", "23")
+    assert whole.returncode == 0, whole.stderr
+    paged_tools = json.loads((tmp_path / "paged.json").read_text())["tools"]
+    whole_tools = json.loads((tmp_path / "whole.json").read_text())["tools"]
+    assert {f"tool_{i}" for i in range(23)} <= set(paged_tools)
+    assert paged_tools == whole_tools
+    load_policy(tmp_path / "paged.json")
+
+
+def test_init_without_command(tmp_path: Path) -> None:
+    result = init(tmp_path)
+    assert result.returncode == 2
+    assert "no server command" in result.stderr
+    assert not (tmp_path / "mcp-guard-policy.json").exists()
+
+
+def test_init_command_not_found(tmp_path: Path) -> None:
+    result = init(tmp_path, "--", "mcp-guard-test-no-such-command")
+    assert result.returncode == 1
+    assert "command not found" in result.stderr
+    assert not (tmp_path / "mcp-guard-policy.json").exists()
+
+
+def test_init_server_that_exits(tmp_path: Path) -> None:
+    result = init(tmp_path, "--", PYTHON, "-c", "import sys; sys.exit(3)")
+    assert result.returncode == 1
+    assert "could not list the server's tools" in result.stderr
+    assert not (tmp_path / "mcp-guard-policy.json").exists()
