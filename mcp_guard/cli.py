@@ -7,8 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcp_guard import __version__
+
+if TYPE_CHECKING:
+    from mcp_guard.limits.base import Limiter
+    from mcp_guard.policy.model import Policy
 
 POLICY_ENV = "MCP_GUARD_POLICY"
 EXIT_USAGE = 2
@@ -55,8 +60,34 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-reload", action="store_true", help="do not watch the policy file for changes (default: reload on change)"
     )
-    parser.add_argument("--name", help="server name in the audit log (default: derived from the command)")
+    parser.add_argument(
+        "--name", help="server name for the audit log and 'server'-scoped counters (default: derived from the command)"
+    )
+    parser.add_argument(
+        "--state",
+        metavar="URL",
+        help="where 'server'/'global' counters live: memory: (default), sqlite:///path/counters.db, "
+        "redis://host:6379/0, rediss://...",
+    )
     parser.add_argument("--audit-log", metavar="PATH", help="where to write the audit log (default: shown below)")
+    parser.add_argument(
+        "--approval",
+        metavar="CHANNELS",
+        default="client,async",
+        help="how to ask a person for calls that need approval, tried in order: client (an in-band question, "
+        "where the client can show one), command, tty, async (refuse with an id to approve from a terminal). "
+        "Default: client,async",
+    )
+    parser.add_argument(
+        "--approval-command", metavar="CMD", help="program asked by the 'command' channel (request as JSON on stdin)"
+    )
+    parser.add_argument(
+        "--approval-timeout",
+        metavar="SECONDS",
+        type=float,
+        help="how long one channel may wait for an answer (default: the policy's approval_timeout, 45 s)",
+    )
+    parser.add_argument("--approval-store", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--no-audit", action="store_true", help="write no audit log")
     return parser
 
@@ -80,7 +111,18 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return options, []
 
 
-_OPTIONS_WITH_VALUE = frozenset({"--policy", "--name", "--audit-log"})
+_OPTIONS_WITH_VALUE = frozenset(
+    {
+        "--policy",
+        "--name",
+        "--audit-log",
+        "--state",
+        "--approval",
+        "--approval-command",
+        "--approval-timeout",
+        "--approval-store",
+    }
+)
 
 
 def _find_policy(explicit: str | None) -> tuple[Path | None, str]:
@@ -109,7 +151,6 @@ def run(argv: list[str]) -> int:
         _err("no server command given: put it after `--`, e.g. mcp-guard --policy policy.json -- npx some-server")
         return EXIT_USAGE
 
-    from mcp_guard.limits.memory import MemoryLimiter
     from mcp_guard.policy.engine import Engine
     from mcp_guard.policy.load import PolicyError, load_policy
     from mcp_guard.policy.model import ALLOW_ALL
@@ -146,12 +187,17 @@ def run(argv: list[str]) -> int:
 
     import anyio
 
+    from mcp_guard.audit import server_name_from
     from mcp_guard.judge import Judge
     from mcp_guard.relay import FrameWriter, relay, stderr_line
     from mcp_guard.session import Session
     from mcp_guard.upstream import Upstream
 
-    judge = Judge(Engine(policy), MemoryLimiter(), force_monitor=args.monitor)
+    server_name = args.name or server_name_from(command)
+    limiter, store_name = _limiter(args.state or policy.state, policy, server_name)
+    if limiter is None:
+        return EXIT_USAGE
+    judge = Judge(Engine(policy), limiter, force_monitor=args.monitor, warn=stderr_line, store_name=store_name)
     try:
         upstream = Upstream(resolved)
     except OSError as exc:
@@ -162,15 +208,31 @@ def run(argv: list[str]) -> int:
         from mcp_guard.audit import AuditLog, default_audit_path
 
         audit = AuditLog(Path(args.audit_log) if args.audit_log else default_audit_path(), stderr_line)
-    from mcp_guard.audit import server_name_from
+    from mcp_guard.approval.flow import ApprovalSettings, parse_channels
+    from mcp_guard.approval.lazy import LazyApprovalStore
+    from mcp_guard.policy.model import window_seconds
 
+    try:
+        channels = parse_channels(args.approval)
+    except ValueError as exc:
+        _err(f"--approval: {exc}")
+        return EXIT_USAGE
+    if "command" in channels and not args.approval_command:
+        _err("--approval lists 'command' but no --approval-command was given; that channel will be skipped")
+    approvals = ApprovalSettings(
+        channels=channels,
+        timeout_s=args.approval_timeout or window_seconds(policy.approval_timeout),
+        command=args.approval_command,
+        store=LazyApprovalStore(Path(args.approval_store) if args.approval_store else None),
+    )
     session = Session(
         judge,
         FrameWriter(1),
         FrameWriter(upstream.stdin_fd),
         stderr_line,
         audit=audit,
-        server_name=args.name or server_name_from(command),
+        server_name=server_name,
+        approvals=approvals,
     )
     background = []
     if policy_path is not None and not args.no_reload:
@@ -198,6 +260,11 @@ SUBCOMMANDS: dict[str, str] = {
     "init": "mcp_guard.commands.init",
     "wrap": "mcp_guard.commands.wrap",
     "unwrap": "mcp_guard.commands.unwrap",
+    "approvals": "mcp_guard.commands.approvals",
+    "approve": "mcp_guard.commands.approve",
+    "deny": "mcp_guard.commands.deny",
+    "pin": "mcp_guard.commands.pin",
+    "pins": "mcp_guard.commands.pins",
 }
 
 
@@ -210,6 +277,32 @@ def run_subcommand(name: str, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     code: int = module.run(args)
     return code
+
+
+def _limiter(state: str | None, policy: Policy, server_name: str) -> tuple[Limiter | None, str]:
+    """The limiter for this guard: grant counters in memory, shared ones in the ``state`` store."""
+    from mcp_guard.limits.memory import MemoryLimiter
+    from mcp_guard.limits.scoped import ScopedLimiter
+
+    shared_scopes = sorted(
+        {lim.scope for lim in policy.all_tools.limits} | {lim.scope for r in policy.tools.values() for lim in r.limits}
+    )
+    shared_scopes = [s for s in shared_scopes if s != "grant"]
+    if not state or state == "memory:":
+        if shared_scopes:
+            _err(
+                f"limits with scope {' and '.join(repr(s) for s in shared_scopes)} are counted in this process only: "
+                "pass --state sqlite:///path/counters.db or --state redis://host:6379/0 to share them"
+            )
+        return MemoryLimiter(), "memory:"
+    from mcp_guard.limits.store import describe_store, open_store
+
+    try:
+        shared = open_store(state)
+    except ValueError as exc:
+        _err(f"--state: {exc}")
+        return None, ""
+    return ScopedLimiter(MemoryLimiter(), shared, server_name), describe_store(state)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

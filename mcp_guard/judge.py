@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mcp_guard.limits.base import Limiter
+from mcp_guard.limits.base import Limiter, Receipt, StoreUnavailable
 from mcp_guard.policy.decision import Allow, Approve, Decision, Deny
 from mcp_guard.policy.engine import Engine
 
@@ -34,13 +34,16 @@ class Judge:
         self,
         engine: Engine,
         limiter: Limiter,
-        clock: Callable[[], float] = time.monotonic,
         force_monitor: bool = False,
+        warn: Callable[[str], None] | None = None,
+        store_name: str = "memory:",
     ) -> None:
         self.engine = engine
         self.limiter = limiter
-        self.clock = clock
         self.force_monitor = force_monitor
+        self.store_name = store_name
+        self._warn = warn
+        self._store_down_since: float | None = None
 
     @property
     def monitor(self) -> bool:
@@ -48,20 +51,32 @@ class Judge:
         return self.force_monitor or self.engine.monitor
 
     def judge(self, tool: str, arguments: Mapping[str, Any]) -> Decision:
+        """The engine's decision, with limits settled for an allowed call.
+
+        An :class:`Approve` comes back unsettled: its limits count only once a person
+        approved the call (see :meth:`settle`).
+        """
         decision = self.engine.decide(tool, arguments)
-        if isinstance(decision, Approve):
-            # No approval channel is wired in yet: say plainly that a person's approval is what is missing.
-            return Deny(
-                "approval_required",
-                decision.rule,
-                f"{decision.reason} This call needs a person's approval, and no approval channel is "
-                "available to ask for it, so it was refused.",
-            )
         if not isinstance(decision, Allow) or not decision.charges:
             return decision
-        refusal = self.limiter.acquire(decision.charges, self.clock())
-        if refusal is None:
+        return self.settle(decision)
+
+    def settle(self, decision: Allow | Approve) -> Allow | Deny:
+        """Record the call's charges with the limiter, or say which limit refuses it."""
+        if isinstance(decision, Approve):
+            decision = Allow(decision.rule, decision.charges)
+        if not decision.charges:
             return decision
+        try:
+            refusal = self.limiter.acquire(decision.charges)
+        except StoreUnavailable as exc:
+            return self._store_unavailable(decision, exc)
+        if self._store_down_since is not None:
+            self._store_down_since = None
+            self._say(f"the limit store {self.store_name} is reachable again")
+        if isinstance(refusal, Receipt):
+            # Not dataclasses.replace: it costs microseconds on every admitted call.
+            return Allow(decision.rule, decision.charges, refusal)
         charge = refusal.charge
         window = _window_words(charge.window_s)
         limit_words = (
@@ -87,4 +102,23 @@ class Judge:
                 "used": _number(refusal.used),
                 "retry_after_s": retry,
             },
+        )
+
+    def _say(self, message: str) -> None:
+        if self._warn is not None:
+            self._warn(message)
+
+    def _store_unavailable(self, decision: Allow, exc: StoreUnavailable) -> Allow | Deny:
+        now = time.monotonic()
+        if self._store_down_since is None:
+            self._store_down_since = now
+            self._say(f"the limit store {self.store_name} is unavailable: {exc}")
+        if self.engine.policy.on_store_error == "allow":
+            return decision
+        rule = next(c.rule for c in decision.charges if c.scope != "grant") if decision.charges else "limits"
+        return Deny(
+            "store_unavailable",
+            rule,
+            f"The limit store ({self.store_name}) that counts this call's shared limits is unavailable ({exc}), "
+            "so the call is refused (fail closed). Try again shortly.",
         )

@@ -10,15 +10,26 @@ judged.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_guard.approval.flow import (
+    APPROVAL_SCHEMA,
+    INPUT_KEY,
+    STATE_PREFIX,
+    ApprovalSettings,
+    Held,
+    approval_message,
+    elicit_outcome,
+)
 from mcp_guard.audit import AuditLog, Event
 from mcp_guard.judge import Judge
-from mcp_guard.policy.decision import Deny
+from mcp_guard.limits.base import Receipt, StoreUnavailable
+from mcp_guard.policy.decision import Approve, Deny
 from mcp_guard.violation import unknown_tool_answer, violation_answer
 from mcp_guard.wire.jsonrpc import (
     INVALID_PARAMS,
@@ -31,6 +42,7 @@ from mcp_guard.wire.jsonrpc import (
     id_key,
     is_modern,
     lenient_id,
+    lenient_loads,
     strict_loads,
 )
 from mcp_guard.wire.peek import Peek, classify, peek
@@ -39,6 +51,7 @@ from mcp_guard.wire.tools_list import filter_tools_result
 Write = Callable[[bytes], None]
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
+CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
 _REFUSED_KEPT = 1024
 Warn = Callable[[str], None]
 
@@ -81,7 +94,7 @@ def could_be_call(line: bytes) -> bool:
     return _has_call(last) or _has_call(first)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Merge:
     """Guard answers waiting to join the upstream's answer to a batch."""
 
@@ -89,7 +102,7 @@ class _Merge:
     answers: list[dict[str, Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Call:
     """A relayed tools/call whose outcome the audit log is waiting for."""
 
@@ -100,9 +113,11 @@ class _Call:
     arguments: dict[str, Any]
     when: float
     started: float
+    refund: Receipt | None = None  # what to give back if the server answers with an error
+    modern_approval: bool = False  # approved in a 2026-07-28 round: nest the server's own input state
 
 
-@dataclass
+@dataclass(slots=True)
 class _InFlight:
     method: str | None
     ident: Any
@@ -119,6 +134,7 @@ class Session:
         *,
         audit: AuditLog | None = None,
         server_name: str = "server",
+        approvals: ApprovalSettings | None = None,
     ) -> None:
         self.judge = judge
         self._to_client = to_client
@@ -127,6 +143,12 @@ class Session:
         self._audit = audit
         self._server_name = server_name
         self._client_info: dict[str, str] | None = None
+        self._approvals = approvals
+        self._client_elicitation = False  # declared in the handshake-era initialize
+        self._client_version = ""
+        self._held: dict[tuple[bool, Any], Held] = {}
+        self._guard_requests: dict[str, Held] = {}
+        self._workers: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._inflight: dict[tuple[bool, Any], _InFlight] = {}
         self._list_requests: set[tuple[bool, Any]] = set()
@@ -146,16 +168,35 @@ class Session:
         if msg.kind == "notification" and msg.method == "notifications/cancelled":
             self._cancelled(line, msg)
             return
-        if msg.method == "initialize" and self._audit is not None:
+        if msg.kind == "response" and self._approvals is not None and self._approvals.ids.owns(msg.id):
+            self._guard_response(msg.id, msg.message if msg.message is not None else _loads_or_none(line))
+            return
+        if msg.method == "initialize":
             self._remember_client(msg.message if msg.message is not None else _loads_or_none(line))
         self._track_request(msg)
         self._to_upstream(line)
 
     def _remember_client(self, message: Any) -> None:
         params = message.get("params") if isinstance(message, dict) else None
-        info = params.get("clientInfo") if isinstance(params, dict) else None
+        if not isinstance(params, dict):
+            return
+        info = params.get("clientInfo")
         if isinstance(info, dict):
             self._client_info = {k: str(info[k]) for k in ("name", "version") if k in info}
+        capabilities = params.get("capabilities")
+        if isinstance(capabilities, dict):
+            self._client_elicitation = isinstance(capabilities.get("elicitation"), dict)
+        version = params.get("protocolVersion")
+        if isinstance(version, str):
+            self._client_version = version
+
+    def _guard_response(self, ident: Any, message: Any) -> None:
+        """The client's answer to a request the guard sent (an approval question)."""
+        with self._lock:
+            held = self._guard_requests.get(ident)
+        if held is not None:
+            held.answer = message
+            held.event.set()
 
     def _track_request(self, msg: Peek, call: _Call | None = None) -> None:
         if msg.kind != "request":
@@ -175,6 +216,12 @@ class Session:
         if request_id is not None:
             key = id_key(request_id)
             with self._lock:
+                held = self._held.get(key)
+                if held is not None:
+                    # The client gave up on a call waiting for approval: stop asking, never relay it.
+                    held.cancelled = True
+                    held.event.set()
+                    return
                 if key in self._refused:
                     # The upstream never saw this request; cancelling it there would confuse it.
                     del self._refused[key]
@@ -186,7 +233,7 @@ class Session:
             message = strict_loads(line)
         except FrameError as exc:
             if could_be_call(line):
-                self._to_client(error_frame(lenient_id(line), exc.code, f"mcp-guard: {exc.message}"))
+                self._refuse_frame(line, exc)
                 return
             # Not a call under any reading: strictness is only owed to what the guard judges.
             msg = peek(line)
@@ -204,16 +251,36 @@ class Session:
         if msg.method == "tools/call" and msg.kind in ("request", "notification"):
             answer, call = self._judge_call(message)
             if answer is not None:
-                if msg.kind == "request":
+                if msg.kind == "request" and answer is not _HELD:
                     self._to_client(encode(answer))
                 return
         elif msg.kind == "notification" and msg.method == "notifications/cancelled":
             self._cancelled(line, msg)
             return
-        elif msg.method == "initialize" and self._audit is not None:
+        elif msg.method == "initialize":
             self._remember_client(message)
+        elif msg.kind == "response" and self._approvals is not None and self._approvals.ids.owns(msg.id):
+            self._guard_response(msg.id, message)
+            return
         self._track_request(msg, call)
         self._to_upstream(line)
+
+    def _refuse_frame(self, line: bytes, exc: FrameError) -> None:
+        """A frame the guard cannot judge: one error per request in it, so no request waits forever."""
+        message = f"mcp-guard: {exc.message}"
+        try:
+            parsed = lenient_loads(line)
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, list):
+            answers = [
+                error_answer(e.get("id"), exc.code, message)
+                for e in parsed
+                if isinstance(e, dict) and "id" in e and isinstance(e.get("method"), str)
+            ]
+            self._to_client(encode(answers) if answers else error_frame(None, exc.code, message))
+            return
+        self._to_client(error_frame(lenient_id(line), exc.code, message))
 
     def _batch(self, line: bytes, elements: list[Any]) -> None:
         """Judge each element of a JSON-RPC batch (protocol 2025-03-26) on its own.
@@ -228,12 +295,14 @@ class Session:
         answers: list[dict[str, Any]] = []
         forward: list[Any] = []
         calls: dict[tuple[bool, Any], _Call] = {}
+        dropped = False
         for element in elements:
             msg = classify(element)
             if msg.method == "tools/call" and msg.kind in ("request", "notification"):
-                answer, call = self._judge_call(element)
+                answer, call = self._judge_call(element, allow_hold=False)
                 if answer is not None:
-                    if msg.kind == "request":
+                    dropped = True
+                    if msg.kind == "request" and answer is not _HELD:
                         answers.append(answer)
                     continue
                 if call is not None and msg.kind == "request":
@@ -244,9 +313,10 @@ class Session:
                 with self._lock:
                     if request_id is not None and id_key(request_id) in self._refused:
                         del self._refused[id_key(request_id)]
+                        dropped = True
                         continue
             forward.append(element)
-        if not answers:
+        if not dropped:
             for element in forward:
                 msg = classify(element)
                 self._track_request(msg, calls.get(id_key(msg.id)))
@@ -256,8 +326,9 @@ class Session:
         request_keys = frozenset(id_key(m.id) for m in expected if m.kind == "request")
         if not request_keys:
             # Nothing upstream will answer: the guard's answers are the whole reply.
-            self._to_client(encode(answers))
-        else:
+            if answers:
+                self._to_client(encode(answers))
+        elif answers:
             with self._lock:
                 self._merges.append(_Merge(request_keys, answers))
         if forward:
@@ -265,7 +336,9 @@ class Session:
                 self._track_request(m, calls.get(id_key(m.id)))
             self._to_upstream(encode(forward))
 
-    def _judge_call(self, message: dict[str, Any]) -> tuple[dict[str, Any] | None, _Call | None]:
+    def _judge_call(
+        self, message: dict[str, Any], allow_hold: bool = True
+    ) -> tuple[dict[str, Any] | None, _Call | None]:
         """The guard's own answer to a ``tools/call`` (None to relay it), and what to audit when it is relayed."""
         ident = message.get("id")
         params = message.get("params")
@@ -274,7 +347,7 @@ class Session:
         name = params.get("name")
         if not isinstance(name, str):
             return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call params.name must be a string"), None
-        if any("\ud800" <= ch <= "\udfff" for ch in name):
+        if not name.isascii() and _SURROGATE.search(name):
             return error_answer(ident, INVALID_PARAMS, "mcp-guard: the tool name contains an unpaired surrogate"), None
         arguments = params.get("arguments")
         if arguments is None:
@@ -287,16 +360,408 @@ class Session:
             if isinstance(client, dict):
                 self._remember_client({"params": {"clientInfo": client}})
         decision = self.judge.judge(name, arguments)
+        if isinstance(decision, Approve):
+            if self.judge.monitor:
+                self._warn(f"monitor: would ask a person to approve {name!r} ({decision.rule}): {decision.reason}")
+                return None, self._call_record(name, decision.rule, decision.reason, "monitored", arguments, None)
+            return self._approve(message, ident, name, arguments, params, decision, allow_hold)
         if not isinstance(decision, Deny):
-            if self._audit is None:
+            refund = decision.receipt.refundable() if decision.receipt is not None else None
+            if self._audit is None and refund is None:
                 return None, None
-            return None, _Call(name, decision.rule, None, "allowed", arguments, time.time(), time.perf_counter())
+            return None, self._call_record(name, decision.rule, None, "allowed", arguments, refund)
         if self.judge.monitor:
             self._warn(f"monitor: would refuse {name!r} ({decision.rule}): {decision.reason}")
-            if self._audit is None:
-                return None, None
-            call = _Call(name, decision.rule, decision.reason, "monitored", arguments, time.time(), time.perf_counter())
-            return None, call
+            return None, self._call_record(name, decision.rule, decision.reason, "monitored", arguments, None)
+        return self._refuse(ident, name, arguments, decision, modern), None
+
+    # approvals ----------------------------------------------------------------------
+
+    def _approve(
+        self,
+        message: dict[str, Any],
+        ident: Any,
+        name: str,
+        arguments: dict[str, Any],
+        params: dict[str, Any],
+        decision: Approve,
+        allow_hold: bool = True,
+    ) -> tuple[dict[str, Any] | None, _Call | None]:
+        """A call a person must approve: a standing grant, or ask through the configured channels."""
+        settings = self._approvals
+        modern = is_modern(params)
+        if settings is None:
+            return self._refuse(ident, name, arguments, _no_channel(decision, "none is configured"), modern), None
+        state = params.get("requestState")
+        if modern and isinstance(state, str) and state.startswith(STATE_PREFIX):
+            return self._approval_retry(message, ident, name, arguments, params, decision, state)
+        if settings.store is not None:
+            try:
+                grant = settings.store.consume_grant(self._server_name, name, arguments)
+            except Exception as exc:  # a broken store must not break the session: ask another way
+                self._warn(f"approval store: {exc}")
+                grant = None
+            if grant is not None:
+                return self._approved(ident, name, arguments, decision, modern, "an earlier approval")
+        return self._ask(message, ident, name, arguments, params, decision, 0, allow_hold)
+
+    def _approved(
+        self, ident: Any, name: str, arguments: dict[str, Any], decision: Approve, modern: bool, via: str
+    ) -> tuple[dict[str, Any] | None, _Call | None]:
+        settled = self.judge.settle(decision)
+        if isinstance(settled, Deny):
+            return self._refuse(ident, name, arguments, settled, modern), None
+        refund = settled.receipt.refundable() if settled.receipt is not None else None
+        call = _Call(
+            name, decision.rule, f"approved via {via}", "approved", arguments, time.time(), time.perf_counter()
+        )
+        call.refund = refund
+        call.modern_approval = modern
+        return None, call
+
+    def _ask(
+        self,
+        message: dict[str, Any],
+        ident: Any,
+        name: str,
+        arguments: dict[str, Any],
+        params: dict[str, Any],
+        decision: Approve,
+        start: int,
+        allow_hold: bool,
+    ) -> tuple[dict[str, Any] | None, _Call | None]:
+        """Walk the channels from ``start`` on the pump thread until one answers now or must hold the call."""
+        settings = self._approvals
+        assert settings is not None  # noqa: S101
+        modern = is_modern(params)
+        tried: list[str] = []
+        for index in range(start, len(settings.channels)):
+            channel = settings.channels[index]
+            if channel == "client":
+                if modern:
+                    if _declares_elicitation(params):
+                        return self._input_required(ident, name, arguments, decision), None
+                    tried.append("client (this client cannot show questions)")
+                    continue
+                if not self._client_elicitation:
+                    tried.append("client (this client cannot show questions)")
+                    continue
+            elif channel == "command" and not settings.command:
+                tried.append("command (no --approval-command given)")
+                continue
+            elif channel == "async":
+                return self._async_refusal(ident, name, arguments, decision, modern), None
+            if not allow_hold:
+                tried.append(f"{channel} (not inside a batch)")
+                continue
+            self._hold(message, ident, name, arguments, params, decision, index)
+            return _HELD, None
+        return self._refuse(ident, name, arguments, _no_channel(decision, "; ".join(tried) or "none"), modern), None
+
+    def _hold(
+        self,
+        message: dict[str, Any],
+        ident: Any,
+        name: str,
+        arguments: dict[str, Any],
+        params: dict[str, Any],
+        decision: Approve,
+        index: int,
+    ) -> None:
+        held = Held(guard_id="")
+        with self._lock:
+            self._held[id_key(ident)] = held
+        worker = threading.Thread(
+            target=self._ask_blocking,
+            args=(held, message, ident, name, arguments, params, decision, index),
+            name=f"mcp-guard approval {name}",
+            daemon=True,
+        )
+        self._workers.add(worker)
+        worker.start()
+
+    def _ask_blocking(
+        self,
+        held: Held,
+        message: dict[str, Any],
+        ident: Any,
+        name: str,
+        arguments: dict[str, Any],
+        params: dict[str, Any],
+        decision: Approve,
+        index: int,
+    ) -> None:
+        """A held call's channels, in its own thread: each waits at most the approval timeout."""
+        settings = self._approvals
+        assert settings is not None  # noqa: S101
+        try:
+            for channel in settings.channels[index:]:
+                if held.cancelled:
+                    return
+                if channel == "async":
+                    self._to_client(encode(self._async_refusal(ident, name, arguments, decision, False)))
+                    return
+                outcome = self._ask_channel(channel, held, name, arguments, decision)
+                if held.cancelled:
+                    return
+                if outcome == "approved":
+                    answer, call = self._approved(ident, name, arguments, decision, False, f"the {channel} channel")
+                    if answer is not None:
+                        self._to_client(encode(answer))
+                        return
+                    self._remember_approval(name, arguments, decision, channel)
+                    self._track_request(Peek("request", ident, "tools/call"), call)
+                    self._to_upstream(encode(message))
+                    return
+                if outcome in ("declined", "cancelled"):
+                    how = "declined" if outcome == "declined" else "dismissed the question without answering"
+                    deny = Deny(
+                        "approval_required",
+                        decision.rule,
+                        f"{decision.reason} A person {how} this call (asked through the {channel} channel), "
+                        "so it was refused. Do not retry it unchanged.",
+                    )
+                    self._to_client(encode(self._refuse(ident, name, arguments, deny, False, "declined")))
+                    return
+                self._warn(f"approval through the {channel} channel: {outcome}; trying the next channel")
+            deny = _no_channel(decision, "no channel answered in time")
+            self._to_client(encode(self._refuse(ident, name, arguments, deny, False, "declined")))
+        except Exception as exc:  # never leave a held call unanswered
+            self._warn(f"internal error while asking for approval: {exc!r}")
+            deny = _no_channel(decision, f"an internal error ({exc})")
+            self._to_client(encode(self._refuse(ident, name, arguments, deny, False)))
+        finally:
+            with self._lock:
+                self._held.pop(id_key(ident), None)
+            self._workers.discard(threading.current_thread())
+
+    def _ask_channel(self, channel: str, held: Held, name: str, arguments: dict[str, Any], decision: Approve) -> str:
+        settings = self._approvals
+        assert settings is not None  # noqa: S101
+        if channel == "client":
+            guard_id = settings.ids.new()
+            held.guard_id = guard_id
+            held.event.clear()
+            params: dict[str, Any] = {
+                "message": approval_message(self._server_name, name, arguments, decision),
+                "requestedSchema": APPROVAL_SCHEMA,
+            }
+            if self._client_version >= "2025-11-25":
+                params["mode"] = "form"
+            with self._lock:
+                self._guard_requests[guard_id] = held
+            self._to_client(
+                encode({"jsonrpc": "2.0", "id": guard_id, "method": "elicitation/create", "params": params})
+            )
+            answered = held.event.wait(settings.timeout_s)
+            with self._lock:
+                self._guard_requests.pop(guard_id, None)
+            if held.cancelled or not answered:
+                # Take the question back from the client: nobody is waiting for its answer any more.
+                self._to_client(
+                    encode(
+                        {
+                            "jsonrpc": "2.0",
+                            "method": "notifications/cancelled",
+                            "params": {"requestId": guard_id, "reason": "mcp-guard stopped waiting for an approval"},
+                        }
+                    )
+                )
+                return "cancelled" if held.cancelled else "timeout"
+            answer = held.answer
+            if isinstance(answer, dict) and "error" in answer:
+                return "unavailable"
+            return elicit_outcome(answer.get("result") if isinstance(answer, dict) else None)
+        request = self._approval_request(name, arguments, decision)
+        if channel == "command":
+            from mcp_guard.approval.command import ask_command
+
+            return str(ask_command(str(settings.command), request, settings.timeout_s))
+        if channel == "tty":
+            from mcp_guard.approval.tty import ask_tty
+
+            return str(ask_tty(request, settings.timeout_s, settings.tty_path))
+        return "unavailable"
+
+    def _approval_request(self, name: str, arguments: dict[str, Any], decision: Approve) -> Any:
+        from mcp_guard.approval.request import ApprovalRequest, new_request_id
+        from mcp_guard.audit import arguments_sha256
+
+        settings = self._approvals
+        now = time.time()
+        timeout = settings.timeout_s if settings is not None else 45.0
+        return ApprovalRequest(
+            new_request_id(),
+            self._server_name,
+            name,
+            dict(arguments),
+            arguments_sha256(arguments),
+            decision.rule,
+            decision.reason,
+            now,
+            now + timeout,
+        )
+
+    def _remember_approval(self, name: str, arguments: dict[str, Any], decision: Approve, channel: str) -> None:
+        settings = self._approvals
+        if settings is None or settings.store is None or not decision.remember_s:
+            return
+        try:
+            settings.store.remember(self._server_name, name, arguments, decision.remember_s, f"{channel} channel")
+        except Exception as exc:
+            self._warn(f"approval store: could not remember an approval: {exc}")
+
+    def _async_refusal(
+        self, ident: Any, name: str, arguments: dict[str, Any], decision: Approve, modern: bool
+    ) -> dict[str, Any]:
+        settings = self._approvals
+        assert settings is not None  # noqa: S101
+        if settings.store is None:
+            return self._refuse(ident, name, arguments, _no_channel(decision, "async (no approval store)"), modern)
+        from mcp_guard.approval.store import ApprovalDenied
+
+        try:
+            request = settings.store.pending_for(self._server_name, name, arguments, decision.rule, decision.reason)
+        except ApprovalDenied as denied:
+            deny = Deny(
+                "approval_required",
+                decision.rule,
+                f"{decision.reason} {denied} Do not retry this call.",
+                {"approval_id": denied.request.id, "approval": "denied"},
+            )
+            return self._refuse(ident, name, arguments, deny, modern, "declined")
+        except Exception as exc:
+            detail = f"async (the approval store failed: {exc})"
+            return self._refuse(ident, name, arguments, _no_channel(decision, detail), modern)
+        minutes = max(1, round((request.expires - time.time()) / 60))
+        deny = Deny(
+            "approval_required",
+            decision.rule,
+            f"{decision.reason} This call needs a person's approval before it can run. Ask the user to approve it "
+            f"by running:  mcp-guard approve {request.id}  (approval id {request.id}, valid for about {minutes} "
+            "minutes). Once they have, retry exactly the same call (same tool and arguments) and it will go "
+            "through. Do not change the arguments to get around this.",
+            {"approval_id": request.id, "approval": "pending", "approve_command": f"mcp-guard approve {request.id}"},
+        )
+        return self._refuse(ident, name, arguments, deny, modern)
+
+    def _input_required(self, ident: Any, name: str, arguments: dict[str, Any], decision: Approve) -> dict[str, Any]:
+        """2026-07-28: ask through the client's own input round instead of a server-to-client request."""
+        settings = self._approvals
+        assert settings is not None  # noqa: S101
+        with self._lock:
+            server_meta = dict(self._server_meta)
+        result: dict[str, Any] = {
+            "resultType": "input_required",
+            "inputRequests": {
+                INPUT_KEY: {
+                    "method": "elicitation/create",
+                    "params": {
+                        "mode": "form",
+                        "message": approval_message(self._server_name, name, arguments, decision),
+                        "requestedSchema": APPROVAL_SCHEMA,
+                    },
+                }
+            },
+            "requestState": settings.signer.issue(name, arguments, approved=False),
+        }
+        if server_meta:
+            result["_meta"] = server_meta
+        return {"jsonrpc": "2.0", "id": ident, "result": result}
+
+    def _approval_retry(
+        self,
+        message: dict[str, Any],
+        ident: Any,
+        name: str,
+        arguments: dict[str, Any],
+        params: dict[str, Any],
+        decision: Approve,
+        state: str,
+    ) -> tuple[dict[str, Any] | None, _Call | None]:
+        """A 2026-07-28 retry carrying the guard's state: verify it, strip the guard's fields, relay or refuse."""
+        settings = self._approvals
+        assert settings is not None  # noqa: S101
+        body, why = settings.signer.redeem(state, name, arguments)
+        if body is None:
+            deny = Deny(
+                "approval_required",
+                decision.rule,
+                f"{decision.reason} The approval state sent with this call is not valid ({why}), so it was refused.",
+            )
+            return self._refuse(ident, name, arguments, deny, True), None
+        stripped = dict(params)
+        inner = body.get("i")
+        if isinstance(inner, str):
+            stripped["requestState"] = inner
+        else:
+            stripped.pop("requestState", None)
+        responses = params.get("inputResponses")
+        ours = None
+        if isinstance(responses, dict) and INPUT_KEY in responses:
+            ours = responses[INPUT_KEY]
+            rest = {k: v for k, v in responses.items() if k != INPUT_KEY}
+            if rest:
+                stripped["inputResponses"] = rest
+            else:
+                stripped.pop("inputResponses", None)
+        forward = {**message, "params": stripped}
+        if body.get("a") is True:
+            # Approved earlier; this round answers the server's own questions. It was counted then.
+            call = _Call(
+                name, decision.rule, "approved earlier", "approved", arguments, time.time(), time.perf_counter()
+            )
+            call.modern_approval = True
+            self._track_request(Peek("request", ident, "tools/call"), call)
+            self._to_upstream(encode(forward))
+            return _HELD, None
+        outcome = elicit_outcome(ours)
+        if outcome != "approved":
+            how = "declined" if outcome == "declined" else "dismissed the question without answering"
+            deny = Deny(
+                "approval_required",
+                decision.rule,
+                f"{decision.reason} A person {how} this call, so it was refused. Do not retry it unchanged.",
+            )
+            return self._refuse(ident, name, arguments, deny, True, "declined"), None
+        answer, approved = self._approved(ident, name, arguments, decision, True, "the client")
+        if answer is not None:
+            return answer, None
+        self._remember_approval(name, arguments, decision, "client")
+        self._track_request(Peek("request", ident, "tools/call"), approved)
+        self._to_upstream(encode(forward))
+        return _HELD, None
+
+    def _wrap_upstream_state(self, line: bytes, call: _Call) -> bytes:
+        """An approved call's server asks for input: nest its state in the guard's, so the retry is not re-asked."""
+        settings = self._approvals
+        message = _loads_or_none(line)
+        result = message.get("result") if isinstance(message, dict) else None
+        if settings is None or not isinstance(result, dict) or result.get("resultType") != "input_required":
+            return line
+        inner = result.get("requestState")
+        result["requestState"] = settings.signer.issue(
+            call.tool, call.arguments, approved=True, inner=inner if isinstance(inner, str) else None
+        )
+        return encode(message)
+
+    def _call_record(
+        self, tool: str, rule: str | None, reason: str | None, word: str, arguments: dict[str, Any], refund: Any
+    ) -> _Call | None:
+        if self._audit is None and refund is None:
+            return None
+        return _Call(tool, rule, reason, word, arguments, time.time(), time.perf_counter(), refund)
+
+    def _refuse(
+        self,
+        ident: Any,
+        name: str,
+        arguments: dict[str, Any],
+        decision: Deny,
+        modern: bool,
+        word: str = "refused",
+    ) -> dict[str, Any]:
+        """The guard's answer to a refused call, remembered (for cancellations) and audited."""
         with self._lock:
             self._refused[id_key(ident)] = None
             if len(self._refused) > _REFUSED_KEPT:
@@ -308,7 +773,7 @@ class Session:
                     self._server_name,
                     self._client_info,
                     name,
-                    "refused",
+                    word,
                     decision.rule,
                     decision.reason,
                     arguments,
@@ -317,10 +782,15 @@ class Session:
                 )
             )
         if decision.kind == "hidden":
-            return unknown_tool_answer(ident, name, server_meta), None
-        return violation_answer(ident, name, decision, server_meta), None
+            return unknown_tool_answer(ident, name, server_meta)
+        return violation_answer(ident, name, decision, server_meta)
 
     def _audit_outcome(self, call: _Call, status: str) -> None:
+        if call.refund is not None and status in ("error", "rpc_error"):
+            try:
+                self.judge.limiter.refund(call.refund)
+            except StoreUnavailable as exc:
+                self._warn(f"could not refund {call.tool!r} to the limit store: {exc}")
         if self._audit is None:
             return
         self._audit.record(
@@ -341,6 +811,13 @@ class Session:
     # upstream -> client -------------------------------------------------------------
 
     def from_upstream(self, line: bytes) -> None:
+        # The common case, an answer in the Python SDK's layout, without building a Peek.
+        head = _RESPONSE_HEAD.match(line)
+        if head is not None:
+            token = head.group(1)
+            ident = token[1:-1].decode("utf-8", "replace") if token[:1] == b'"' else int(token)
+            self._to_client(self._response(line, ident))
+            return
         msg = peek(line)
         if msg.kind == "invalid":
             if line.strip():
@@ -348,21 +825,7 @@ class Session:
                 self._warn(f"the server wrote a line that is not JSON-RPC to stdout (not forwarded): {shown}")
             return
         if msg.kind == "response":
-            key = id_key(msg.id)
-            with self._lock:
-                request = self._inflight.pop(key, None)
-                is_list = key in self._list_requests
-                if is_list:
-                    self._list_requests.discard(key)
-            if is_list and not self.judge.monitor:
-                engine = self.judge.engine
-                filtered = filter_tools_result(line, lambda name: not engine.is_hidden(name))
-                if filtered is not None:
-                    line = filtered
-            elif request is not None and request.method == "server/discover":
-                self._remember_server_meta(line)
-            if request is not None and request.call is not None:
-                self._audit_outcome(request.call, _call_status(line))
+            line = self._response(line, msg.id)
         elif msg.kind == "batch":
             keys = {id_key(classify(e).id) for e in msg.message if classify(e).kind == "response"}
             merged: list[dict[str, Any]] = []
@@ -378,6 +841,29 @@ class Session:
             if merged:
                 line = encode([*msg.message, *merged])
         self._to_client(line)
+
+    def _response(self, line: bytes, ident: Any) -> bytes:
+        """Settle the request this answers; return the frame to send the client (filtered, if it must be)."""
+        key = id_key(ident)
+        with self._lock:
+            request = self._inflight.pop(key, None)
+            is_list = bool(self._list_requests) and key in self._list_requests
+            if is_list:
+                self._list_requests.discard(key)
+        if request is None:
+            return line
+        if is_list and not self.judge.monitor:
+            engine = self.judge.engine
+            filtered = filter_tools_result(line, lambda name: not engine.is_hidden(name))
+            if filtered is not None:
+                line = filtered
+        elif request.method == "server/discover":
+            self._remember_server_meta(line)
+        if request.call is not None:
+            if request.call.modern_approval and b'"input_required"' in line:
+                line = self._wrap_upstream_state(line, request.call)
+            self._audit_outcome(request.call, _call_status(line))
+        return line
 
     def _remember_server_meta(self, line: bytes) -> None:
         """Keep the 2026-07-28 ``_meta`` server identity, so the guard's own answers carry it like the server's."""
@@ -411,18 +897,42 @@ class Session:
             return len(self._inflight)
 
 
+_RESPONSE_HEAD = re.compile(rb'\{"jsonrpc":"2\.0","id":(-?\d+|"[^"\\]*"),"(?:result|error)":')
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# A sentinel answer: the call is being handled off the pump (held for approval, or relayed already).
+_HELD: dict[str, Any] = {}
+
+
+def _declares_elicitation(params: dict[str, Any]) -> bool:
+    meta = params.get("_meta")
+    capabilities = meta.get(CLIENT_CAPABILITIES_KEY) if isinstance(meta, dict) else None
+    return isinstance(capabilities, dict) and isinstance(capabilities.get("elicitation"), dict)
+
+
+def _no_channel(decision: Approve, detail: str) -> Deny:
+    return Deny(
+        "approval_required",
+        decision.rule,
+        f"{decision.reason} This call needs a person's approval and none could be asked ({detail}), so it was "
+        "refused. To enable approvals, run the guard with --approval client,async (the default) or configure "
+        "--approval-command; see the README's approval section.",
+    )
+
+
 def _call_status(line: bytes) -> str:
-    """ok, error (a CallToolResult with isError) or rpc_error, read cheaply from a large answer."""
-    if len(line) <= 65536:
-        message = _loads_or_none(line)
-        if isinstance(message, dict):
-            if "error" in message:
-                return "rpc_error"
-            result = message.get("result")
-            return "error" if isinstance(result, dict) and result.get("isError") is True else "ok"
-    if b'"isError":true' in line:
+    """ok, error (a CallToolResult with isError) or rpc_error, from the frame's head and tail only.
+
+    Audit metadata, not a security decision: reading a 20 MB answer whole for it cost
+    milliseconds. The SDKs write ``isError`` near the end (Python) or the start
+    (TypeScript) of the result, and ``error`` first or last in the envelope.
+    """
+    head, tail = line[:300], line[-300:]
+    if b'"isError":true' in tail or b'"isError":true' in head:
         return "error"
-    return "rpc_error" if b'"error":{' in line[:200] else "ok"
+    if b'"error":{' in head[:60] or (b'"error":{' in head and b'"result"' not in head):
+        return "rpc_error"
+    return "ok"
 
 
 def _loads_or_none(line: bytes) -> Any:

@@ -96,8 +96,7 @@ def test_spend_cap_through_the_judge() -> None:
                 },
             }
         ),
-        MemoryLimiter(),
-        clock=lambda: clock[0],
+        MemoryLimiter(clock=lambda: clock[0]),
     )
     assert isinstance(judge.judge("pay", {"amount": 300}), Allow)
     refused = judge.judge("pay", {"amount": 250})
@@ -221,14 +220,32 @@ def test_policylayer_condition_groups() -> None:
     assert isinstance(e.decide("refund", {"reason": "dup"}), Allow)
 
 
-def test_action_approve_and_judge_without_channel() -> None:
+def test_approval_counts_limits_only_once_settled() -> None:
+    limiter = MemoryLimiter()
     judge = Judge(
-        engine({"default": "deny", "tools": {"wire": {"action": "approve", "reason": "Wires move money"}}}),
-        MemoryLimiter(),
+        engine(
+            {
+                "default": "deny",
+                "tools": {
+                    "wire": {
+                        "action": "approve",
+                        "reason": "Wires move money",
+                        "remember": "10m",
+                        "limits": [{"counter": "wires", "window": "hour", "max": 1}],
+                    }
+                },
+            }
+        ),
+        limiter,
     )
     decision = judge.judge("wire", {})
-    assert isinstance(decision, Deny) and decision.kind == "approval_required"
-    assert decision.rule == "tools.wire.action" and decision.reason.startswith("Wires move money.")
+    assert isinstance(decision, Approve)
+    assert (decision.rule, decision.reason, decision.remember_s) == ("tools.wire.action", "Wires move money.", 600.0)
+    assert limiter.usage("wires", 3600) == 0  # nothing counted while a person has not approved
+    assert isinstance(judge.settle(decision), Allow)
+    assert limiter.usage("wires", 3600) == 1
+    refused = judge.settle(decision)
+    assert isinstance(refused, Deny) and refused.kind == "limit"
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ whether all of them fit and records them atomically. Stores that share counters
 between processes implement the same interface.
 """
 
-from mcp_guard.limits.base import Charge, Limiter, LimitRefusal
+from mcp_guard.limits.base import Charge, Limiter, LimitRefusal, Receipt, StoreUnavailable
 from mcp_guard.limits.memory import MemoryLimiter
 
-__all__ = ["Charge", "LimitRefusal", "Limiter", "MemoryLimiter"]
+__all__ = ["Charge", "LimitRefusal", "Limiter", "MemoryLimiter", "Receipt", "StoreUnavailable"]

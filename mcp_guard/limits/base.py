@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Charge:
     """What one call asks of one limit.
 
     ``cost`` is 1 for a rate limit and the call's amount for a spend cap. ``rule`` is
     the limit's path in the policy document, carried so a refusal can name it.
+    ``counter`` is the store key: the policy's counter name, prefixed by its scope.
     """
 
     counter: str
@@ -21,9 +22,11 @@ class Charge:
     cost: float
     rule: str
     reason: str | None = None
+    scope: str = "grant"
+    refund_on_error: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LimitRefusal:
     """The first charge that did not fit, and when it would.
 
@@ -36,18 +39,47 @@ class LimitRefusal:
     retry_after_s: float | None
 
 
+@dataclass(slots=True)
+class Receipt:
+    """What an admitted call recorded, so it can be refunded (``refund_on_error``)."""
+
+    charges: tuple[Charge, ...]
+    at: float
+
+    def refundable(self) -> Receipt | None:
+        """The part of this receipt whose limits say ``refund_on_error``, or None if there is none.
+
+        Stores whose receipts carry more (row ids, members) override this to keep it.
+        """
+        keep = tuple(c for c in self.charges if c.refund_on_error)
+        if not keep:
+            return None
+        return self if len(keep) == len(self.charges) else Receipt(keep, self.at)
+
+
+class StoreUnavailable(Exception):
+    """The counter store could not be reached or did not answer in time."""
+
+
 class Limiter(Protocol):
     """Check-and-record for a set of charges, all or nothing.
 
     ``acquire`` must check every charge before recording any, so a refused call
-    consumes nothing, and must be atomic with respect to other callers of the same
-    store.
+    consumes nothing, and must be atomic with respect to every other user of the
+    same store (other threads, other guard processes, other machines). Stores that
+    cannot be reached raise :class:`StoreUnavailable`. Each store keeps time with the
+    clock its users share: a monotonic clock in memory, wall-clock time in a file,
+    the server's clock in Redis.
     """
 
-    def acquire(self, charges: Sequence[Charge], now: float) -> LimitRefusal | None:
-        """Record all ``charges`` at time ``now`` and return None, or record nothing and say why."""
+    def acquire(self, charges: Sequence[Charge]) -> LimitRefusal | Receipt:
+        """Record all ``charges`` now and return a receipt, or record nothing and say why."""
         ...
 
-    def usage(self, counter: str, window_s: float, now: float) -> float:
-        """Total cost recorded on ``counter`` within ``window_s`` before ``now`` (for stats and tests)."""
+    def refund(self, receipt: Receipt) -> None:
+        """Remove what ``receipt`` recorded (the call did not count after all)."""
+        ...
+
+    def usage(self, counter: str, window_s: float) -> float:
+        """Total cost recorded on ``counter`` within the last ``window_s`` seconds."""
         ...

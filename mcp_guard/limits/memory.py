@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from mcp_guard.limits.base import Charge, LimitRefusal
+from mcp_guard.limits.base import Charge, LimitRefusal, Receipt
+
+_SLACK_S = 1e-9
 
 
 class _Log:
@@ -34,7 +37,8 @@ class _Log:
     def first_in_window(self, window_s: float, now: float) -> int:
         # An entry at t still counts at now == t + window_s: the window is closed,
         # so no interval of window length, open or closed, ever holds more than max.
-        return bisect_left(self.times, now - window_s, self.head)
+        # The nanosecond of slack keeps that true when now - window_s rounds up by an ulp.
+        return bisect_left(self.times, now - window_s - _SLACK_S, self.head)
 
     def used(self, window_s: float, now: float) -> float:
         return self.total() - self._base(self.first_in_window(window_s, now))
@@ -50,6 +54,15 @@ class _Log:
     def record(self, now: float, cost: float) -> None:
         self.times.append(now)
         self.cums.append(self.total() + cost)
+
+    def remove(self, at: float, cost: float) -> None:
+        """Take back one entry recorded at ``at`` (a refund)."""
+        i = bisect_left(self.times, at, self.head)
+        if i < len(self.times) and self.times[i] == at:
+            del self.times[i]
+            del self.cums[i]
+            for j in range(i, len(self.cums)):
+                self.cums[j] -= cost
 
     def prune(self, longest_window_s: float, now: float) -> None:
         self.head = bisect_left(self.times, now - longest_window_s, self.head)
@@ -70,36 +83,72 @@ class MemoryLimiter:
     stats may be read from elsewhere.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._logs: dict[str, _Log] = {}
         self._longest: dict[str, float] = {}
+        # A plain lock taken once per call (an RLock re-entered cost a measurable share of a decision).
         self._lock = threading.Lock()
+        self._clock = clock
 
-    def acquire(self, charges: Sequence[Charge], now: float) -> LimitRefusal | None:
+    @property
+    def lock(self) -> threading.Lock:
+        """Held by :class:`~mcp_guard.limits.scoped.ScopedLimiter` across ``check_locked`` and ``record_locked``."""
+        return self._lock
+
+    def now(self) -> float:
+        return self._clock()
+
+    def acquire(self, charges: Sequence[Charge]) -> LimitRefusal | Receipt:
         with self._lock:
-            for charge in charges:
-                log = self._logs.get(charge.counter)
-                used = log.used(charge.window_s, now) if log is not None else 0.0
-                if used + charge.cost > charge.max:
-                    if charge.cost > charge.max or log is None or not log.times:
-                        return LimitRefusal(charge, used, None)
-                    return LimitRefusal(charge, used, log.retry_after(charge.window_s, now, charge.cost, charge.max))
-            recorded: set[str] = set()
-            for charge in charges:
-                # Limits naming the same counter share one log: the call is one event on it.
-                if charge.counter in recorded:
-                    continue
-                recorded.add(charge.counter)
-                log = self._logs.get(charge.counter)
-                if log is None:
-                    log = self._logs[charge.counter] = _Log()
-                longest = max(self._longest.get(charge.counter, 0.0), charge.window_s)
-                self._longest[charge.counter] = longest
-                log.prune(longest, now)
-                log.record(now, charge.cost)
-            return None
+            now = self._clock()
+            refusal = self.check_locked(charges, now)
+            return refusal if refusal is not None else self.record_locked(charges, now)
 
-    def usage(self, counter: str, window_s: float, now: float) -> float:
+    def acquire_at(self, charges: Sequence[Charge], now: float) -> LimitRefusal | Receipt:
+        """``acquire`` at a given time (tests and the property suite drive the clock)."""
+        with self._lock:
+            refusal = self.check_locked(charges, now)
+            return refusal if refusal is not None else self.record_locked(charges, now)
+
+    def check_locked(self, charges: Sequence[Charge], now: float) -> LimitRefusal | None:
+        for charge in charges:
+            log = self._logs.get(charge.counter)
+            used = log.used(charge.window_s, now) if log is not None else 0.0
+            if used + charge.cost > charge.max:
+                if charge.cost > charge.max or log is None or not log.times:
+                    return LimitRefusal(charge, used, None)
+                return LimitRefusal(charge, used, log.retry_after(charge.window_s, now, charge.cost, charge.max))
+        return None
+
+    def record_locked(self, charges: Sequence[Charge], now: float) -> Receipt:
+        recorded: set[str] = set()
+        for charge in charges:
+            # Limits naming the same counter share one log: the call is one event on it.
+            if charge.counter in recorded:
+                continue
+            recorded.add(charge.counter)
+            log = self._logs.get(charge.counter)
+            if log is None:
+                log = self._logs[charge.counter] = _Log()
+            longest = max(self._longest.get(charge.counter, 0.0), charge.window_s)
+            self._longest[charge.counter] = longest
+            log.prune(longest, now)
+            log.record(now, charge.cost)
+        return Receipt(tuple(charges), now)
+
+    def refund(self, receipt: Receipt) -> None:
+        with self._lock:
+            done: set[str] = set()
+            for charge in receipt.charges:
+                log = self._logs.get(charge.counter)
+                if log is not None and charge.counter not in done:
+                    done.add(charge.counter)
+                    log.remove(receipt.at, charge.cost)
+
+    def usage(self, counter: str, window_s: float) -> float:
+        return self.usage_at(counter, window_s, self._clock())
+
+    def usage_at(self, counter: str, window_s: float, now: float) -> float:
         with self._lock:
             log = self._logs.get(counter)
             return log.used(window_s, now) if log is not None else 0.0

@@ -45,18 +45,36 @@ class PolicyCompileError(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True)
 class _CompiledLimit:
-    counter: str
-    window_s: float
-    max: float
-    rule: str
-    reason: str | None
-    amount: ArgPath | None
+    """One limit, ready to charge. A call-count limit's charge is the same every call, so it is built once."""
+
+    __slots__ = ("amount", "counter", "fixed", "max", "reason", "refund_on_error", "rule", "scope", "window_s")
+
+    def __init__(
+        self,
+        counter: str,
+        window_s: float,
+        max: float,
+        rule: str,
+        reason: str | None,
+        amount: ArgPath | None,
+        scope: str,
+        refund_on_error: bool,
+    ) -> None:
+        self.counter = counter
+        self.window_s = window_s
+        self.max = max
+        self.rule = rule
+        self.reason = reason
+        self.amount = amount
+        self.scope = scope
+        self.refund_on_error = refund_on_error
+        self.fixed = self._charge(1.0) if amount is None else None
 
     def charge(self, tool: str, arguments: Mapping[str, Any]) -> Charge | Deny:
-        if self.amount is None:
-            return Charge(self.counter, self.window_s, self.max, 1.0, self.rule, self.reason)
+        if self.fixed is not None:
+            return self.fixed
+        assert self.amount is not None  # noqa: S101 - fixed is None only for spend caps
         value = self.amount.resolve(tool, arguments)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             shown = "missing" if value is MISSING else repr(value)
@@ -66,7 +84,12 @@ class _CompiledLimit:
                 f"This call is under a spend cap that counts {self.amount.text}, which must be a number of zero or "
                 f"more; it is {shown}.",
             )
-        return Charge(self.counter, self.window_s, self.max, float(value), self.rule, self.reason)
+        return self._charge(float(value))
+
+    def _charge(self, cost: float) -> Charge:
+        return Charge(
+            self.counter, self.window_s, self.max, cost, self.rule, self.reason, self.scope, self.refund_on_error
+        )
 
 
 @dataclass(frozen=True)
@@ -79,6 +102,7 @@ class _CompiledTool:
     require: tuple[CompiledGroup, ...]
     approve_if: tuple[CompiledGroup, ...]
     limits: tuple[_CompiledLimit, ...]
+    remember_s: float | None = None
 
 
 class _Compiler:
@@ -123,7 +147,16 @@ class _Compiler:
                     self.problems.append(((*where, i, "increment_from"), "increment_from must name an argument"))
                     continue
             out.append(
-                _CompiledLimit(lim.counter, window_seconds(lim.window), lim.max, f"{rule}[{i}]", lim.reason, amount)
+                _CompiledLimit(
+                    lim.counter,
+                    window_seconds(lim.window),
+                    lim.max,
+                    f"{rule}[{i}]",
+                    lim.reason,
+                    amount,
+                    lim.scope,
+                    lim.refund_on_error,
+                )
             )
         return tuple(out)
 
@@ -139,6 +172,7 @@ class _Compiler:
             require=self.groups(rule.require, (*where, "require"), f"{path}.require"),
             approve_if=self.groups(rule.approve_if, (*where, "approve_if"), f"{path}.approve_if"),
             limits=self.limits(rule.limits, (*where, "limits"), f"{path}.limits"),
+            remember_s=window_seconds(rule.remember) if rule.remember is not None else None,
         )
 
 
@@ -153,7 +187,18 @@ def _all_limits(policy: Policy) -> Iterator[tuple[PathKey, Limit]]:
 def _document_problems(policy: Policy) -> list[tuple[PathKey, str]]:
     problems: list[tuple[PathKey, str]] = []
     counting: dict[str, tuple[PathKey, str | None]] = {}
+    shape: dict[str, tuple[PathKey, str, bool]] = {}
     for path, lim in _all_limits(policy):
+        first_shape = shape.setdefault(lim.counter, (path, lim.scope, lim.refund_on_error))
+        if first_shape[1:] != (lim.scope, lim.refund_on_error):
+            problems.append(
+                (
+                    (*path, "counter"),
+                    f"counter {lim.counter!r} has scope {lim.scope!r} and refund_on_error "
+                    f"{str(lim.refund_on_error).lower()} here but scope {first_shape[1]!r} and refund_on_error "
+                    f"{str(first_shape[2]).lower()} at {_dotted(first_shape[0])}: limits sharing a counter must agree",
+                )
+            )
         first = counting.setdefault(lim.counter, (path, lim.increment_from))
         if first[1] != lim.increment_from:
             problems.append(
@@ -322,7 +367,7 @@ class Engine:
             )
         settled = self._settle(rule.path, tool, arguments, (*self._global_limits, *rule.limits))
         if approval is not None and isinstance(settled, Allow):
-            return Approve(approval.rule, approval.reason, settled.charges)
+            return Approve(approval.rule, approval.reason, settled.charges, rule.remember_s)
         return settled
 
     @staticmethod

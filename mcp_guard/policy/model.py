@@ -86,9 +86,16 @@ class Limit(_Strict):
         description="'second', 'minute', 'hour', 'day', a number of seconds, or a duration such as '90s'."
     )
     max: float = Field(gt=0, description="Most calls (or, with increment_from, the largest total) per window.")
-    scope: Literal["grant"] = Field(
+    scope: Literal["grant", "server", "global"] = Field(
         default="grant",
-        description="Who shares the counter. 'grant': this guard process (one client's session with one server).",
+        description=(
+            "Who shares the counter. 'grant': this guard process (one client's session with one server); "
+            "'server': every guard with the same --name using the same --state store; "
+            "'global': every guard using the same --state store."
+        ),
+    )
+    refund_on_error: bool = Field(
+        default=False, description="A call the server answers with an error does not count against this limit."
     )
     increment_from: str | None = Field(
         default=None,
@@ -117,7 +124,19 @@ class ToolRule(_Strict):
     deny_if: list[ConditionEntry] = Field(default_factory=list, description="Any match refuses the call.")
     require: list[ConditionEntry] = Field(default_factory=list, description="All must hold, else the call is refused.")
     approve_if: list[ConditionEntry] = Field(default_factory=list, description="Any match asks a person first.")
+    remember: WindowSpec | None = Field(
+        default=None,
+        description="After a person approves a call, identical calls (same tool and arguments) pass without "
+        "asking for this long, e.g. '10m'.",
+    )
     limits: list[Limit] = Field(default_factory=list)
+
+    @field_validator("remember")
+    @classmethod
+    def _check_remember(cls, value: WindowSpec | None) -> WindowSpec | None:
+        if value is not None:
+            window_seconds(value)
+        return value
 
 
 class Policy(_Strict):
@@ -141,7 +160,28 @@ class Policy(_Strict):
         description="Tool names or globs removed from tools/list and refused as unknown; '*' hides all.",
     )
     all_tools: LimitSet = Field(default_factory=LimitSet, description="Limits applied to every tool call.")
+    state: str | None = Field(
+        default=None,
+        description="Where shared counters live (overridden by --state): 'memory:', 'sqlite:///path/counters.db', "
+        "'redis://host:6379/0' or 'rediss://…'.",
+    )
+    approval_timeout: WindowSpec = Field(
+        default=45,
+        description="How long an in-band approval question may wait before falling through to the next channel "
+        "(seconds or a duration; keep it under the ~60 s after which clients give up on a call).",
+    )
+    on_store_error: Literal["deny", "allow"] = Field(
+        default="deny",
+        description="When the shared counter store (--state) cannot be reached: refuse calls under shared limits "
+        "(deny, fail closed) or let them through uncounted (allow).",
+    )
     tools: dict[str, ToolRule] = Field(default_factory=dict, description="Rules per tool name or glob.")
+
+    @field_validator("approval_timeout")
+    @classmethod
+    def _check_timeout(cls, value: WindowSpec) -> WindowSpec:
+        window_seconds(value)
+        return value
 
 
 ALLOW_ALL = Policy(version="1", default="allow")

@@ -10,6 +10,7 @@ double holds exactly (RFC 7493), valid UTF-8 without a byte-order mark.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 PARSE_ERROR = -32700
@@ -70,6 +71,16 @@ def _float(text: str) -> float:
     return value
 
 
+# One decoder for every frame: json.loads with hooks builds a new one per call.
+# Built once (json.loads with hooks builds a decoder per call); its scanner is called directly,
+# skipping decode()'s Python-level whitespace handling.
+_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(  # noqa: B009 - set in __init__, absent from the stubs
+    json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int, parse_float=_float),
+    "scan_once",
+)
+_JSON_WHITESPACE = " \t\r\n"
+
+
 def strict_loads(line: bytes) -> Any:
     """Parse one frame strictly, or raise :class:`FrameError` saying what is wrong."""
     if line.startswith(b"\xef\xbb\xbf"):
@@ -79,7 +90,10 @@ def strict_loads(line: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise FrameError(PARSE_ERROR, f"the frame is not valid UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int, parse_float=_float)
+        text = text.strip(_JSON_WHITESPACE)
+        value, end = _SCAN(text, 0)
+    except StopIteration as exc:
+        raise FrameError(PARSE_ERROR, f"the frame is not valid JSON (at character {exc.value})") from None
     except _DuplicateKey as exc:
         raise FrameError(
             INVALID_REQUEST,
@@ -92,12 +106,28 @@ def strict_loads(line: bytes) -> Any:
         raise
     except ValueError as exc:
         raise FrameError(PARSE_ERROR, f"the frame is not valid JSON: {exc}") from None
+    if end != len(text):
+        raise FrameError(PARSE_ERROR, f"the frame is not valid JSON: extra data at character {end}")
+    return value
+
+
+def _any_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() converts: the value does not matter here
+        return 0
+
+
+def lenient_loads(line: bytes) -> Any:
+    """Read a frame as leniently as possible (bad UTF-8 replaced, huge numbers tolerated), or raise ValueError."""
+    text = line.decode("utf-8", "replace").lstrip("\ufeff")
+    return json.loads(text, parse_int=_any_int)
 
 
 def lenient_id(line: bytes) -> Any:
     """Best-effort request id of a frame that failed strict parsing, for addressing the error answer."""
     try:
-        obj = json.loads(line)
+        obj = lenient_loads(line)
     except (ValueError, RecursionError):
         return None
     if isinstance(obj, dict):
@@ -129,5 +159,7 @@ def is_modern(params: Any) -> bool:
 
 
 def id_key(ident: Any) -> tuple[bool, Any]:
-    """A dict key for a JSON-RPC id that keeps 1 and "1" apart."""
+    """A dict key for a JSON-RPC id that keeps 1 and "1" apart (and survives invalid ids: objects, arrays)."""
+    if isinstance(ident, (dict, list)):
+        return (False, json.dumps(ident, sort_keys=True))
     return (isinstance(ident, str), ident)

@@ -28,7 +28,7 @@ _FIRST_KEY = re.compile(rb"\s*\{" + _PAYLOAD)
 _TAIL = re.compile(rb',"jsonrpc":"2\.0"(?:,"id":' + _ID + rb")?\}\s*$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Peek:
     kind: Kind
     id: Any = None

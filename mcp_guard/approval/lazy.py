@@ -1,0 +1,27 @@
+"""The approval store, opened on first use: most sessions never need one."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+
+class LazyApprovalStore:
+    """Forwards to an :class:`~mcp_guard.approval.store.ApprovalStore` created the first time it is used."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        with self._lock:
+            if self._store is None:
+                from mcp_guard.approval.store import ApprovalStore
+
+                self._store = ApprovalStore(self._path)
+            return self._store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)

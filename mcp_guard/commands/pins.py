@@ -1,0 +1,194 @@
+"""``mcp-guard pins diff|accept``: compare a server's tools with its lock file, and accept changes.
+
+* ``mcp-guard pins diff [LOCKFILE] -- COMMAND [ARGS...]``: list the server's tools and print
+  a unified diff of every definition that differs from its pin (and of tools added or
+  removed); exit 0 if there is none, 1 if there are differences, 2 if the comparison could
+  not be made.
+* ``mcp-guard pins accept [TOOL...] [--lock LOCKFILE] -- COMMAND [ARGS...]``: list the
+  server's tools and update the lock for the named tools (all when none is named): changed
+  and new tools are pinned as listed now, removed ones are dropped from the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mcp_guard.commands.pin import add_timeout, fetch_listing, say, server_label
+
+HELP = "Compare a server's tools with their pins (diff), or pin what the server lists now (accept)."
+DIFF_USAGE = "mcp-guard pins diff [LOCKFILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
+ACCEPT_USAGE = (
+    "mcp-guard pins accept [TOOL...] [--lock LOCKFILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
+)
+EXIT_DIFFERENT = 1
+EXIT_TROUBLE = 2
+
+
+def _diff_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy", metavar="FILE", help="the policy the lock file goes with (default lock: NAME.lock.json beside it)"
+    )
+    add_timeout(parser)
+
+
+def _accept_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock",
+        metavar="LOCKFILE",
+        help="the lock file (default: NAME.lock.json beside the --policy file, else mcp-guard.lock.json)",
+    )
+    _diff_options(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = f"\n  {DIFF_USAGE}\n  {ACCEPT_USAGE}"
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{diff,accept}")
+    diff = actions.add_parser(
+        "diff",
+        usage=DIFF_USAGE,
+        help="print a unified diff of the tools that differ from their pins; exit 1 if any does",
+        description="List the server's tools and diff them against the lock file: exit 0 if all match their pins, "
+        "1 if any differs (or was added or removed), 2 if the comparison could not be made.",
+    )
+    _diff_options(diff)
+    diff.add_argument("words", nargs=argparse.REMAINDER, metavar="[LOCKFILE] -- COMMAND [ARGS...]")
+    accept = actions.add_parser(
+        "accept",
+        usage=ACCEPT_USAGE,
+        help="pin what the server lists now, for the named tools or all",
+        description="List the server's tools and update the lock file for the named tools (all when none is "
+        "named): changed and new tools are pinned as listed now, removed ones are dropped.",
+    )
+    _accept_options(accept)
+    accept.add_argument("words", nargs=argparse.REMAINDER, metavar="[TOOL...] -- COMMAND [ARGS...]")
+
+
+def _split_words(
+    args: argparse.Namespace, prog: str, usage: str, options: Callable[[argparse.ArgumentParser], None]
+) -> tuple[list[str], list[str]] | None:
+    """The positional words before ``--`` and the command after it; options found before ``--`` are applied."""
+    words = list(args.words)
+    if "--" not in words:
+        say(f"put the server command after `--`:\n  {usage}")
+        return None
+    cut = words.index("--")
+    before, command = words[:cut], words[cut + 1 :]
+    # argparse stops at the first positional word, so options after it land here: parse them now.
+    again = argparse.ArgumentParser(prog=prog, usage=usage, add_help=False)
+    options(again)
+    again.add_argument("names", nargs="*")
+    extra = again.parse_args(before)
+    for key, value in vars(extra).items():
+        if key != "names" and value != again.get_default(key):
+            setattr(args, key, value)
+    if not command:
+        say(f"no server command given after `--`:\n  {usage}")
+        return None
+    return list(extra.names), command
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "diff":
+        return _diff(args)
+    return _accept(args)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from mcp_guard.integrity.pins import LockFile, LockFileError, compare, default_lock_path
+
+    split = _split_words(args, "mcp-guard pins diff", DIFF_USAGE, _diff_options)
+    if split is None:
+        return EXIT_TROUBLE
+    names, command = split
+    if len(names) > 1:
+        say(f"one LOCKFILE at most, got {len(names)}: {' '.join(names)}\n  {DIFF_USAGE}")
+        return EXIT_TROUBLE
+    path = Path(names[0]).expanduser() if names else default_lock_path(args.policy)
+    if not path.exists():
+        say(f"no lock file at {path}: create one with mcp-guard pin -o {path} -- {' '.join(command)}")
+        return EXIT_TROUBLE
+    try:
+        lock = LockFile.load(path)
+    except LockFileError as exc:
+        say(str(exc))
+        return EXIT_TROUBLE
+    listing = fetch_listing(command, args.timeout)
+    if listing is None:
+        return EXIT_TROUBLE
+    findings = compare(lock, listing.tools)
+    if not findings:
+        count = len(lock.tools)
+        say(f"no differences: the {count} pinned tool{'s' if count != 1 else ''} of {path} match what the server lists")
+        return 0
+    out = sys.stdout
+    for finding in findings:
+        out.write(f"# {finding.kind}: {finding.summary}\n")
+        out.write(finding.diff)
+    out.flush()
+    say(
+        f"{len(findings)} difference{'s' if len(findings) != 1 else ''} from {path}; "
+        f"accept {'them' if len(findings) != 1 else 'it'} with: "
+        f"mcp-guard pins accept --lock {path} -- {' '.join(command)}"
+    )
+    return EXIT_DIFFERENT
+
+
+def _accept(args: argparse.Namespace) -> int:
+    from mcp_guard.integrity.pins import NO_NAME, LockFile, LockFileError, PinnedTool, compare, default_lock_path
+
+    split = _split_words(args, "mcp-guard pins accept", ACCEPT_USAGE, _accept_options)
+    if split is None:
+        return EXIT_TROUBLE
+    names, command = split
+    path = Path(args.lock).expanduser() if args.lock else default_lock_path(args.policy)
+    if not path.exists():
+        say(f"no lock file at {path}: create one with mcp-guard pin -o {path} -- {' '.join(command)}")
+        return EXIT_TROUBLE
+    try:
+        lock = LockFile.load(path)
+    except LockFileError as exc:
+        say(str(exc))
+        return EXIT_TROUBLE
+    listing = fetch_listing(command, args.timeout)
+    if listing is None:
+        return EXIT_TROUBLE
+
+    listed: dict[str, dict[str, object]] = {}
+    for tool in listing.tools:
+        name = tool.get("name") if isinstance(tool, dict) else None
+        if isinstance(name, str):
+            listed.setdefault(name, tool)
+    unknown = [name for name in names if name not in listed and name not in lock.tools]
+    if unknown:
+        say(f"neither pinned nor listed by the server: {', '.join(unknown)}; nothing written")
+        return EXIT_TROUBLE
+    findings = [f for f in compare(lock, listing.tools) if f.tool != NO_NAME]
+    wanted = set(names) if names else {f.tool for f in findings}
+    accepted: list[str] = []
+    for finding in findings:
+        if finding.tool not in wanted or finding.tool in accepted:
+            continue
+        if finding.kind == "removed":
+            del lock.tools[finding.tool]
+        else:
+            lock.tools[finding.tool] = PinnedTool.of(listed[finding.tool])
+        accepted.append(finding.tool)
+        sys.stdout.write(f"accepted {finding.kind}: {finding.summary}\n")
+    for name in names:
+        if name not in accepted:
+            sys.stdout.write(f"unchanged: {name} already matches its pin\n")
+    sys.stdout.flush()
+    if not accepted:
+        say(f"nothing to accept: {path} is up to date")
+        return 0
+    lock.server = {**lock.server, **listing.server}
+    try:
+        lock.save(path)
+    except OSError as exc:
+        say(f"cannot write {path}: {exc.strerror or exc}")
+        return EXIT_TROUBLE
+    say(f"updated {path}: {len(accepted)} tool{'s' if len(accepted) != 1 else ''} of {server_label(lock.server)}")
+    return 0
