@@ -129,3 +129,23 @@ def test_refund_takes_back_exactly_one_call() -> None:
     assert lim.usage_at("spend", 60, 2.0) == 5
     assert ok(lim.acquire_at([charge("spend", window=60, max_=10, cost=3)], 2.0))
     assert lim.usage_at("spend", 60, 2.0) == 8
+
+
+def test_limits_sharing_a_counter_keep_entries_for_the_longest_window() -> None:
+    lim = MemoryLimiter()
+    short = charge("c", window=1.0, max_=100)
+    long = charge("c", window=60.0, max_=5)
+    for t in (0.0, 1.0, 2.0, 3.0, 4.0):
+        assert ok(lim.acquire_at([short, long], t))
+    assert not ok(lim.acquire_at([short, long], 10.0))  # five in the last minute already
+    assert lim.usage_at("c", 60.0, 10.0) == 5
+
+
+def test_refunding_twice_takes_back_one_call() -> None:
+    lim = MemoryLimiter()
+    first = lim.acquire_at([charge(max_=5)], 0.0)
+    assert ok(lim.acquire_at([charge(max_=5)], 0.0))
+    assert isinstance(first, Receipt)
+    lim.refund(first)
+    lim.refund(first)
+    assert lim.usage_at("c", 60.0, 1.0) == 1

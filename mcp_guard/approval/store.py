@@ -5,7 +5,11 @@ The flow, for a call the policy says needs a person's approval::
     grant = store.consume_grant(server, tool, arguments)      # approved already? (uses it up)
     if grant is None:
         request = store.pending_for(server, tool, arguments, rule, reason)  # raises ApprovalDenied
-        ...refuse, telling the model to retry once a person ran `mcp-guard approve <id>`...
+        answer = ask_tty(request, timeout_s)  # or ask_command, or the client: optional
+        if answer in ("approved", "declined"):
+            grant = store.settle(request, answer == "approved", by="tty")  # None: refuse
+        else:
+            ...refuse, telling the model to retry once a person ran `mcp-guard approve <id>`...
 
 A person lists requests with ``mcp-guard approvals`` and answers with ``mcp-guard approve ID
 [--for 10m]`` or ``mcp-guard deny ID`` (:meth:`ApprovalStore.decide`). An approval becomes a
@@ -416,6 +420,81 @@ class ApprovalStore:
                 until=until,
                 single_use=single_use,
             )
+
+    def settle(
+        self, request: ApprovalRequest, approved: bool, *, by: str, remember_s: float | None = None
+    ) -> Grant | None:
+        """Record an answer a channel (client, command, tty) got for ``request`` while the call is held.
+
+        Approved: the request is marked approved and its grant is used by the held call at
+        once (``uses == 1``), so it is never left lying around for a later identical call, unless
+        ``remember_s`` is given: then identical calls pass unasked for that long. Returns the
+        grant for the audit log. If someone denied the request meanwhile (``mcp-guard deny``),
+        the denial stands and the result is ``None``; if it was approved meanwhile, the held call
+        uses that approval's grant (when still unused); if it expired or is gone, the person's
+        answer still holds and a grant with a new id is returned.
+
+        Declined: the request is marked denied, as by ``mcp-guard deny``, so retries of the
+        identical call are refused for a while; returns ``None``.
+        """
+        if remember_s is not None and not remember_s > 0:
+            raise ValueError(f"remember_s must be more than zero, got {remember_s!r}")
+        fingerprint = call_fingerprint(request.server, request.tool, request.arguments)
+        with self._transaction() as conn:
+            now = self._clock()
+            row = conn.execute("SELECT state, expires FROM requests WHERE id = ?", (request.id,)).fetchone()
+            state, expires = (row[0], row[1]) if row is not None else (None, now)
+            pending = state == "pending" and expires > now
+            if not approved:
+                if pending:
+                    until = max(expires, now + MIN_DENIAL_S)
+                    conn.execute(
+                        "UPDATE requests SET state = 'denied', decided_at = ?, decided_by = ?, until = ?, "
+                        "forget_at = ? WHERE id = ?",
+                        (now, by, until, until + HISTORY_S, request.id),
+                    )
+                return None
+            if state == "denied":
+                return None
+            if state == "approved":
+                # Approved meanwhile with `mcp-guard approve`: the held call uses that grant, if it is unused.
+                found = conn.execute(
+                    "SELECT id, source, approved_at, until, single_use, uses FROM grants "
+                    "WHERE id = ? AND until > ? AND (single_use = 0 OR used_at IS NULL)",
+                    (request.id, now),
+                ).fetchone()
+                if found is not None:
+                    conn.execute("UPDATE grants SET used_at = ?, uses = uses + 1 WHERE id = ?", (now, found[0]))
+                    return Grant(found[0], found[1], found[2], found[3], bool(found[4]), found[5] + 1)
+            single_use = remember_s is None
+            until = now + (self.grant_ttl_s if remember_s is None else remember_s)
+            grant_id = request.id
+            if pending:
+                conn.execute(
+                    "UPDATE requests SET state = 'approved', decided_at = ?, decided_by = ?, until = ?, "
+                    "single_use = ?, forget_at = ? WHERE id = ?",
+                    (now, by, until, int(single_use), max(expires, until) + HISTORY_S, request.id),
+                )
+            else:
+                grant_id = self._new_id(conn)  # approved meanwhile through the CLI, expired, or pruned
+            conn.execute(
+                "INSERT INTO grants (id, fingerprint, server, tool, args_sha256, source, approved_at, until, "
+                "single_use, used_at, uses, forget_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                (
+                    grant_id,
+                    fingerprint,
+                    request.server,
+                    request.tool,
+                    request.args_sha256,
+                    by,
+                    now,
+                    until,
+                    int(single_use),
+                    now,
+                    until + HISTORY_S,
+                ),
+            )
+            return Grant(grant_id, by, now, until, single_use, 1)
 
     def list_pending(self) -> list[ApprovalRequest]:
         """Requests waiting for an answer, oldest first."""

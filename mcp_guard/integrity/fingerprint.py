@@ -128,8 +128,9 @@ def _read(target: Path) -> bytes:
             )
         if len(data) == SECRET_BYTES:
             return data
-        if len(data) < SECRET_BYTES and time.monotonic() < deadline:
-            time.sleep(0.01)  # another process created it with O_EXCL and is still writing
+        fresh = time.time() - info.st_mtime < _WAIT_S
+        if len(data) < SECRET_BYTES and fresh and time.monotonic() < deadline:
+            time.sleep(0.01)  # just created with O_EXCL by another process, still being written
             continue
         raise SecretError(
             f"{target} holds {len(data) if len(data) <= SECRET_BYTES else 'more than ' + str(SECRET_BYTES)} bytes, "

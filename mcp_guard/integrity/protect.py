@@ -19,7 +19,7 @@ Windows, case is folded.
 
 Work is bounded: at most :data:`MAX_CHARS` characters of string values are scanned per
 call (the rest is not looked at; :attr:`ProtectedPaths.last_scan_truncated` says when that
-happened), and at most :data:`MAX_FS_CHECKS` candidate paths per call are resolved through
+happened), and at most :data:`MAX_FS_STEPS` candidate paths per call are resolved through
 the file system (symbolic links); the purely textual checks have no such limit. Only
 candidates that contain the name of a protected file or directory get the textual check,
 unless the working directory is itself inside a protected directory.
@@ -43,8 +43,8 @@ from urllib.parse import unquote
 
 MAX_CHARS = 1_000_000
 """Characters of string values scanned per call; beyond them nothing is looked at."""
-MAX_FS_CHECKS = 64
-"""Candidate paths resolved through the file system (symbolic links) per call."""
+MAX_FS_STEPS = 512
+"""Path components looked up in the file system (to follow symbolic links) per call: a path costs one per component."""
 SHORT_STRING = 4096
 """In strings up to this long, bare words (no slash) are also checked for being symbolic links."""
 MAX_TOKEN = 4096
@@ -57,6 +57,7 @@ _WORD = re.compile(r"[^\s\"'`]+")
 _QUOTED = re.compile(r"[^\"'`]+")
 _WORD_CHARS = re.compile(r"[^\s\"'`]*")
 _QUOTED_CHARS = re.compile(r"[^\"'`]*")
+_SEPARATOR_CHARS = "=:;,|&<>(){}"
 _SEPARATORS = re.compile(r"[=;,|&<>(){}]+")
 _SEPARATORS_AND_COLON = re.compile(r"[=:;,|&<>(){}]+")
 _GLOB = re.compile(r"[*?\[]")
@@ -87,7 +88,9 @@ def _words_at(text: str, needle: str, *, quoted: bool = False, limit: int = MAX_
 
 def _pieces(word: str) -> list[str]:
     """The word, then its parts between shell-ish separators (with and without ``:``), each once."""
-    out = [word]
+    out = [word] if len(word) <= MAX_TOKEN else []
+    if not any(char in word for char in _SEPARATOR_CHARS):  # the common case, and cheaper than a split
+        return out
     for separators in (_SEPARATORS, _SEPARATORS_AND_COLON):
         for piece in separators.split(word):
             if piece and piece not in out and len(piece) <= MAX_TOKEN:
@@ -117,13 +120,13 @@ class ProtectedPaths:
         case_insensitive: bool | None = None,
         home: str | os.PathLike[str] | None = None,
         max_chars: int = MAX_CHARS,
-        max_fs_checks: int = MAX_FS_CHECKS,
+        max_fs_steps: int = MAX_FS_STEPS,
     ) -> None:
         self._ci = sys.platform in ("darwin", "win32") if case_insensitive is None else case_insensitive
         self._home = os.fspath(home) if home is not None else None
         self.cwd = os.path.abspath(os.fspath(cwd))
         self.max_chars = max_chars
-        self.max_fs_checks = max_fs_checks
+        self.max_fs_steps = max_fs_steps
         self.last_scan_truncated = False
         """Whether the last :meth:`find_reference` stopped at ``max_chars`` before the end."""
         self._files: dict[str, Path] = {}
@@ -156,7 +159,7 @@ class ProtectedPaths:
 
     def find_reference(self, arguments: object) -> tuple[str, Path] | None:
         """The first string token that refers to a protected path, and that path; None if none does."""
-        budget = [self.max_chars, self.max_fs_checks]
+        budget = [self.max_chars, self.max_fs_steps]
         self.last_scan_truncated = False
         stack: list[object] = [arguments]
         while stack:
@@ -184,6 +187,8 @@ class ProtectedPaths:
         folded = self._fold(text)
         for word in self._textual_words(folded):
             for piece in _pieces(word):
+                if not self._scan_all and not self._may_name(piece):
+                    continue
                 for absolute in self._absolutes(piece):
                     hit = self._match(os.path.normpath(absolute))
                     if hit is not None:
@@ -200,15 +205,25 @@ class ProtectedPaths:
             for piece in _pieces(word):
                 pathlike = _is_pathlike(piece)
                 for absolute in self._absolutes(piece):
-                    if budget[1] <= 0:
+                    cost = 1 if not pathlike else absolute.count(os.sep) + 1
+                    if cost > budget[1]:
                         return None
-                    budget[1] -= 1
+                    budget[1] -= cost
                     if not pathlike and not os.path.islink(absolute):
                         continue
                     hit = self._match(self._realpath(absolute))
                     if hit is not None:
                         return _shorten(piece), hit
         return None
+
+    def _may_name(self, piece: str) -> bool:
+        """Whether ``piece`` could name a protected path without symbolic links (a cheap pre-check)."""
+        return (
+            any(needle in piece for needle in self._needles)
+            or "%" in piece
+            or _GLOB.search(piece) is not None
+            or piece[:5].lower() == "file:"
+        )
 
     def _textual_words(self, folded: str) -> Iterator[str]:
         """Words (and quoted segments) that could name a protected path without the file system's help.
@@ -217,29 +232,30 @@ class ProtectedPaths:
         globs; every word when the working directory is inside a protected directory.
         """
         seen: set[str] = set()
-        whole = folded.strip()
         sources: list[Iterable[str]] = []
+        present = [needle for needle in self._needles if needle in folded]
         if self._scan_all:
             sources.append(m.group() for m in _WORD.finditer(folded))
             sources.append(m.group() for m in _QUOTED.finditer(folded))
         else:
-            for needle in self._needles:
-                if needle in folded:
-                    sources.append(_words_at(folded, needle))
-                    sources.append(_words_at(folded, needle, quoted=True))
-        sources.append(m.group() for m in _FILE_URI.finditer(folded))
+            for needle in present:
+                sources.append(_words_at(folded, needle))
+                sources.append(_words_at(folded, needle, quoted=True))
+        if "file:" in folded or "file:" in folded.lower():
+            sources.append(m.group() for m in _FILE_URI.finditer(folded))
         if "%" in folded:
             sources.append(_words_at(folded, "%"))
         for wildcard in "*?[":
             if wildcard in folded:
                 sources.append(word for word in _words_at(folded, wildcard) if _is_pathlike(word))
-        if whole and (self._scan_all or any(needle in whole for needle in self._needles)):
+        whole = folded.strip() if len(folded) <= 2 * MAX_TOKEN else ""
+        if whole and (self._scan_all or present):
             seen.add(whole)
             yield whole
         for source in sources:
             for found in source:
                 word = found.strip()
-                if word and word not in seen and len(word) <= MAX_TOKEN:
+                if word and word not in seen:
                     seen.add(word)
                     yield word
 

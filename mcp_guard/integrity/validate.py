@@ -381,9 +381,11 @@ def _error_text(error: Any) -> str:
     validator = error.validator
     instance = error.instance
     if validator == "required" and isinstance(instance, dict):
-        missing = [name for name in error.validator_value if name not in instance]
-        if missing:
-            return f"{json_path([*path, missing[0]], ROOT)}: required but missing"
+        missing = [name for name in error.validator_value if isinstance(name, str) and name not in instance]
+        # jsonschema reports each missing property as its own error: "'name' is a required property".
+        named = [name for name in missing if error.message.startswith(repr(name))] or missing
+        if named:
+            return f"{json_path([*path, named[0]], ROOT)}: required but missing"
     message: str = error.message
     if len(message) > MAX_VALUE_REPR * 2:
         full = repr(instance)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -45,6 +45,7 @@ class Receipt:
 
     charges: tuple[Charge, ...]
     at: float
+    refunded: bool = field(default=False, kw_only=True, repr=False, compare=False)
 
     def refundable(self) -> Receipt | None:
         """The part of this receipt whose limits say ``refund_on_error``, or None if there is none.

@@ -121,6 +121,10 @@ class MemoryLimiter:
         return None
 
     def record_locked(self, charges: Sequence[Charge], now: float) -> Receipt:
+        # Every limit naming a counter keeps its entries alive for its window: prune to the longest.
+        for charge in charges:
+            if charge.window_s > self._longest.get(charge.counter, 0.0):
+                self._longest[charge.counter] = charge.window_s
         recorded: set[str] = set()
         for charge in charges:
             # Limits naming the same counter share one log: the call is one event on it.
@@ -130,14 +134,16 @@ class MemoryLimiter:
             log = self._logs.get(charge.counter)
             if log is None:
                 log = self._logs[charge.counter] = _Log()
-            longest = max(self._longest.get(charge.counter, 0.0), charge.window_s)
-            self._longest[charge.counter] = longest
-            log.prune(longest, now)
+            log.prune(self._longest[charge.counter], now)
             log.record(now, charge.cost)
         return Receipt(tuple(charges), now)
 
     def refund(self, receipt: Receipt) -> None:
+        """Take back what ``receipt`` recorded; a second refund of the same receipt does nothing."""
         with self._lock:
+            if receipt.refunded:
+                return
+            receipt.refunded = True
             done: set[str] = set()
             for charge in receipt.charges:
                 log = self._logs.get(charge.counter)
