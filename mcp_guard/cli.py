@@ -88,6 +88,12 @@ def _run_parser() -> argparse.ArgumentParser:
         help="how long one channel may wait for an answer (default: the policy's approval_timeout, 45 s)",
     )
     parser.add_argument("--approval-store", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--policy-sha256",
+        metavar="HEX",
+        help="refuse to start with (or reload into) a policy file whose SHA-256 differs "
+        "(see: mcp-guard check --sha256 FILE)",
+    )
     parser.add_argument("--no-audit", action="store_true", help="write no audit log")
     return parser
 
@@ -163,9 +169,13 @@ def run(argv: list[str]) -> int:
             f"or create {default_policy_path()}"
         )
     else:
-        from mcp_guard.reload import file_stamp
+        from mcp_guard.reload import file_stamp, sha256_mismatch
 
         stamp = file_stamp(policy_path)
+        mismatch = sha256_mismatch(policy_path, args.policy_sha256)
+        if mismatch:
+            _err(f"{mismatch}; not starting the server")
+            return EXIT_USAGE
         try:
             policy = load_policy(policy_path)
         except PolicyError as exc:
@@ -240,7 +250,7 @@ def run(argv: list[str]) -> int:
 
         from mcp_guard.reload import watch_policy
 
-        background.append(partial(watch_policy, policy_path, judge, stderr_line, stamp))
+        background.append(partial(watch_policy, policy_path, judge, stderr_line, stamp, args.policy_sha256))
     try:
         return anyio.run(relay, upstream, session, 0, background)
     finally:

@@ -7,6 +7,7 @@ writing a new file and renaming it over the old one).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +29,28 @@ def file_stamp(path: Path) -> Stamp:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def reload_once(path: Path, judge: Judge, say: Callable[[str], None]) -> bool:
+def sha256_mismatch(path: Path, expected: str | None) -> str | None:
+    """Why ``path`` is not the policy pinned by ``--policy-sha256``, or None when it is (or nothing is pinned)."""
+    if not expected:
+        return None
+    try:
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        return f"cannot read {path} to check its SHA-256: {exc.strerror or exc}"
+    if actual != expected.strip().lower():
+        return (
+            f"the policy file {path} has SHA-256 {actual}, not the {expected.strip().lower()} given with "
+            "--policy-sha256: it was changed"
+        )
+    return None
+
+
+def reload_once(path: Path, judge: Judge, say: Callable[[str], None], expected_sha256: str | None = None) -> bool:
     """Load ``path`` and swap it in; on any error keep the policy in force and say why."""
+    mismatch = sha256_mismatch(path, expected_sha256)
+    if mismatch:
+        say(f"{mismatch}; the previous policy stays in force")
+        return False
     try:
         engine = Engine(load_policy(path))
     except PolicyError as exc:
@@ -42,7 +63,12 @@ def reload_once(path: Path, judge: Judge, say: Callable[[str], None]) -> bool:
 
 
 async def watch_policy(
-    path: Path, judge: Judge, say: Callable[[str], None], stamp: Stamp, interval_s: float = 1.0
+    path: Path,
+    judge: Judge,
+    say: Callable[[str], None],
+    stamp: Stamp,
+    expected_sha256: str | None = None,
+    interval_s: float = 1.0,
 ) -> None:
     """Reload on change. ``stamp`` is the file's identity taken *before* the policy in force was read,
     so a change made while the guard was starting is never missed."""
@@ -55,4 +81,4 @@ async def watch_policy(
         if current is None:
             say(f"the policy file {path} is gone; the previous policy stays in force")
             continue
-        reload_once(path, judge, say)
+        reload_once(path, judge, say, expected_sha256)

@@ -509,7 +509,8 @@ class Session:
                     if answer is not None:
                         self._to_client(encode(answer))
                         return
-                    self._remember_approval(name, arguments, decision, channel)
+                    if channel == "client":  # the other channels recorded their answer in the store already
+                        self._remember_approval(name, arguments, decision, channel)
                     self._track_request(Peek("request", ident, "tools/call"), call)
                     self._to_upstream(encode(message))
                     return
@@ -572,16 +573,37 @@ class Session:
             if isinstance(answer, dict) and "error" in answer:
                 return "unavailable"
             return elicit_outcome(answer.get("result") if isinstance(answer, dict) else None)
-        request = self._approval_request(name, arguments, decision)
+        # The stored request: its id is the one the person sees, and mcp-guard approve/deny work on it too.
+        from mcp_guard.approval.store import ApprovalDenied
+
+        request: Any
+        if settings.store is not None:
+            try:
+                request = settings.store.pending_for(self._server_name, name, arguments, decision.rule, decision.reason)
+            except ApprovalDenied:
+                return "declined"
+            except Exception as exc:
+                self._warn(f"approval store: {exc}")
+                request = self._approval_request(name, arguments, decision)
+        else:
+            request = self._approval_request(name, arguments, decision)
         if channel == "command":
             from mcp_guard.approval.command import ask_command
 
-            return str(ask_command(str(settings.command), request, settings.timeout_s))
-        if channel == "tty":
+            outcome = str(ask_command(str(settings.command), request, settings.timeout_s, warn=self._warn))
+        elif channel == "tty":
             from mcp_guard.approval.tty import ask_tty
 
-            return str(ask_tty(request, settings.timeout_s, settings.tty_path))
-        return "unavailable"
+            outcome = str(ask_tty(request, settings.timeout_s, settings.tty_path))
+        else:
+            return "unavailable"
+        if outcome in ("approved", "declined") and settings.store is not None and request.id:
+            try:
+                # Recorded in the store: a "no" refuses the retry; a "yes" is used now (and remembered if asked).
+                settings.store.settle(request, outcome == "approved", by=channel, remember_s=decision.remember_s)
+            except Exception as exc:
+                self._warn(f"approval store: could not record the answer: {exc}")
+        return outcome
 
     def _approval_request(self, name: str, arguments: dict[str, Any], decision: Approve) -> Any:
         from mcp_guard.approval.request import ApprovalRequest, new_request_id
@@ -626,7 +648,7 @@ class Session:
             deny = Deny(
                 "approval_required",
                 decision.rule,
-                f"{decision.reason} {denied} Do not retry this call.",
+                f"{decision.reason} {denied}",
                 {"approval_id": denied.request.id, "approval": "denied"},
             )
             return self._refuse(ident, name, arguments, deny, modern, "declined")

@@ -576,3 +576,55 @@ def test_commands_are_listed_in_help() -> None:
     result = cli("--help")
     assert "mcp-guard approvals" in result.stdout and "mcp-guard approve," in result.stdout
     assert "mcp-guard deny" in result.stdout
+
+
+# --- answers from other channels ------------------------------------------------------------------------
+
+
+def test_settle_approved_uses_the_grant_at_once(store: ApprovalStore, clock: Clock) -> None:
+    request = ask(store)
+    grant = store.settle(request, True, by="tty")
+    assert grant == Grant(request.id, "tty", clock.now, clock.now + GRANT_TTL_S, single_use=True, uses=1)
+    assert consume(store) is None  # nothing left lying around for a later identical call
+    assert store.status(request.id).state == "used"
+    assert store.list_pending() == []
+    with pytest.raises(AlreadyDecided):
+        store.decide(request.id, False)
+
+
+def test_settle_approved_with_remember(store: ApprovalStore, clock: Clock) -> None:
+    request = ask(store)
+    grant = store.settle(request, True, by="client", remember_s=600)
+    assert grant is not None and (grant.single_use, grant.uses, grant.until) == (False, 1, clock.now + 600)
+    clock.advance(300)
+    again = consume(store)
+    assert again is not None and (again.id, again.uses) == (request.id, 2)
+    clock.advance(301)
+    assert consume(store) is None
+
+
+def test_settle_declined_refuses_retries(store: ApprovalStore) -> None:
+    request = ask(store)
+    assert store.settle(request, False, by="command") is None
+    with pytest.raises(ApprovalDenied):
+        ask(store)
+    assert store.status(request.id).decided_by == "command"
+
+
+def test_settle_after_someone_answered_with_the_cli(store: ApprovalStore, clock: Clock) -> None:
+    denied = ask(store, {"n": 1})
+    store.decide(denied.id, False, by="alice")
+    assert store.settle(denied, True, by="tty") is None  # a denial stands
+
+    approved = ask(store, {"n": 2})
+    store.decide(approved.id, True, by="alice")
+    grant = store.settle(approved, True, by="tty")
+    assert grant is not None and (grant.id, grant.source, grant.uses) == (approved.id, "alice", 1)
+    assert consume(store, {"n": 2}) is None
+
+    expired = ask(store, {"n": 3})
+    clock.advance(REQUEST_TTL_S + 1)
+    late = store.settle(expired, True, by="tty")
+    assert late is not None and late.id != expired.id and late.uses == 1
+    assert consume(store, {"n": 3}) is None
+    assert store.settle(expired, False, by="tty") is None

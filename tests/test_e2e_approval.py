@@ -155,7 +155,7 @@ def test_denied_approval_is_reported(tmp_path: Path) -> None:
     assert retry.is_error is True
     meta = (retry.meta or {})[VIOLATION]
     assert meta["approval"] == "denied" and meta["approval_id"] == approval_id
-    assert "Do not retry this call." in text(retry)
+    assert "denied" in text(retry)
     unknown = approve(tmp_path / "approvals.db", "approve", "ap-zzzzzz")
     assert unknown.returncode == 1 and "ap-zzzzzz" in unknown.stderr
 
@@ -173,3 +173,27 @@ def test_no_channel_refuses_at_once_and_says_how_to_enable_one(tmp_path: Path) -
     assert big.is_error is True
     assert "none could be asked (client (this client cannot show questions))" in text(big)
     assert "--approval" in text(big)
+
+
+@pytest.mark.parametrize(("code", "approved"), [(0, True), (1, False)])
+def test_command_channel_through_the_guard(tmp_path: Path, code: int, approved: bool) -> None:
+    seen = tmp_path / "request.json"
+    script = tmp_path / "dialog.sh"
+    script.write_text(f"#!/bin/sh\ncat > {seen}\nexit {code}\n")
+    script.chmod(0o755)
+    p = params(tmp_path, "--approval", "command", "--approval-command", str(script))
+    [big] = anyio.run(call, p, "legacy", None, BIG)
+    request = json.loads(seen.read_text())
+    assert (request["tool"], request["arguments"], request["rule"]) == (
+        "create_charge",
+        BIG,
+        "tools.create_charge.approve_if[0]",
+    )
+    if approved:
+        assert big.is_error is False and "ch_" in text(big)
+    else:
+        assert big.is_error is True and "A person declined this call (asked through the command channel)" in text(big)
+        # The "no" is recorded: the identical retry is refused without asking again.
+        seen.unlink()
+        [retry] = anyio.run(call, p, "legacy", None, BIG)
+        assert retry.is_error is True and not seen.exists()

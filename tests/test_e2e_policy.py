@@ -135,3 +135,53 @@ def test_hot_reload_applies_valid_policies_and_keeps_counters(
     session.close_stdin()
     assert session.wait() == 0
     assert [name for name, _ in recorded_calls(record)] == ["ping_tool", "ping_tool", "other_tool", "ping_tool"]
+
+
+def test_policy_sha256_pins_the_file_at_start_and_at_reload(guard_cmd: list[str], start: Start, tmp_path: Path) -> None:
+    import hashlib
+    import subprocess
+
+    policy = write_policy(tmp_path, {"version": "1", "default": "allow"})
+    digest = hashlib.sha256(policy.read_bytes()).hexdigest()
+    printed = subprocess.run(
+        [*guard_cmd, "check", "--sha256", str(policy)], capture_output=True, text=True, check=False
+    )
+    assert printed.stdout.strip() == digest
+
+    wrong = start(
+        [
+            *guard_cmd,
+            "--policy-sha256",
+            "0" * 64,
+            "--policy",
+            str(policy),
+            "--",
+            PYTHON,
+            str(RECORDER_SERVER),
+            str(tmp_path / "never.jsonl"),
+        ]
+    )
+    code, stderr = wrong.finish()
+    assert code == 2 and f"has SHA-256 {digest}, not the {'0' * 64}" in stderr
+    assert not (tmp_path / "never.jsonl").exists()
+
+    record = tmp_path / "received.jsonl"
+    session = start(
+        [
+            *guard_cmd,
+            "--policy-sha256",
+            digest,
+            "--policy",
+            str(policy),
+            "--",
+            PYTHON,
+            str(RECORDER_SERVER),
+            str(record),
+        ]
+    )
+    assert session.request(tool_call(1, "anything"))["result"] == {"content": [], "isError": False}
+    _rewrite(policy, {"version": "1", "default": "deny"})  # any edit, tightening included, is refused
+    _wait_for_stderr(session, "it was changed; the previous policy stays in force")
+    assert session.request(tool_call(2, "anything"))["result"] == {"content": [], "isError": False}
+    session.close_stdin()
+    assert session.wait() == 0

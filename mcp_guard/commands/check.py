@@ -13,6 +13,9 @@ HELP = "Validate a policy file: exit 0 if it is valid, 2 with located errors if 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("policy", type=Path, help="the policy file (JSON, or YAML with .yaml/.yml)")
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing when the policy is valid")
+    parser.add_argument(
+        "--sha256", action="store_true", help="print only the file's SHA-256 (for --policy-sha256) once it is valid"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,8 +31,11 @@ def run(args: argparse.Namespace) -> int:
         pos = doc.position_of(path)
         where = f"{args.policy}:{pos.line}:{pos.column}" if pos else str(args.policy)
         print(f"{where}: warning: {dotted_path(path)}: {message}", file=sys.stderr)
+    digest = hashlib.sha256(args.policy.read_bytes()).hexdigest()
+    if args.sha256:
+        print(digest)
+        return 0
     if not args.quiet:
-        digest = hashlib.sha256(args.policy.read_bytes()).hexdigest()
         tools = len(policy.tools)
         print(
             f"{args.policy}: valid ({policy.mode} mode, default {policy.default}, {tools} tool rule"

@@ -37,6 +37,7 @@ import itertools
 import os
 import re
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import unquote
@@ -57,7 +58,8 @@ _WORD = re.compile(r"[^\s\"'`]+")
 _QUOTED = re.compile(r"[^\"'`]+")
 _WORD_CHARS = re.compile(r"[^\s\"'`]*")
 _QUOTED_CHARS = re.compile(r"[^\"'`]*")
-_SEPARATOR_CHARS = "=:;,|&<>(){}"
+_ANY_SEPARATOR = re.compile(r"[=:;,|&<>(){}]")
+_SPECIAL = re.compile(r"[%*?\[]")
 _SEPARATORS = re.compile(r"[=;,|&<>(){}]+")
 _SEPARATORS_AND_COLON = re.compile(r"[=:;,|&<>(){}]+")
 _GLOB = re.compile(r"[*?\[]")
@@ -89,7 +91,7 @@ def _words_at(text: str, needle: str, *, quoted: bool = False, limit: int = MAX_
 def _pieces(word: str) -> list[str]:
     """The word, then its parts between shell-ish separators (with and without ``:``), each once."""
     out = [word] if len(word) <= MAX_TOKEN else []
-    if not any(char in word for char in _SEPARATOR_CHARS):  # the common case, and cheaper than a split
+    if _ANY_SEPARATOR.search(word) is None:  # the common case, and cheaper than a split
         return out
     for separators in (_SEPARATORS, _SEPARATORS_AND_COLON):
         for piece in separators.split(word):
@@ -129,6 +131,7 @@ class ProtectedPaths:
         self.max_fs_steps = max_fs_steps
         self.last_scan_truncated = False
         """Whether the last :meth:`find_reference` stopped at ``max_chars`` before the end."""
+        self._links: tuple[int, frozenset[str]] | None = None
         self._files: dict[str, Path] = {}
         self._dirs: list[tuple[str, Path]] = []
         needles: set[str] = set()
@@ -160,6 +163,7 @@ class ProtectedPaths:
     def find_reference(self, arguments: object) -> tuple[str, Path] | None:
         """The first string token that refers to a protected path, and that path; None if none does."""
         budget = [self.max_chars, self.max_fs_steps]
+        links: list[frozenset[str]] = []  # the working directory's symlinks, looked up once per call if needed
         self.last_scan_truncated = False
         stack: list[object] = [arguments]
         while stack:
@@ -172,7 +176,7 @@ class ProtectedPaths:
                 if len(text) < len(value):
                     self.last_scan_truncated = True
                 budget[0] -= len(text)
-                found = self._scan(text, budget)
+                found = self._scan(text, budget, links)
                 if found is not None:
                     return found
             elif isinstance(value, dict):
@@ -183,38 +187,77 @@ class ProtectedPaths:
 
     # --- scanning one string ------------------------------------------------------------------
 
-    def _scan(self, text: str, budget: list[int]) -> tuple[str, Path] | None:
+    def _scan(self, text: str, budget: list[int], links: list[frozenset[str]]) -> tuple[str, Path] | None:
         folded = self._fold(text)
-        for word in self._textual_words(folded):
-            for piece in _pieces(word):
-                if not self._scan_all and not self._may_name(piece):
-                    continue
-                for absolute in self._absolutes(piece):
-                    hit = self._match(os.path.normpath(absolute))
-                    if hit is not None:
-                        return _shorten(piece), hit
-        # Symbolic links: resolve path-like words through the file system, within the budget.
-        if budget[1] <= 0:
-            return None
+        if self._worth_reading(folded):
+            for word in self._textual_words(folded):
+                for piece in _pieces(word):
+                    if not self._scan_all and not self._may_name(piece):
+                        continue
+                    for absolute in self._absolutes(piece):
+                        hit = self._match(os.path.normpath(absolute))
+                        if hit is not None:
+                            return _shorten(piece), hit
+        # Symbolic links: resolve path-like words through the file system, within the budget;
+        # bare words (short strings only) are looked up among the working directory's symlinks.
+        short = len(text) <= SHORT_STRING
         words: Iterable[str]
-        if len(text) <= SHORT_STRING:
+        if short:
             words = (m.group() for m in _WORD.finditer(folded))
         else:
             words = itertools.chain.from_iterable(_words_at(folded, sep) for sep in (*_SEPS, "~"))
         for word in words:
             for piece in _pieces(word):
-                pathlike = _is_pathlike(piece)
+                if not _is_pathlike(piece):
+                    if not short:
+                        continue
+                    if not links:
+                        links.append(self._cwd_links())
+                    if piece not in links[0]:
+                        continue
                 for absolute in self._absolutes(piece):
-                    cost = 1 if not pathlike else absolute.count(os.sep) + 1
+                    cost = absolute.count(os.sep) + 1
                     if cost > budget[1]:
                         return None
                     budget[1] -= cost
-                    if not pathlike and not os.path.islink(absolute):
-                        continue
                     hit = self._match(self._realpath(absolute))
                     if hit is not None:
                         return _shorten(piece), hit
         return None
+
+    def _worth_reading(self, folded: str) -> bool:
+        """Whether the textual pass can find anything in ``folded`` (cheap checks of the whole string)."""
+        return (
+            self._scan_all
+            or any(needle in folded for needle in self._needles)
+            or (
+                _SPECIAL.search(folded) is not None
+                if len(folded) <= SHORT_STRING
+                else any(char in folded for char in "%*?[")  # memchr beats a regex scan on long text
+            )
+            or "file:" in folded.lower()
+        )
+
+    def _cwd_links(self) -> frozenset[str]:
+        """Names of the symbolic links in the working directory (cached while its mtime stays put)."""
+        try:
+            stamp = os.stat(self.cwd).st_mtime_ns
+        except OSError:
+            return frozenset()
+        cached = self._links
+        # A directory changed within the last second may change again within the same mtime tick.
+        if cached is not None and cached[0] == stamp and time.time_ns() - stamp > 1_000_000_000:
+            return cached[1]
+        names: set[str] = set()
+        try:
+            with os.scandir(self.cwd) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        names.add(self._fold(entry.name))
+        except OSError:
+            pass
+        self._links = (stamp, frozenset(names))
+        return self._links[1]
 
     def _may_name(self, piece: str) -> bool:
         """Whether ``piece`` could name a protected path without symbolic links (a cheap pre-check)."""

@@ -129,6 +129,10 @@ class ToolRule(_Strict):
         description="After a person approves a call, identical calls (same tool and arguments) pass without "
         "asking for this long, e.g. '10m'.",
     )
+    validate_arguments: bool | None = Field(
+        default=None,
+        description="Check this tool's arguments against its declared inputSchema (overrides the top level).",
+    )
     limits: list[Limit] = Field(default_factory=list)
 
     @field_validator("remember")
@@ -137,6 +141,16 @@ class ToolRule(_Strict):
         if value is not None:
             window_seconds(value)
         return value
+
+
+class PinsConfig(_Strict):
+    """Tool pinning: compare every listed tool with a lock file written by ``mcp-guard pin``."""
+
+    file: str = Field(description="The lock file; a relative path is relative to the policy file.")
+    mode: Literal["enforce", "warn"] = Field(
+        default="enforce",
+        description="enforce: hide and refuse tools that differ from their pin or have none. warn: only report.",
+    )
 
 
 class Policy(_Strict):
@@ -169,6 +183,15 @@ class Policy(_Strict):
         default=45,
         description="How long an in-band approval question may wait before falling through to the next channel "
         "(seconds or a duration; keep it under the ~60 s after which clients give up on a call).",
+    )
+    pins: PinsConfig | None = Field(default=None, description="Pin tool definitions against silent changes.")
+    validate_arguments: bool = Field(
+        default=False,
+        description="Check every call's arguments against the tool's declared inputSchema (as pinned, where pinned).",
+    )
+    protect_own_files: bool = Field(
+        default=True,
+        description="Refuse calls whose arguments name the guard's own files (policy, lock, stores, audit log).",
     )
     on_store_error: Literal["deny", "allow"] = Field(
         default="deny",
