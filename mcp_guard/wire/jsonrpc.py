@@ -54,7 +54,10 @@ def _constant(name: str) -> Any:
 
 
 def _int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:  # more digits than int() converts (4300): far outside the range either way
+        value = _MAX_EXACT_INT + 1
     if not -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT:
         raise FrameError(
             INVALID_REQUEST,
@@ -130,7 +133,9 @@ def lenient_id(line: bytes) -> Any:
         obj = lenient_loads(line)
     except (ValueError, RecursionError):
         return None
-    if isinstance(obj, dict):
+    # Only a request's id: an error carrying the id of a client *response* would look like the
+    # answer to one of the client's own requests.
+    if isinstance(obj, dict) and isinstance(obj.get("method"), str):
         ident = obj.get("id")
         if isinstance(ident, (str, int)) and not isinstance(ident, bool):
             return ident
