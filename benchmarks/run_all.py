@@ -38,6 +38,9 @@ def main() -> int:
             argv.append("--quick")
         if args.no_pin:
             argv.append("--no-pin")
+        if name == "roundtrip":
+            # The guard with argument conditions active on the measured tool, interleaved with the rest.
+            argv += ["--policy-file", str(HERE / "policies" / "conditions.json")]
         print(f"===== {name} =====", flush=True)
         start = time.monotonic()
         code = subprocess.run(argv, check=False).returncode

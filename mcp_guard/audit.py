@@ -23,6 +23,7 @@ import collections
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import json
 import os
 import threading
@@ -87,6 +88,8 @@ class AuditLog:
         warn: Callable[[str], None],
         max_bytes: int = DEFAULT_MAX_BYTES,
         keep: int = DEFAULT_KEEP,
+        key: bytes | None = None,
+        secret_path: Path | None = None,
     ) -> None:
         self.path = path
         self.max_bytes = max_bytes
@@ -98,6 +101,8 @@ class AuditLog:
         self._failed = False
         self._fd: int | None = None
         self._pid = os.getpid()
+        self._key = key
+        self._secret_path = secret_path
         self._ts_second = -1
         self._ts_prefix = ""
         self._thread = threading.Thread(target=self._run, name="mcp-guard audit", daemon=True)
@@ -161,13 +166,33 @@ class AuditLog:
             "status": event.status,
             "duration_ms": None if event.duration_ms is None else round(event.duration_ms, 3),
             "arg_keys": sorted(event.arguments),
-            "args_sha256": arguments_sha256(event.arguments),
+            "args_hmac": self._fingerprint(event.arguments),
             "pid": self._pid,
         }
         if self._dropped:
             record["dropped_before"] = self._dropped
             self._dropped = 0
         return _ENCODE(record).encode() + b"\n"
+
+    def _fingerprint(self, arguments: Mapping[str, Any]) -> str:
+        """HMAC-SHA-256 of the canonical arguments under the installation's secret.
+
+        A plain hash of a small value (an amount, a 4-digit PIN) could be reversed by
+        hashing every candidate; without the secret (mode 0600) it cannot.
+        """
+        if self._key is None:
+            self._key = self._load_key()
+        return hmac.new(self._key, canonical_arguments(arguments), hashlib.sha256).hexdigest()
+
+    def _load_key(self) -> bytes:
+        from mcp_guard.integrity.fingerprint import SecretError, load_or_create_secret
+
+        try:
+            return load_or_create_secret(self._secret_path)
+        except (SecretError, OSError) as exc:
+            # Without the secret the fingerprint would be guessable: use a key of this process instead.
+            self._warn(f"audit log: the installation secret cannot be used ({exc}); fingerprints use a per-process key")
+            return os.urandom(32)
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)

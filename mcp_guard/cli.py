@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mcp_guard import __version__
 
@@ -88,6 +88,9 @@ def _run_parser() -> argparse.ArgumentParser:
         help="how long one channel may wait for an answer (default: the policy's approval_timeout, 45 s)",
     )
     parser.add_argument("--approval-store", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pins", metavar="LOCKFILE", help="compare tools with this lock file (mcp-guard pin), in enforce mode"
+    )
     parser.add_argument(
         "--policy-sha256",
         metavar="HEX",
@@ -235,6 +238,9 @@ def run(argv: list[str]) -> int:
         command=args.approval_command,
         store=LazyApprovalStore(Path(args.approval_store) if args.approval_store else None),
     )
+    integrity = _integrity(args, policy, policy_path, audit, approvals)
+    if integrity is False:
+        return EXIT_USAGE
     session = Session(
         judge,
         FrameWriter(1),
@@ -243,6 +249,7 @@ def run(argv: list[str]) -> int:
         audit=audit,
         server_name=server_name,
         approvals=approvals,
+        integrity=integrity or None,
     )
     background = []
     if policy_path is not None and not args.no_reload:
@@ -287,6 +294,61 @@ def run_subcommand(name: str, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     code: int = module.run(args)
     return code
+
+
+def _integrity(args: argparse.Namespace, policy: Policy, policy_path: Path | None, audit: Any, approvals: Any) -> Any:
+    """The session's tool-integrity checks from the policy (None when none is on; False after an error)."""
+    pins = policy.pins
+    lock_file: Path | None = None
+    mode = "enforce"
+    if args.pins:
+        lock_file = Path(args.pins)
+    elif pins is not None:
+        lock_file = Path(pins.file)
+        if not lock_file.is_absolute() and policy_path is not None:
+            lock_file = policy_path.parent / lock_file
+        mode = pins.mode
+    validate_tools = {
+        name: rule.validate_arguments for name, rule in policy.tools.items() if rule.validate_arguments is not None
+    }
+    if (
+        lock_file is None
+        and not policy.validate_arguments
+        and not any(validate_tools.values())
+        and not policy.protect_own_files
+    ):
+        return None
+    from mcp_guard.integrity.guard import IntegritySettings, ToolIntegrity
+    from mcp_guard.integrity.pins import LockFile, LockFileError
+
+    lock = None
+    if lock_file is not None:
+        try:
+            lock = LockFile.load(lock_file)
+        except (LockFileError, OSError) as exc:
+            _err(f"the lock file cannot be used ({exc}); not starting the server (write one with mcp-guard pin)")
+            return False
+    protected = None
+    if policy.protect_own_files:
+        from mcp_guard.integrity.fingerprint import default_secret_path
+        from mcp_guard.integrity.protect import ProtectedPaths
+
+        own = [p for p in (policy_path, lock_file, getattr(audit, "path", None), default_secret_path()) if p]
+        store = getattr(getattr(approvals, "store", None), "path", None)
+        if store is not None:
+            own.append(store)
+        protected = ProtectedPaths(own, os.getcwd(), directories=[_state_dir()])
+    from mcp_guard.relay import stderr_line
+
+    return ToolIntegrity(
+        IntegritySettings(lock, lock_file, mode, policy.validate_arguments, validate_tools, protected), stderr_line
+    )
+
+
+def _state_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("mcp-guard", appauthor=False))
 
 
 def _limiter(state: str | None, policy: Policy, server_name: str) -> tuple[Limiter | None, str]:

@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_guard.approval.flow import (
     APPROVAL_SCHEMA,
     INPUT_KEY,
     STATE_PREFIX,
     ApprovalSettings,
+    GuardIds,
     Held,
     approval_message,
     elicit_outcome,
@@ -47,6 +48,9 @@ from mcp_guard.wire.jsonrpc import (
 )
 from mcp_guard.wire.peek import Peek, classify, peek
 from mcp_guard.wire.tools_list import filter_tools_result
+
+if TYPE_CHECKING:
+    from mcp_guard.integrity.guard import ToolIntegrity
 
 Write = Callable[[bytes], None]
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
@@ -135,6 +139,7 @@ class Session:
         audit: AuditLog | None = None,
         server_name: str = "server",
         approvals: ApprovalSettings | None = None,
+        integrity: ToolIntegrity | None = None,
     ) -> None:
         self.judge = judge
         self._to_client = to_client
@@ -144,6 +149,9 @@ class Session:
         self._server_name = server_name
         self._client_info: dict[str, str] | None = None
         self._approvals = approvals
+        self._integrity = integrity
+        # Ids for requests the guard sends itself (approval questions, tool listings), one sequence for all.
+        self._ids = approvals.ids if approvals is not None else GuardIds()
         self._client_elicitation = False  # declared in the handshake-era initialize
         self._client_version = ""
         self._held: dict[tuple[bool, Any], Held] = {}
@@ -168,7 +176,7 @@ class Session:
         if msg.kind == "notification" and msg.method == "notifications/cancelled":
             self._cancelled(line, msg)
             return
-        if msg.kind == "response" and self._approvals is not None and self._approvals.ids.owns(msg.id):
+        if msg.kind == "response" and self._ids.owns(msg.id):
             self._guard_response(msg.id, msg.message if msg.message is not None else _loads_or_none(line))
             return
         if msg.method == "initialize":
@@ -259,7 +267,7 @@ class Session:
             return
         elif msg.method == "initialize":
             self._remember_client(message)
-        elif msg.kind == "response" and self._approvals is not None and self._approvals.ids.owns(msg.id):
+        elif msg.kind == "response" and self._ids.owns(msg.id):
             self._guard_response(msg.id, message)
             return
         self._track_request(msg, call)
@@ -359,6 +367,23 @@ class Session:
             client = params["_meta"].get(CLIENT_INFO_KEY)
             if isinstance(client, dict):
                 self._remember_client({"params": {"clientInfo": client}})
+        if self._integrity is not None:
+            verdict = self._integrity.check_call(name, arguments)
+            if verdict == _NEEDS_LISTING:
+                if not allow_hold:
+                    deny = Deny(
+                        "pin",
+                        "pins",
+                        f"Tool {name!r} has not been listed in this session, and the guard checks tools against "
+                        "their listing before a call: list the tools (tools/list), or send this call on its own.",
+                    )
+                    return self._refuse(ident, name, arguments, deny, modern), None
+                self._list_then_judge(message, params)
+                return _HELD, None
+            if isinstance(verdict, Deny):
+                if not self.judge.monitor:
+                    return self._refuse(ident, name, arguments, verdict, modern), None
+                self._warn(f"monitor: would refuse {name!r} ({verdict.rule}): {verdict.reason}")
         decision = self.judge.judge(name, arguments)
         if isinstance(decision, Approve):
             if self.judge.monitor:
@@ -837,7 +862,13 @@ class Session:
         head = _RESPONSE_HEAD.match(line)
         if head is not None:
             token = head.group(1)
-            ident = token[1:-1].decode("utf-8", "replace") if token[:1] == b'"' else int(token)
+            if token[:1] == b'"':
+                ident: Any = token[1:-1].decode("utf-8", "replace")
+                if self._ids.owns(ident):
+                    self._guard_response(ident, _loads_or_none(line))
+                    return
+            else:
+                ident = int(token)
             self._to_client(self._response(line, ident))
             return
         msg = peek(line)
@@ -847,7 +878,13 @@ class Session:
                 self._warn(f"the server wrote a line that is not JSON-RPC to stdout (not forwarded): {shown}")
             return
         if msg.kind == "response":
+            if self._ids.owns(msg.id):
+                self._guard_response(msg.id, msg.message if msg.message is not None else _loads_or_none(line))
+                return
             line = self._response(line, msg.id)
+        elif msg.kind == "notification" and msg.method == "notifications/tools/list_changed":
+            if self._integrity is not None:
+                self._integrity.forget_listing()
         elif msg.kind == "batch":
             keys = {id_key(classify(e).id) for e in msg.message if classify(e).kind == "response"}
             merged: list[dict[str, Any]] = []
@@ -874,11 +911,8 @@ class Session:
                 self._list_requests.discard(key)
         if request is None:
             return line
-        if is_list and not self.judge.monitor:
-            engine = self.judge.engine
-            filtered = filter_tools_result(line, lambda name: not engine.is_hidden(name))
-            if filtered is not None:
-                line = filtered
+        if is_list:
+            line = self._filter_listing(line)
         elif request.method == "server/discover":
             self._remember_server_meta(line)
         if request.call is not None:
@@ -886,6 +920,96 @@ class Session:
                 line = self._wrap_upstream_state(line, request.call)
             self._audit_outcome(request.call, _call_status(line))
         return line
+
+    def _filter_listing(self, line: bytes) -> bytes:
+        """A ``tools/list`` answer without hidden tools, and (with pins) without tools that break their pins."""
+        integrity = self._integrity
+        monitor = self.judge.monitor
+        if integrity is None or not integrity.watches_listings:
+            if monitor:
+                return line
+            engine = self.judge.engine
+            filtered = filter_tools_result(line, lambda name: not engine.is_hidden(name))
+            return line if filtered is None else filtered
+        message = _loads_or_none(line)
+        result = message.get("result") if isinstance(message, dict) else None
+        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+            return line
+        tools: list[Any] = result["tools"]
+        kept, _ = integrity.listed(tools)
+        if not monitor:
+            engine = self.judge.engine
+            kept = [t for t in kept if not (isinstance(t, dict) and engine.is_hidden(str(t.get("name", ""))))]
+        else:
+            kept = tools
+        if len(kept) == len(tools):
+            return line
+        result["tools"] = kept
+        return encode(message)
+
+    def _list_then_judge(self, message: dict[str, Any], params: dict[str, Any]) -> None:
+        """Read the server's whole tool list (guard-owned ids, every page), then judge the held call."""
+        worker = threading.Thread(
+            target=self._list_then_judge_run, args=(message, params), name="mcp-guard tool listing", daemon=True
+        )
+        self._workers.add(worker)
+        worker.start()
+
+    def _list_then_judge_run(self, message: dict[str, Any], params: dict[str, Any]) -> None:
+        ident = message.get("id")
+        try:
+            tools: list[Any] = []
+            cursor: Any = None
+            for _ in range(100):  # pages; a server looping on its cursor must not hold the call forever
+                list_params: dict[str, Any] = {}
+                if is_modern(params):
+                    list_params["_meta"] = params["_meta"]
+                if cursor is not None:
+                    list_params["cursor"] = cursor
+                answer = self._ask_upstream("tools/list", list_params)
+                result = answer.get("result") if isinstance(answer, dict) else None
+                if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+                    raise RuntimeError(f"the server did not list its tools: {str(answer)[:200]}")
+                tools.extend(result["tools"])
+                cursor = result.get("nextCursor")
+                if not cursor:
+                    break
+            assert self._integrity is not None  # noqa: S101
+            self._integrity.listed(tools, complete=True)
+            answer_now, call = self._judge_call(message, allow_hold=False)
+            if answer_now is _HELD:
+                return
+            if answer_now is not None:
+                if "id" in message:
+                    self._to_client(encode(answer_now))
+                return
+            self._track_request(Peek("request", ident, "tools/call"), call)
+            self._to_upstream(encode(message))
+        except Exception as exc:
+            name = params.get("name")
+            deny = Deny(
+                "pin",
+                "pins",
+                f"The guard could not read the server's tool list to check this call ({exc}), so it was refused.",
+            )
+            if "id" in message:
+                self._to_client(encode(self._refuse(ident, str(name), {}, deny, is_modern(params))))
+        finally:
+            self._workers.discard(threading.current_thread())
+
+    def _ask_upstream(self, method: str, params: dict[str, Any], timeout_s: float = 10.0) -> Any:
+        guard_id = self._ids.new()
+        held = Held(guard_id=guard_id)
+        with self._lock:
+            self._guard_requests[guard_id] = held
+        try:
+            self._to_upstream(encode({"jsonrpc": "2.0", "id": guard_id, "method": method, "params": params}))
+            if not held.event.wait(timeout_s):
+                raise TimeoutError(f"no answer to {method} within {timeout_s:g} s")
+            return held.answer
+        finally:
+            with self._lock:
+                self._guard_requests.pop(guard_id, None)
 
     def _remember_server_meta(self, line: bytes) -> None:
         """Keep the 2026-07-28 ``_meta`` server identity, so the guard's own answers carry it like the server's."""
@@ -921,6 +1045,8 @@ class Session:
 
 _RESPONSE_HEAD = re.compile(rb'\{"jsonrpc":"2\.0","id":(-?\d+|"[^"\\]*"),"(?:result|error)":')
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+_NEEDS_LISTING = "needs-listing"  # mcp_guard.integrity.guard.NEEDS_LISTING, without importing it at start-up
 
 # A sentinel answer: the call is being handled off the pump (held for approval, or relayed already).
 _HELD: dict[str, Any] = {}

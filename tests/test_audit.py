@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import multiprocessing
 import subprocess
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import PYTHON, RECORDER_SERVER, Start, guard_command, tool_call, write_policy
 
-from mcp_guard.audit import AuditLog, Event, arguments_sha256, log_files, server_name_from
+from mcp_guard.audit import AuditLog, Event, arguments_sha256, canonical_arguments, log_files, server_name_from
 
 SECRET_CARD = "4242424242424242"
 SECRET_MAIL = "jane.doe@example.com"
@@ -20,6 +22,13 @@ SECRET_MAIL = "jane.doe@example.com"
 
 def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for f in log_files(path) for line in f.read_text().splitlines()]
+
+
+KEY = b"k" * 32
+
+
+def keyed(arguments: dict[str, Any], key: bytes = KEY) -> str:
+    return hmac.new(key, canonical_arguments(arguments), hashlib.sha256).hexdigest()
 
 
 def event(tool: str = "t", **kw: Any) -> Event:
@@ -39,7 +48,7 @@ def event(tool: str = "t", **kw: Any) -> Event:
 
 def test_entries_are_complete_and_hold_no_values(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    log = AuditLog(path, warn=lambda m: None)
+    log = AuditLog(path, warn=lambda m: None, key=KEY)
     log.record(event("pay", status="ok", duration_ms=12.3456, rule="tools.pay", client={"name": "c", "version": "1"}))
     log.close()
     [entry] = read_log(path)
@@ -48,7 +57,8 @@ def test_entries_are_complete_and_hold_no_values(tmp_path: Path) -> None:
     assert entry["client"] == {"name": "c", "version": "1"}
     assert (entry["status"], entry["duration_ms"], entry["rule"]) == ("ok", 12.346, "tools.pay")
     assert entry["arg_keys"] == ["card"]
-    assert entry["args_sha256"] == arguments_sha256({"card": SECRET_CARD})
+    assert entry["args_hmac"] == keyed({"card": SECRET_CARD})
+    assert arguments_sha256({"card": SECRET_CARD}) not in path.read_text()  # no unkeyed hash to guess against
     assert entry["ts"].endswith("+00:00")
 
 
@@ -113,7 +123,9 @@ def test_server_names(command: list[str], name: str) -> None:
     assert server_name_from(command) == name
 
 
-def test_guard_session_is_audited_without_values(guard_cmd: list[str], start: Start, tmp_path: Path) -> None:
+def test_guard_session_is_audited_without_values(
+    guard_cmd: list[str], start: Start, tmp_path: Path, env: dict[str, str]
+) -> None:
     log_path = tmp_path / "audit.jsonl"
     record = tmp_path / "received.jsonl"
     policy = write_policy(
@@ -167,7 +179,26 @@ def test_guard_session_is_audited_without_values(guard_cmd: list[str], start: St
         assert entry["server"] == "payments"
         assert entry["client"] == {"name": "test-client", "version": "9"}
         assert entry["arg_keys"] == ["amount", "card", "email"]
-        assert entry["args_sha256"] == arguments_sha256(secrets)
+        assert len(entry["args_hmac"]) == 64 and entry["args_hmac"] != arguments_sha256(secrets)
+    # The fingerprint is keyed with the installation secret, and `logs --args` finds the calls by it.
+    found = subprocess.run(
+        [*guard_cmd, "logs", "--audit-log", str(log_path), "--json", "--args", json.dumps(secrets)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert sorted(json.loads(line)["tool"] for line in found.stdout.splitlines()) == ["allowed_tool", "denied_tool"]
+    other = subprocess.run(
+        [*guard_cmd, "logs", "--audit-log", str(log_path), "--json", "--args", '{"card": "1"}'],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert other.stdout == ""
 
 
 def test_logs_and_stats_commands(tmp_path: Path) -> None:

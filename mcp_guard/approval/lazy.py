@@ -15,6 +15,14 @@ class LazyApprovalStore:
         self._store: Any = None
         self._lock = threading.Lock()
 
+    @property
+    def path(self) -> Path:
+        if self._path is not None:
+            return self._path
+        from mcp_guard.approval.store import default_store_path
+
+        return default_store_path()
+
     def _get(self) -> Any:
         with self._lock:
             if self._store is None:

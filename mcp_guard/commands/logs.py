@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-n", "--lines", type=int, default=50, help="how many of the newest decisions (default 50)")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new decisions as they happen")
+    parser.add_argument(
+        "--args",
+        metavar="JSON",
+        help="only calls with exactly these arguments (matched by their keyed fingerprint; values are never logged)",
+    )
 
 
 def log_path(args: argparse.Namespace) -> Path:
@@ -78,6 +83,9 @@ def matches(record: dict[str, Any], args: argparse.Namespace, cutoff: dt.datetim
         return False
     if getattr(args, "decision", None) and record.get("decision") != args.decision:
         return False
+    wanted = getattr(args, "args_hmac", None)
+    if wanted is not None and record.get("args_hmac") != wanted:
+        return False
     if cutoff is not None:
         try:
             if dt.datetime.fromisoformat(str(record.get("ts"))) < cutoff:
@@ -117,6 +125,24 @@ def run(args: argparse.Namespace) -> int:
 
     path = log_path(args)
     cutoff = since_cutoff(args.since)
+    args.args_hmac = None
+    if args.args:
+        try:
+            wanted = json.loads(args.args)
+        except ValueError as exc:
+            print(f"mcp-guard logs: --args is not valid JSON: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(wanted, dict):
+            print("mcp-guard logs: --args must be a JSON object, e.g. '{\"amount\": 12}'", file=sys.stderr)
+            return 2
+        import hashlib
+        import hmac
+
+        from mcp_guard.audit import canonical_arguments
+        from mcp_guard.integrity.fingerprint import load_or_create_secret
+
+        key = load_or_create_secret()
+        args.args_hmac = hmac.new(key, canonical_arguments(wanted), hashlib.sha256).hexdigest()
     records = [r for r in read_records(log_files(path)) if matches(r, args, cutoff)]
     if not records and not args.follow:
         if not path.exists():

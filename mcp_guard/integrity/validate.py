@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from mcp_guard.integrity.pins import canonical_json, json_path
@@ -517,7 +517,7 @@ class ArgumentValidator:
     refused (``"refuse"``). Not thread-safe.
     """
 
-    def __init__(self, max_schemas: int = 1024, invalid_schema: str = "allow") -> None:
+    def __init__(self, max_schemas: int = 1024, invalid_schema: Literal["allow", "refuse"] = "allow") -> None:
         if invalid_schema not in ("allow", "refuse"):
             raise ValueError("invalid_schema must be 'allow' or 'refuse'")
         self.max_schemas = max_schemas

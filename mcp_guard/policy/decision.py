@@ -8,7 +8,17 @@ from typing import Literal
 from mcp_guard.limits.base import Charge, Receipt
 
 DenyKind = Literal[
-    "deny", "default_deny", "hidden", "limit", "condition", "approval_required", "invalid", "store_unavailable"
+    "deny",
+    "default_deny",
+    "hidden",
+    "limit",
+    "condition",
+    "approval_required",
+    "invalid",
+    "store_unavailable",
+    "protected",
+    "pin",
+    "invalid_arguments",
 ]
 
 

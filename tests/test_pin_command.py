@@ -1,0 +1,141 @@
+"""``mcp-guard pin`` and ``mcp-guard pins diff|accept``: run as subprocesses against the everything server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import EVERYTHING_SERVER, PYTHON, guard_command
+
+from mcp_guard.integrity.pins import LockFile, tool_digest
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def server(extra_tools: int) -> list[str]:
+    # 23 + 14 tools in pages of 4: ten pages, so pagination is followed to the end.
+    return [PYTHON, str(EVERYTHING_SERVER), "--tools", str(extra_tools), "--page-size", "4"]
+
+
+def guard(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "MCP_GUARD_POLICY"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg-config")
+    return subprocess.run(
+        [*guard_command(), *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+
+
+def test_pin_diff_accept(tmp_path: Path) -> None:
+    pinned = guard(tmp_path, "pin", "--", *server(23))
+    assert pinned.returncode == 0, pinned.stderr
+    path = tmp_path / "mcp-guard.lock.json"  # the default, in the working directory
+    lock = LockFile.load(path)
+    names = set(lock.tools)
+    # Every tool the SDK's own client sees, across all pages.
+    import anyio
+
+    from mcp_guard.commands.init import list_all_tools
+
+    _, listed = anyio.run(list_all_tools, server(23), 60.0)
+    assert names == {tool.name for tool in listed}
+    assert len(names) == len(listed) > 23 + 4
+    assert {f"tool_{i}" for i in range(23)} <= names
+    assert {"echo", "add", "big", "slow"} <= names
+    assert "tool_23" not in names
+    assert lock.server["command"] == server(23)
+    assert lock.server["name"] == "everything"
+    assert lock.server["version"] == "1.0.0"
+    assert lock.server["protocolVersion"]
+    echo = lock.tools["echo"]
+    assert echo.definition["name"] == "echo"
+    assert "inputSchema" in echo.definition
+    assert echo.sha256 == tool_digest(echo.definition)
+    assert f"pinned {len(names)} tools of everything 1.0.0" in pinned.stderr
+
+    same = guard(tmp_path, "pins", "diff", "--", *server(23))
+    assert same.returncode == 0, same.stderr
+    assert same.stdout == ""
+    assert "no differences" in same.stderr
+
+    more = guard(tmp_path, "pins", "diff", str(path), "--", *server(24))
+    assert more.returncode == 1, more.stderr
+    assert "# new: tool_23: not pinned" in more.stdout
+    assert "--- tool_23 (not pinned)\n+++ tool_23 (listed)\n" in more.stdout
+    assert '+  "name": "tool_23",' in more.stdout
+    assert "tool_22" not in more.stdout
+
+    fewer = guard(tmp_path, "pins", "diff", "--", *server(22))
+    assert fewer.returncode == 1
+    assert "# removed: tool_22: pinned, but the server no longer lists it" in fewer.stdout
+
+    unknown = guard(tmp_path, "pins", "accept", "nosuch", "--", *server(24))
+    assert unknown.returncode == 2
+    assert "neither pinned nor listed by the server: nosuch" in unknown.stderr
+    assert LockFile.load(path).tools.keys() == names  # nothing written
+
+    accepted = guard(tmp_path, "pins", "accept", "tool_23", "--lock", str(path), "--", *server(24))
+    assert accepted.returncode == 0, accepted.stderr
+    assert "accepted new: tool_23" in accepted.stdout
+    assert set(LockFile.load(path).tools) == names | {"tool_23"}
+    assert guard(tmp_path, "pins", "diff", "--", *server(24)).returncode == 0
+
+    # Accepting everything also drops tools the server no longer lists.
+    dropped = guard(tmp_path, "pins", "accept", "--", *server(20))
+    assert dropped.returncode == 0, dropped.stderr
+    assert "accepted removed: tool_20" in dropped.stdout
+    assert set(LockFile.load(path).tools) == names - {"tool_20", "tool_21", "tool_22"}
+    nothing = guard(tmp_path, "pins", "accept", "--", *server(20))
+    assert nothing.returncode == 0
+    assert "nothing to accept" in nothing.stderr
+
+
+def test_pin_beside_policy_reports_changes_since_previous_lock(tmp_path: Path) -> None:
+    policy = tmp_path / "rules.json"
+    policy.write_text('{"version": "1", "default": "allow"}\n', encoding="utf-8")
+    first = guard(tmp_path, "pin", "--policy", str(policy), "--", *server(2))
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "rules.lock.json"
+    assert set(LockFile.load(path).tools) >= {"tool_0", "tool_1"}
+    # A hand-made change to one pin: the next pin replaces the file and says what changed.
+    document = json.loads(path.read_text(encoding="utf-8"))
+    definition = document["tools"]["tool_0"]["definition"]
+    definition["description"] = "something else"
+    document["tools"]["tool_0"]["sha256"] = tool_digest(definition)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    again = guard(tmp_path, "pin", "--policy", str(policy), "--", *server(3))
+    assert again.returncode == 0, again.stderr
+    assert "2 changes since the previous lock file" in again.stderr
+    assert "changed: tool_0: definition changed since it was pinned: description changed" in again.stderr
+    assert "new: tool_2" in again.stderr
+    assert "tool_2" in LockFile.load(path).tools
+    # pins diff finds the lock beside the policy too
+    assert guard(tmp_path, "pins", "diff", "--policy", str(policy), "--", *server(3)).returncode == 0
+
+
+def test_pin_and_pins_usage_errors(tmp_path: Path) -> None:
+    no_command = guard(tmp_path, "pin")
+    assert no_command.returncode == 2
+    assert "no server command given" in no_command.stderr
+    no_dashes = guard(tmp_path, "pins", "diff", "x.lock.json")
+    assert no_dashes.returncode == 2
+    assert "after `--`" in no_dashes.stderr
+    no_lock = guard(tmp_path, "pins", "diff", "--", *server(0))
+    assert no_lock.returncode == 2
+    assert "no lock file at mcp-guard.lock.json" in no_lock.stderr
+    (tmp_path / "bad.lock.json").write_text('{"version": 1,\n  "tools": [}\n', encoding="utf-8")
+    bad = guard(tmp_path, "pins", "diff", "bad.lock.json", "--", *server(0))
+    assert bad.returncode == 2
+    assert "bad.lock.json:2:13: invalid JSON" in bad.stderr
+    missing = guard(tmp_path, "pin", "--", "no-such-command-mcp-guard-test")
+    assert missing.returncode == 1
+    assert "command not found" in missing.stderr
+    assert not (tmp_path / "mcp-guard.lock.json").exists()
