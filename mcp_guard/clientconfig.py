@@ -265,11 +265,30 @@ def find_guard_command() -> list[str]:
     return [os.path.abspath(sys.executable), "-m", GUARD_MODULE]
 
 
-def guard_launch(policy: str | None, guard_command: Sequence[str] | None = None) -> GuardLaunch:
+def guard_launch(
+    policy: str | None, guard_command: Sequence[str] | None = None, policy_sha256: str | None = None
+) -> GuardLaunch:
     """The launch to write; ``policy`` should already be absolute."""
     command = list(guard_command) if guard_command is not None else find_guard_command()
     options = ["--policy", policy] if policy is not None else []
+    if policy_sha256 is not None:
+        options += ["--policy-sha256", policy_sha256]
     return GuardLaunch(command[0], (*command[1:], *options, "--"))
+
+
+_GUARD_OPTIONS_WITH_VALUE = frozenset(
+    {
+        "--policy",
+        "--policy-sha256",
+        "--name",
+        "--state",
+        "--audit-log",
+        "--approval",
+        "--approval-command",
+        "--approval-timeout",
+        "--pins",
+    }
+)
 
 
 def _guard_start(command: str, args: Sequence[str]) -> int | None:
@@ -302,7 +321,7 @@ def split_guard_args(command: str, args: Sequence[str]) -> tuple[list[str], int]
             break
         if not word.startswith("-"):
             break
-        i += 2 if word == "--policy" else 1
+        i += 2 if word in _GUARD_OPTIONS_WITH_VALUE else 1
     if i >= len(args):
         raise ValueError("it runs mcp-guard but no server command follows")
     options = [a for a in args[start:i] if a != "--"]

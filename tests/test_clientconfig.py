@@ -656,3 +656,38 @@ def test_top_level_must_be_an_object(sandbox: Sandbox, capsys: pytest.CaptureFix
     code, _, err = cli(capsys, "wrap", "--config", str(config))
     assert code == 1
     assert f"{config}: expected a JSON object" in err
+
+
+def test_wrap_lock_pins_the_policy_hash(tmp_path: Path) -> None:
+    import hashlib
+    import subprocess
+    import sys
+
+    from mcp_guard.cli import main as _unused  # noqa: F401 - the package is importable
+
+    config = tmp_path / "claude_desktop_config.json"
+    config.write_text('{"mcpServers": {"pay": {"command": "npx", "args": ["-y", "pay-mcp"]}}}\n', encoding="utf-8")
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"version": "1", "default": "deny"}\n', encoding="utf-8")
+    digest = hashlib.sha256(policy.read_bytes()).hexdigest()
+    guard = Path(sys.executable).parent / "mcp-guard"
+    command = [str(guard)] if guard.exists() else [sys.executable, "-m", "mcp_guard"]
+    done = subprocess.run(
+        [*command, "wrap", "--config", str(config), "--policy", str(policy), "--lock"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    args = json.loads(config.read_text(encoding="utf-8"))["mcpServers"]["pay"]["args"]
+    assert args[args.index("--policy-sha256") + 1] == digest
+    assert args[args.index("--") + 1 :] == ["npx", "-y", "pay-mcp"]
+    again = subprocess.run(
+        [*command, "unwrap", "--config", str(config)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(config.read_text(encoding="utf-8"))["mcpServers"]["pay"] == {
+        "command": "npx",
+        "args": ["-y", "pay-mcp"],
+    }

@@ -197,3 +197,43 @@ def test_command_channel_through_the_guard(tmp_path: Path, code: int, approved: 
         seen.unlink()
         [retry] = anyio.run(call, p, "legacy", None, BIG)
         assert retry.is_error is True and not seen.exists()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+def test_server_asking_for_input_after_approval_asks_each_question_once(tmp_path: Path, mode: str) -> None:
+    """The guard's approval round and the server's own input round nest: neither loses its state."""
+    from conftest import EVERYTHING_SERVER
+
+    policy = write_policy(tmp_path, {"version": "1", "default": "allow", "tools": {"elicit": {"action": "approve"}}})
+    guard = guard_command()
+    p = StdioServerParameters(
+        command=guard[0],
+        args=[
+            *guard[1:],
+            "--no-audit",
+            "--approval-store",
+            str(tmp_path / "a.db"),
+            "--policy",
+            str(policy),
+            "--",
+            sys.executable,
+            str(EVERYTHING_SERVER),
+        ],
+        env=isolated_env(tmp_path),
+    )
+    asked: list[str] = []
+
+    async def callback(context: Any, request: Any) -> types.ElicitResult:
+        asked.append(request.message)
+        if "approve" in request.requested_schema.get("properties", {}):
+            return types.ElicitResult(action="accept", content={"approve": True})
+        return types.ElicitResult(action="accept", content={"confirm": True, "note": "ok"})
+
+    async def run() -> types.CallToolResult:
+        async with Client(p, mode=mode, elicitation_callback=callback) as client:
+            return await client.call_tool("elicit", {"question": "Ship it?"})
+
+    result = anyio.run(run)
+    assert result.is_error is False and text(result) == "accepted: confirm=True note='ok'"
+    assert len(asked) == 2 and asked[0].startswith("mcp-guard: the agent wants to call 'elicit'")
+    assert not asked[1].startswith("mcp-guard")

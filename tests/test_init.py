@@ -56,9 +56,13 @@ def test_init_demo_server(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     path = tmp_path / "mcp-guard-policy.json"  # the default, in the working directory
     policy = json.loads(path.read_text(encoding="utf-8"))
-    assert list(policy) == ["version", "default", "tools"]
+    assert list(policy) == ["version", "default", "tools", "pins", "validate_arguments"]
     assert policy["version"] == "1"
     assert policy["default"] == "deny"
+    assert policy["pins"] == {"file": "mcp-guard-policy.lock.json", "mode": "enforce"}
+    assert policy["validate_arguments"] is True
+    lock = json.loads((tmp_path / "mcp-guard-policy.lock.json").read_text(encoding="utf-8"))
+    assert sorted(lock["tools"]) == sorted(policy["tools"])
     tools = policy["tools"]
     assert list(tools) == [
         "track_behavior_event",

@@ -199,7 +199,23 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     policy, rows = build_policy(tools)
+    # Pin what was listed, beside the policy, and check arguments against the pinned schemas: a
+    # starter policy should notice the server changing under it.
+    from mcp_guard.commands.pin import fetch_listing
+    from mcp_guard.integrity.pins import LockFile, default_lock_path
+
+    listing = fetch_listing(command, args.timeout)
+    if listing is None:
+        return 1
+    lock_path = default_lock_path(output)
+    policy["pins"] = {"file": lock_path.name, "mode": "enforce"}
+    policy["validate_arguments"] = True
     text = json.dumps(policy, indent=2, ensure_ascii=False) + "\n"
+    try:
+        LockFile.from_tools(listing.tools, server=listing.server).save(lock_path)
+    except OSError as exc:
+        _say(f"cannot write the lock file {lock_path}: {exc}")
+        return 1
 
     from mcp_guard.policy.load import PolicyError
 
@@ -219,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         _say("the server lists no tools: with default deny, any tool it adds later is refused until listed")
     _say(
-        f'wrote {output} (default "deny": tools not listed there are refused). Review it, then run the server as\n'
+        f'wrote {output} (default "deny": tools not listed there are refused) and the tool pins {lock_path}. '
+        "Review them, then run the server as\n"
         f"  mcp-guard --policy {os.path.abspath(output)} -- {' '.join(command)}\n"
         f"or put it in front of a client's servers with: mcp-guard wrap --client NAME --policy {output}"
     )

@@ -70,6 +70,12 @@ def _add_common(parser: argparse.ArgumentParser, *, wrap: bool) -> None:
             "at start-up ($MCP_GUARD_POLICY, then the user config policy.json). Given, it also updates "
             "entries already wrapped with a different policy",
         )
+        parser.add_argument(
+            "--lock",
+            action="store_true",
+            help="also write the policy's SHA-256 (--policy-sha256) so the guard refuses a policy changed later, "
+            "by an agent or anyone else; re-run wrap after editing the policy yourself",
+        )
     parser.add_argument(
         "--project",
         metavar="DIR",
@@ -118,7 +124,15 @@ def _run(args: argparse.Namespace, *, wrap: bool) -> int:
                 return 1
         else:
             _no_policy_note()
-        launch = cc.guard_launch(policy)
+        digest = None
+        if args.lock:
+            if policy is None:
+                _say("--lock needs --policy: it pins that file's SHA-256 into the config")
+                return 2
+            import hashlib
+
+            digest = hashlib.sha256(Path(policy).read_bytes()).hexdigest()
+        launch = cc.guard_launch(policy, policy_sha256=digest)
 
     servers = set(args.server) if args.server else None
     found: set[str] = set()
