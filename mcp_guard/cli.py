@@ -319,10 +319,11 @@ def _integrity(args: argparse.Namespace, policy: Policy, policy_path: Path | Non
     ):
         return None
     from mcp_guard.integrity.guard import IntegritySettings, ToolIntegrity
-    from mcp_guard.integrity.pins import LockFile, LockFileError
 
     lock = None
     if lock_file is not None:
+        from mcp_guard.integrity.pins import LockFile, LockFileError
+
         try:
             lock = LockFile.load(lock_file)
         except (LockFileError, OSError) as exc:

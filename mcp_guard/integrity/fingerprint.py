@@ -25,8 +25,6 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from mcp_guard.integrity.pins import canonical_json
-
 SECRET_BYTES = 32
 SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
 _WAIT_S = 2.0
@@ -60,6 +58,8 @@ def load_or_create_secret(path: str | os.PathLike[str] | None = None) -> bytes:
 
 def keyed_fingerprint(arguments: Any, key: bytes) -> str:
     """HMAC-SHA-256 (hex) of the canonical JSON of ``arguments`` (sorted keys, compact, UTF-8)."""
+    from mcp_guard.integrity.pins import canonical_json  # not at import: the guard's start-up only needs the path
+
     return hmac.new(key, canonical_json(arguments), sha256).hexdigest()
 
 

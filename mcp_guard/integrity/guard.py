@@ -11,12 +11,14 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp_guard.integrity.pins import Finding, LockFile, PinChecker
-from mcp_guard.integrity.protect import ProtectedPaths
-from mcp_guard.integrity.validate import ArgumentValidator
 from mcp_guard.policy.decision import Deny
+
+if TYPE_CHECKING:
+    # Imported when a feature is on, not at every start (the default guard only protects its files).
+    from mcp_guard.integrity.pins import Finding, LockFile
+    from mcp_guard.integrity.protect import ProtectedPaths
 
 NEEDS_LISTING = "needs-listing"
 
@@ -38,10 +40,16 @@ class ToolIntegrity:
         self.settings = settings
         self._warn = warn
         self._lock = threading.Lock()
-        self._pins = (
-            PinChecker(settings.lock, "warn" if settings.pin_mode == "warn" else "enforce") if settings.lock else None
-        )
-        self._validator = ArgumentValidator() if (settings.validate_all or settings.validate_tools) else None
+        self._pins: Any = None
+        if settings.lock is not None:
+            from mcp_guard.integrity.pins import PinChecker
+
+            self._pins = PinChecker(settings.lock, "warn" if settings.pin_mode == "warn" else "enforce")
+        self._validator: Any = None
+        if settings.validate_all or any((settings.validate_tools or {}).values()):
+            from mcp_guard.integrity.validate import ArgumentValidator
+
+            self._validator = ArgumentValidator()
         self._definitions: dict[str, Mapping[str, Any]] = {}
         self._reported: set[tuple[str, str, str | None]] = set()
 
