@@ -20,12 +20,9 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mcp.types import Tool
+from typing import Any
 
 HELP = (
     "Start an MCP stdio server once, list all its tools and write a starter policy from their annotations: "
@@ -43,7 +40,6 @@ RATE_REASON = (
 CONTRADICTORY_REASON = (
     'destructive (destructiveHint, although also marked readOnlyHint); change to "approve" to ask a person, or "allow"'
 )
-PAGE_CAP = 10_000
 
 
 def _say(message: str) -> None:
@@ -71,11 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the server command, after `--`")
 
 
-def rule_for(tool: Tool) -> tuple[str, dict[str, Any]]:
-    """A short label for the table and the policy rule for one tool."""
-    annotations = tool.annotations
-    read_only = annotations is not None and annotations.read_only_hint is True
-    destructive = annotations is not None and annotations.destructive_hint is True
+def rule_for(tool: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A short label for the table and the policy rule for one tool (as the server listed it)."""
+    annotations = tool.get("annotations")
+    annotations = annotations if isinstance(annotations, Mapping) else {}
+    read_only = annotations.get("readOnlyHint") is True
+    destructive = annotations.get("destructiveHint") is True
     if destructive:
         return "deny (destructive)", {
             "action": "deny",
@@ -83,57 +80,22 @@ def rule_for(tool: Tool) -> tuple[str, dict[str, Any]]:
         }
     if read_only:
         return "allow (read-only)", {"reason": READ_ONLY_REASON}
-    limit = {"counter": f"{tool.name}_rate", "window": "minute", "max": RATE_MAX, "scope": "grant"}
+    limit = {"counter": f"{tool['name']}_rate", "window": "minute", "max": RATE_MAX, "scope": "grant"}
     return f"allow, {RATE_MAX}/minute", {"reason": RATE_REASON, "limits": [limit]}
 
 
-def build_policy(tools: Sequence[Tool]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def build_policy(tools: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The policy document and a (tool, decision) row per tool, in the server's order."""
     rules: dict[str, dict[str, Any]] = {}
     rows: list[tuple[str, str]] = []
     for tool in tools:
-        if tool.name in rules:
+        name = tool.get("name")
+        if not isinstance(name, str) or name in rules:
             continue
         label, rule = rule_for(tool)
-        rules[tool.name] = rule
-        rows.append((tool.name, label))
+        rules[name] = rule
+        rows.append((name, label))
     return {"version": "1", "default": "deny", "tools": rules}, rows
-
-
-async def list_all_tools(command: Sequence[str], timeout: float) -> tuple[str, list[Tool]]:
-    """Start the server, follow ``tools/list`` pagination to the end; the server's name and its tools."""
-    import anyio
-    from mcp import Client, StdioServerParameters
-
-    # The server sees the caller's whole environment, as it would when started by hand.
-    params = StdioServerParameters(command=command[0], args=list(command[1:]), env=dict(os.environ))
-    tools: list[Tool] = []
-    with anyio.fail_after(timeout):
-        async with Client(params, mode="auto") as client:
-            info = client.server_info
-            name = f"{info.name} {info.version}".strip() if info is not None else command[0]
-            cursor: str | None = None
-            seen: set[str] = set()
-            for _ in range(PAGE_CAP):
-                page = await client.list_tools(cursor=cursor)
-                tools.extend(page.tools)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
-                if cursor in seen:
-                    raise RuntimeError(f"the server sent the tools/list cursor {cursor!r} twice")
-                seen.add(cursor)
-            else:
-                raise RuntimeError(f"tools/list did not end after {PAGE_CAP} pages")
-    return name, tools
-
-
-def _innermost(exc: BaseException) -> BaseException:
-    while True:
-        inner = getattr(exc, "exceptions", None)
-        if not inner:
-            return exc
-        exc = inner[0]
 
 
 def _write_validated(output: Path, text: str, force: bool) -> None:
@@ -174,40 +136,18 @@ def run(args: argparse.Namespace) -> int:
         _say(f"cannot write {output}: directory {output.parent} does not exist")
         return 1
 
-    from mcp_guard.upstream import CommandNotFound, resolve_command
-
-    try:
-        resolved = resolve_command(command)
-    except CommandNotFound as exc:
-        _say(f"command not found: {exc.command!r}")
-        return 1
-    except PermissionError as exc:
-        _say(f"command is not executable: {exc}")
-        return 1
-
-    import anyio
-
-    _say(f"starting {' '.join(command)} to list its tools...")
-    try:
-        server, tools = anyio.run(list_all_tools, resolved, args.timeout)
-    except Exception as exc:  # the SDK wraps failures in exception groups; report the cause
-        cause = _innermost(exc)
-        if isinstance(cause, TimeoutError):
-            _say(f"the server did not list its tools within {args.timeout:g} s (raise it with --timeout)")
-        else:
-            _say(f"could not list the server's tools: {type(cause).__name__}: {cause}")
-        return 1
-
-    policy, rows = build_policy(tools)
-    # Pin what was listed, beside the policy, and check arguments against the pinned schemas: a
-    # starter policy should notice the server changing under it.
-    from mcp_guard.commands.pin import fetch_listing
+    # One listing, as raw JSON: the rules come from its annotations and the pins from its definitions
+    # (the SDK's models would drop fields a pin must cover).
+    from mcp_guard.commands.pin import fetch_listing, server_label
     from mcp_guard.integrity.pins import LockFile, default_lock_path
 
     listing = fetch_listing(command, args.timeout)
     if listing is None:
         return 1
+    server = server_label(listing.server)
+    policy, rows = build_policy([t for t in listing.tools if isinstance(t, Mapping)])
     lock_path = default_lock_path(output)
+    # Check arguments against the pinned schemas: a starter policy should notice the server changing.
     policy["pins"] = {"file": lock_path.name, "mode": "enforce"}
     policy["validate_arguments"] = True
     text = json.dumps(policy, indent=2, ensure_ascii=False) + "\n"
