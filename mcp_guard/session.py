@@ -14,22 +14,14 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mcp_guard.approval.flow import (
-    APPROVAL_SCHEMA,
-    INPUT_KEY,
-    STATE_PREFIX,
-    ApprovalSettings,
-    GuardIds,
-    Held,
-    approval_message,
-    elicit_outcome,
-)
+from mcp_guard.approval.desk import ApprovalDesk
+from mcp_guard.approval.flow import ApprovalSettings, GuardIds, Held
 from mcp_guard.audit import AuditLog, Event
+from mcp_guard.calls import HELD, Call, InFlight, Merge
 from mcp_guard.judge import Judge
-from mcp_guard.limits.base import Receipt, StoreUnavailable
+from mcp_guard.limits.base import StoreUnavailable
 from mcp_guard.policy.decision import Approve, Deny
 from mcp_guard.violation import unknown_tool_answer, violation_answer
 from mcp_guard.wire.jsonrpc import (
@@ -44,6 +36,7 @@ from mcp_guard.wire.jsonrpc import (
     is_modern,
     lenient_id,
     lenient_loads,
+    loads_or_none,
     strict_loads,
 )
 from mcp_guard.wire.peek import Peek, classify, peek
@@ -98,37 +91,7 @@ def could_be_call(line: bytes) -> bool:
     return _has_call(last) or _has_call(first)
 
 
-@dataclass(slots=True)
-class _Merge:
-    """Guard answers waiting to join the upstream's answer to a batch."""
-
-    keys: frozenset[tuple[bool, Any]]
-    answers: list[dict[str, Any]]
-
-
-@dataclass(slots=True)
-class _Call:
-    """A relayed tools/call whose outcome the audit log is waiting for."""
-
-    tool: str
-    rule: str | None
-    reason: str | None
-    decision: str
-    arguments: dict[str, Any]
-    when: float
-    started: float
-    refund: Receipt | None = None  # what to give back if the server answers with an error
-    modern_approval: bool = False  # approved in a 2026-07-28 round: nest the server's own input state
-
-
-@dataclass(slots=True)
-class _InFlight:
-    method: str | None
-    ident: Any
-    call: _Call | None = None
-
-
-class Session:
+class Session(ApprovalDesk):
     def __init__(
         self,
         judge: Judge,
@@ -158,13 +121,13 @@ class Session:
         self._guard_requests: dict[str, Held] = {}
         self._workers: set[threading.Thread] = set()
         self._lock = threading.Lock()
-        self._inflight: dict[tuple[bool, Any], _InFlight] = {}
+        self._inflight: dict[tuple[bool, Any], InFlight] = {}
         self._list_requests: set[tuple[bool, Any]] = set()
         # Ids of calls the guard answered itself, oldest first, bounded: only a prompt
         # notifications/cancelled for one of them needs catching.
         self._refused: dict[tuple[bool, Any], None] = {}
         self._server_meta: dict[str, Any] = {}
-        self._merges: list[_Merge] = []
+        self._merges: list[Merge] = []
 
     # client -> upstream -------------------------------------------------------------
 
@@ -177,10 +140,10 @@ class Session:
             self._cancelled(line, msg)
             return
         if msg.kind == "response" and self._ids.owns(msg.id):
-            self._guard_response(msg.id, msg.message if msg.message is not None else _loads_or_none(line))
+            self._guard_response(msg.id, msg.message if msg.message is not None else loads_or_none(line))
             return
         if msg.method == "initialize":
-            self._remember_client(msg.message if msg.message is not None else _loads_or_none(line))
+            self._remember_client(msg.message if msg.message is not None else loads_or_none(line))
         self._track_request(msg)
         self._to_upstream(line)
 
@@ -206,19 +169,19 @@ class Session:
             held.answer = message
             held.event.set()
 
-    def _track_request(self, msg: Peek, call: _Call | None = None) -> None:
+    def _track_request(self, msg: Peek, call: Call | None = None) -> None:
         if msg.kind != "request":
             return
         key = id_key(msg.id)
         with self._lock:
             # An id the guard refused earlier is the upstream's again once reused.
             self._refused.pop(key, None)
-            self._inflight[key] = _InFlight(msg.method, msg.id, call)
+            self._inflight[key] = InFlight(msg.method, msg.id, call)
             if msg.method == "tools/list":
                 self._list_requests.add(key)
 
     def _cancelled(self, line: bytes, msg: Peek) -> None:
-        message = msg.message if msg.message is not None else _loads_or_none(line)
+        message = msg.message if msg.message is not None else loads_or_none(line)
         params = message.get("params") if isinstance(message, dict) else None
         request_id = params.get("requestId") if isinstance(params, dict) else None
         if request_id is not None:
@@ -259,7 +222,7 @@ class Session:
         if msg.method == "tools/call" and msg.kind in ("request", "notification"):
             answer, call = self._judge_call(message)
             if answer is not None:
-                if msg.kind == "request" and answer is not _HELD:
+                if msg.kind == "request" and answer is not HELD:
                     self._to_client(encode(answer))
                 return
         elif msg.kind == "notification" and msg.method == "notifications/cancelled":
@@ -302,7 +265,7 @@ class Session:
             return
         answers: list[dict[str, Any]] = []
         forward: list[Any] = []
-        calls: dict[tuple[bool, Any], _Call] = {}
+        calls: dict[tuple[bool, Any], Call] = {}
         dropped = False
         for element in elements:
             msg = classify(element)
@@ -310,7 +273,7 @@ class Session:
                 answer, call = self._judge_call(element, allow_hold=False)
                 if answer is not None:
                     dropped = True
-                    if msg.kind == "request" and answer is not _HELD:
+                    if msg.kind == "request" and answer is not HELD:
                         answers.append(answer)
                     continue
                 if call is not None and msg.kind == "request":
@@ -338,7 +301,7 @@ class Session:
                 self._to_client(encode(answers))
         elif answers:
             with self._lock:
-                self._merges.append(_Merge(request_keys, answers))
+                self._merges.append(Merge(request_keys, answers))
         if forward:
             for m in expected:
                 self._track_request(m, calls.get(id_key(m.id)))
@@ -346,7 +309,7 @@ class Session:
 
     def _judge_call(
         self, message: dict[str, Any], allow_hold: bool = True
-    ) -> tuple[dict[str, Any] | None, _Call | None]:
+    ) -> tuple[dict[str, Any] | None, Call | None]:
         """The guard's own answer to a ``tools/call`` (None to relay it), and what to audit when it is relayed."""
         ident = message.get("id")
         params = message.get("params")
@@ -379,7 +342,7 @@ class Session:
                     )
                     return self._refuse(ident, name, arguments, deny, modern), None
                 self._list_then_judge(message, params)
-                return _HELD, None
+                return HELD, None
             if isinstance(verdict, Deny):
                 if not self.judge.monitor:
                     return self._refuse(ident, name, arguments, verdict, modern), None
@@ -400,404 +363,12 @@ class Session:
             return None, self._call_record(name, decision.rule, decision.reason, "monitored", arguments, None)
         return self._refuse(ident, name, arguments, decision, modern), None
 
-    # approvals ----------------------------------------------------------------------
-
-    def _approve(
-        self,
-        message: dict[str, Any],
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        params: dict[str, Any],
-        decision: Approve,
-        allow_hold: bool = True,
-    ) -> tuple[dict[str, Any] | None, _Call | None]:
-        """A call a person must approve: a standing grant, or ask through the configured channels."""
-        settings = self._approvals
-        modern = is_modern(params)
-        if settings is None:
-            return self._refuse(ident, name, arguments, _no_channel(decision, "none is configured"), modern), None
-        state = params.get("requestState")
-        if modern and isinstance(state, str) and state.startswith(STATE_PREFIX):
-            return self._approval_retry(message, ident, name, arguments, params, decision, state)
-        if settings.store is not None:
-            try:
-                grant = settings.store.consume_grant(self._server_name, name, arguments)
-            except Exception as exc:  # a broken store must not break the session: ask another way
-                self._warn(f"approval store: {exc}")
-                grant = None
-            if grant is not None:
-                return self._approved(ident, name, arguments, decision, modern, "an earlier approval")
-        return self._ask(message, ident, name, arguments, params, decision, 0, allow_hold)
-
-    def _approved(
-        self, ident: Any, name: str, arguments: dict[str, Any], decision: Approve, modern: bool, via: str
-    ) -> tuple[dict[str, Any] | None, _Call | None]:
-        settled = self.judge.settle(decision)
-        if isinstance(settled, Deny):
-            return self._refuse(ident, name, arguments, settled, modern), None
-        refund = settled.receipt.refundable() if settled.receipt is not None else None
-        call = _Call(
-            name, decision.rule, f"approved via {via}", "approved", arguments, time.time(), time.perf_counter()
-        )
-        call.refund = refund
-        call.modern_approval = modern
-        return None, call
-
-    def _ask(
-        self,
-        message: dict[str, Any],
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        params: dict[str, Any],
-        decision: Approve,
-        start: int,
-        allow_hold: bool,
-    ) -> tuple[dict[str, Any] | None, _Call | None]:
-        """Walk the channels from ``start`` on the pump thread until one answers now or must hold the call."""
-        settings = self._approvals
-        assert settings is not None  # noqa: S101
-        modern = is_modern(params)
-        tried: list[str] = []
-        for index in range(start, len(settings.channels)):
-            channel = settings.channels[index]
-            if channel == "client":
-                if modern:
-                    if _declares_elicitation(params):
-                        return self._input_required(ident, name, arguments, decision), None
-                    tried.append("client (this client cannot show questions)")
-                    continue
-                if not self._client_elicitation:
-                    tried.append("client (this client cannot show questions)")
-                    continue
-            elif channel == "command" and not settings.command:
-                tried.append("command (no --approval-command given)")
-                continue
-            elif channel == "async":
-                return self._async_refusal(ident, name, arguments, decision, modern), None
-            if not allow_hold:
-                tried.append(f"{channel} (not inside a batch)")
-                continue
-            self._hold(message, ident, name, arguments, params, decision, index)
-            return _HELD, None
-        return self._refuse(ident, name, arguments, _no_channel(decision, "; ".join(tried) or "none"), modern), None
-
-    def _hold(
-        self,
-        message: dict[str, Any],
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        params: dict[str, Any],
-        decision: Approve,
-        index: int,
-    ) -> None:
-        held = Held(guard_id="")
-        with self._lock:
-            self._held[id_key(ident)] = held
-        worker = threading.Thread(
-            target=self._ask_blocking,
-            args=(held, message, ident, name, arguments, params, decision, index),
-            name=f"mcp-guard approval {name}",
-            daemon=True,
-        )
-        self._workers.add(worker)
-        worker.start()
-
-    def _ask_blocking(
-        self,
-        held: Held,
-        message: dict[str, Any],
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        params: dict[str, Any],
-        decision: Approve,
-        index: int,
-    ) -> None:
-        """A held call's channels, in its own thread: each waits at most the approval timeout."""
-        settings = self._approvals
-        assert settings is not None  # noqa: S101
-        try:
-            for channel in settings.channels[index:]:
-                if held.cancelled:
-                    return
-                if channel == "async":
-                    self._to_client(encode(self._async_refusal(ident, name, arguments, decision, False)))
-                    return
-                outcome = self._ask_channel(channel, held, name, arguments, decision)
-                if held.cancelled:
-                    return
-                if outcome == "approved":
-                    answer, call = self._approved(ident, name, arguments, decision, False, f"the {channel} channel")
-                    if answer is not None:
-                        self._to_client(encode(answer))
-                        return
-                    if channel == "client":  # the other channels recorded their answer in the store already
-                        self._remember_approval(name, arguments, decision, channel)
-                    self._track_request(Peek("request", ident, "tools/call"), call)
-                    self._to_upstream(encode(message))
-                    return
-                if outcome in ("declined", "cancelled"):
-                    how = "declined" if outcome == "declined" else "dismissed the question without answering"
-                    deny = Deny(
-                        "approval_required",
-                        decision.rule,
-                        f"{decision.reason} A person {how} this call (asked through the {channel} channel), "
-                        "so it was refused. Do not retry it unchanged.",
-                    )
-                    self._to_client(encode(self._refuse(ident, name, arguments, deny, False, "declined")))
-                    return
-                self._warn(f"approval through the {channel} channel: {outcome}; trying the next channel")
-            deny = _no_channel(decision, "no channel answered in time")
-            self._to_client(encode(self._refuse(ident, name, arguments, deny, False, "declined")))
-        except Exception as exc:  # never leave a held call unanswered
-            self._warn(f"internal error while asking for approval: {exc!r}")
-            deny = _no_channel(decision, f"an internal error ({exc})")
-            self._to_client(encode(self._refuse(ident, name, arguments, deny, False)))
-        finally:
-            with self._lock:
-                self._held.pop(id_key(ident), None)
-            self._workers.discard(threading.current_thread())
-
-    def _ask_channel(self, channel: str, held: Held, name: str, arguments: dict[str, Any], decision: Approve) -> str:
-        settings = self._approvals
-        assert settings is not None  # noqa: S101
-        if channel == "client":
-            guard_id = settings.ids.new()
-            held.guard_id = guard_id
-            held.event.clear()
-            params: dict[str, Any] = {
-                "message": approval_message(self._server_name, name, arguments, decision),
-                "requestedSchema": APPROVAL_SCHEMA,
-            }
-            if self._client_version >= "2025-11-25":
-                params["mode"] = "form"
-            with self._lock:
-                self._guard_requests[guard_id] = held
-            self._to_client(
-                encode({"jsonrpc": "2.0", "id": guard_id, "method": "elicitation/create", "params": params})
-            )
-            answered = held.event.wait(settings.timeout_s)
-            with self._lock:
-                self._guard_requests.pop(guard_id, None)
-            if held.cancelled or not answered:
-                # Take the question back from the client: nobody is waiting for its answer any more.
-                self._to_client(
-                    encode(
-                        {
-                            "jsonrpc": "2.0",
-                            "method": "notifications/cancelled",
-                            "params": {"requestId": guard_id, "reason": "mcp-guard stopped waiting for an approval"},
-                        }
-                    )
-                )
-                return "cancelled" if held.cancelled else "timeout"
-            answer = held.answer
-            if isinstance(answer, dict) and "error" in answer:
-                return "unavailable"
-            return elicit_outcome(answer.get("result") if isinstance(answer, dict) else None)
-        # The stored request: its id is the one the person sees, and mcp-guard approve/deny work on it too.
-        from mcp_guard.approval.store import ApprovalDenied
-
-        request: Any
-        if settings.store is not None:
-            try:
-                request = settings.store.pending_for(self._server_name, name, arguments, decision.rule, decision.reason)
-            except ApprovalDenied:
-                return "declined"
-            except Exception as exc:
-                self._warn(f"approval store: {exc}")
-                request = self._approval_request(name, arguments, decision)
-        else:
-            request = self._approval_request(name, arguments, decision)
-        if channel == "command":
-            from mcp_guard.approval.command import ask_command
-
-            outcome = str(ask_command(str(settings.command), request, settings.timeout_s, warn=self._warn))
-        elif channel == "tty":
-            from mcp_guard.approval.tty import ask_tty
-
-            outcome = str(ask_tty(request, settings.timeout_s, settings.tty_path))
-        else:
-            return "unavailable"
-        if outcome in ("approved", "declined") and settings.store is not None and request.id:
-            try:
-                # Recorded in the store: a "no" refuses the retry; a "yes" is used now (and remembered if asked).
-                settings.store.settle(request, outcome == "approved", by=channel, remember_s=decision.remember_s)
-            except Exception as exc:
-                self._warn(f"approval store: could not record the answer: {exc}")
-        return outcome
-
-    def _approval_request(self, name: str, arguments: dict[str, Any], decision: Approve) -> Any:
-        from mcp_guard.approval.request import ApprovalRequest, new_request_id
-        from mcp_guard.audit import arguments_sha256
-
-        settings = self._approvals
-        now = time.time()
-        timeout = settings.timeout_s if settings is not None else 45.0
-        return ApprovalRequest(
-            new_request_id(),
-            self._server_name,
-            name,
-            dict(arguments),
-            arguments_sha256(arguments),
-            decision.rule,
-            decision.reason,
-            now,
-            now + timeout,
-        )
-
-    def _remember_approval(self, name: str, arguments: dict[str, Any], decision: Approve, channel: str) -> None:
-        settings = self._approvals
-        if settings is None or settings.store is None or not decision.remember_s:
-            return
-        try:
-            settings.store.remember(self._server_name, name, arguments, decision.remember_s, f"{channel} channel")
-        except Exception as exc:
-            self._warn(f"approval store: could not remember an approval: {exc}")
-
-    def _async_refusal(
-        self, ident: Any, name: str, arguments: dict[str, Any], decision: Approve, modern: bool
-    ) -> dict[str, Any]:
-        settings = self._approvals
-        assert settings is not None  # noqa: S101
-        if settings.store is None:
-            return self._refuse(ident, name, arguments, _no_channel(decision, "async (no approval store)"), modern)
-        from mcp_guard.approval.store import ApprovalDenied
-
-        try:
-            request = settings.store.pending_for(self._server_name, name, arguments, decision.rule, decision.reason)
-        except ApprovalDenied as denied:
-            deny = Deny(
-                "approval_required",
-                decision.rule,
-                f"{decision.reason} {denied}",
-                {"approval_id": denied.request.id, "approval": "denied"},
-            )
-            return self._refuse(ident, name, arguments, deny, modern, "declined")
-        except Exception as exc:
-            detail = f"async (the approval store failed: {exc})"
-            return self._refuse(ident, name, arguments, _no_channel(decision, detail), modern)
-        minutes = max(1, round((request.expires - time.time()) / 60))
-        deny = Deny(
-            "approval_required",
-            decision.rule,
-            f"{decision.reason} This call needs a person's approval before it can run. Ask the user to approve it "
-            f"by running:  mcp-guard approve {request.id}  (approval id {request.id}, valid for about {minutes} "
-            "minutes). Once they have, retry exactly the same call (same tool and arguments) and it will go "
-            "through. Do not change the arguments to get around this.",
-            {"approval_id": request.id, "approval": "pending", "approve_command": f"mcp-guard approve {request.id}"},
-        )
-        return self._refuse(ident, name, arguments, deny, modern)
-
-    def _input_required(self, ident: Any, name: str, arguments: dict[str, Any], decision: Approve) -> dict[str, Any]:
-        """2026-07-28: ask through the client's own input round instead of a server-to-client request."""
-        settings = self._approvals
-        assert settings is not None  # noqa: S101
-        with self._lock:
-            server_meta = dict(self._server_meta)
-        result: dict[str, Any] = {
-            "resultType": "input_required",
-            "inputRequests": {
-                INPUT_KEY: {
-                    "method": "elicitation/create",
-                    "params": {
-                        "mode": "form",
-                        "message": approval_message(self._server_name, name, arguments, decision),
-                        "requestedSchema": APPROVAL_SCHEMA,
-                    },
-                }
-            },
-            "requestState": settings.signer.issue(name, arguments, approved=False),
-        }
-        if server_meta:
-            result["_meta"] = server_meta
-        return {"jsonrpc": "2.0", "id": ident, "result": result}
-
-    def _approval_retry(
-        self,
-        message: dict[str, Any],
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        params: dict[str, Any],
-        decision: Approve,
-        state: str,
-    ) -> tuple[dict[str, Any] | None, _Call | None]:
-        """A 2026-07-28 retry carrying the guard's state: verify it, strip the guard's fields, relay or refuse."""
-        settings = self._approvals
-        assert settings is not None  # noqa: S101
-        body, why = settings.signer.redeem(state, name, arguments)
-        if body is None:
-            deny = Deny(
-                "approval_required",
-                decision.rule,
-                f"{decision.reason} The approval state sent with this call is not valid ({why}), so it was refused.",
-            )
-            return self._refuse(ident, name, arguments, deny, True), None
-        stripped = dict(params)
-        inner = body.get("i")
-        if isinstance(inner, str):
-            stripped["requestState"] = inner
-        else:
-            stripped.pop("requestState", None)
-        responses = params.get("inputResponses")
-        ours = None
-        if isinstance(responses, dict) and INPUT_KEY in responses:
-            ours = responses[INPUT_KEY]
-            rest = {k: v for k, v in responses.items() if k != INPUT_KEY}
-            if rest:
-                stripped["inputResponses"] = rest
-            else:
-                stripped.pop("inputResponses", None)
-        forward = {**message, "params": stripped}
-        if body.get("a") is True:
-            # Approved earlier; this round answers the server's own questions. It was counted then.
-            call = _Call(
-                name, decision.rule, "approved earlier", "approved", arguments, time.time(), time.perf_counter()
-            )
-            call.modern_approval = True
-            self._track_request(Peek("request", ident, "tools/call"), call)
-            self._to_upstream(encode(forward))
-            return _HELD, None
-        outcome = elicit_outcome(ours)
-        if outcome != "approved":
-            how = "declined" if outcome == "declined" else "dismissed the question without answering"
-            deny = Deny(
-                "approval_required",
-                decision.rule,
-                f"{decision.reason} A person {how} this call, so it was refused. Do not retry it unchanged.",
-            )
-            return self._refuse(ident, name, arguments, deny, True, "declined"), None
-        answer, approved = self._approved(ident, name, arguments, decision, True, "the client")
-        if answer is not None:
-            return answer, None
-        self._remember_approval(name, arguments, decision, "client")
-        self._track_request(Peek("request", ident, "tools/call"), approved)
-        self._to_upstream(encode(forward))
-        return _HELD, None
-
-    def _wrap_upstream_state(self, line: bytes, call: _Call) -> bytes:
-        """An approved call's server asks for input: nest its state in the guard's, so the retry is not re-asked."""
-        settings = self._approvals
-        message = _loads_or_none(line)
-        result = message.get("result") if isinstance(message, dict) else None
-        if settings is None or not isinstance(result, dict) or result.get("resultType") != "input_required":
-            return line
-        inner = result.get("requestState")
-        result["requestState"] = settings.signer.issue(
-            call.tool, call.arguments, approved=True, inner=inner if isinstance(inner, str) else None
-        )
-        return encode(message)
-
     def _call_record(
         self, tool: str, rule: str | None, reason: str | None, word: str, arguments: dict[str, Any], refund: Any
-    ) -> _Call | None:
+    ) -> Call | None:
         if self._audit is None and refund is None:
             return None
-        return _Call(tool, rule, reason, word, arguments, time.time(), time.perf_counter(), refund)
+        return Call(tool, rule, reason, word, arguments, time.time(), time.perf_counter(), refund)
 
     def _refuse(
         self,
@@ -832,7 +403,7 @@ class Session:
             return unknown_tool_answer(ident, name, server_meta)
         return violation_answer(ident, name, decision, server_meta)
 
-    def _audit_outcome(self, call: _Call, status: str) -> None:
+    def _audit_outcome(self, call: Call, status: str) -> None:
         if call.refund is not None and status in ("error", "rpc_error"):
             try:
                 self.judge.limiter.refund(call.refund)
@@ -865,7 +436,7 @@ class Session:
             if token[:1] == b'"':
                 ident: Any = token[1:-1].decode("utf-8", "replace")
                 if self._ids.owns(ident):
-                    self._guard_response(ident, _loads_or_none(line))
+                    self._guard_response(ident, loads_or_none(line))
                     return
             else:
                 ident = int(token)
@@ -879,7 +450,7 @@ class Session:
             return
         if msg.kind == "response":
             if self._ids.owns(msg.id):
-                self._guard_response(msg.id, msg.message if msg.message is not None else _loads_or_none(line))
+                self._guard_response(msg.id, msg.message if msg.message is not None else loads_or_none(line))
                 return
             line = self._response(line, msg.id)
         elif msg.kind == "notification" and msg.method == "notifications/tools/list_changed":
@@ -931,7 +502,7 @@ class Session:
             engine = self.judge.engine
             filtered = filter_tools_result(line, lambda name: not engine.is_hidden(name))
             return line if filtered is None else filtered
-        message = _loads_or_none(line)
+        message = loads_or_none(line)
         result = message.get("result") if isinstance(message, dict) else None
         if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
             return line
@@ -977,7 +548,7 @@ class Session:
             assert self._integrity is not None  # noqa: S101
             self._integrity.listed(tools, complete=True)
             answer_now, call = self._judge_call(message, allow_hold=False)
-            if answer_now is _HELD:
+            if answer_now is HELD:
                 return
             if answer_now is not None:
                 if "id" in message:
@@ -1013,7 +584,7 @@ class Session:
 
     def _remember_server_meta(self, line: bytes) -> None:
         """Keep the 2026-07-28 ``_meta`` server identity, so the guard's own answers carry it like the server's."""
-        message = _loads_or_none(line)
+        message = loads_or_none(line)
         result = message.get("result") if isinstance(message, dict) else None
         meta = result.get("_meta") if isinstance(result, dict) else None
         if isinstance(meta, dict) and SERVER_INFO_KEY in meta:
@@ -1048,25 +619,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 _NEEDS_LISTING = "needs-listing"  # mcp_guard.integrity.guard.NEEDS_LISTING, without importing it at start-up
 
-# A sentinel answer: the call is being handled off the pump (held for approval, or relayed already).
-_HELD: dict[str, Any] = {}
-
-
-def _declares_elicitation(params: dict[str, Any]) -> bool:
-    meta = params.get("_meta")
-    capabilities = meta.get(CLIENT_CAPABILITIES_KEY) if isinstance(meta, dict) else None
-    return isinstance(capabilities, dict) and isinstance(capabilities.get("elicitation"), dict)
-
-
-def _no_channel(decision: Approve, detail: str) -> Deny:
-    return Deny(
-        "approval_required",
-        decision.rule,
-        f"{decision.reason} This call needs a person's approval and none could be asked ({detail}), so it was "
-        "refused. To enable approvals, run the guard with --approval client,async (the default) or configure "
-        "--approval-command; see the README's approval section.",
-    )
-
 
 def _call_status(line: bytes) -> str:
     """ok, error (a CallToolResult with isError) or rpc_error, from the frame's head and tail only.
@@ -1081,10 +633,3 @@ def _call_status(line: bytes) -> str:
     if b'"error":{' in head[:60] or (b'"error":{' in head and b'"result"' not in head):
         return "rpc_error"
     return "ok"
-
-
-def _loads_or_none(line: bytes) -> Any:
-    try:
-        return json.loads(line)
-    except (ValueError, RecursionError):
-        return None

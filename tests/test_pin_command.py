@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import EVERYTHING_SERVER, PYTHON, guard_command
@@ -42,10 +43,21 @@ def test_pin_diff_accept(tmp_path: Path) -> None:
     names = set(lock.tools)
     # Every tool the SDK's own client sees, across all pages.
     import anyio
+    from mcp import Client, StdioServerParameters
 
-    from mcp_guard.commands.init import list_all_tools
+    async def sdk_listing() -> list[Any]:
+        command = server(23)
+        tools: list[Any] = []
+        async with Client(StdioServerParameters(command=command[0], args=command[1:]), mode="auto") as client:
+            cursor = None
+            while True:
+                page = await client.list_tools(cursor=cursor)
+                tools.extend(page.tools)
+                cursor = page.next_cursor
+                if cursor is None:
+                    return tools
 
-    _, listed = anyio.run(list_all_tools, server(23), 60.0)
+    listed = anyio.run(sdk_listing)
     assert names == {tool.name for tool in listed}
     assert len(names) == len(listed) > 23 + 4
     assert {f"tool_{i}" for i in range(23)} <= names

@@ -171,3 +171,11 @@ def id_key(ident: Any) -> tuple[bool, Any]:
     if isinstance(ident, (dict, list)):
         return (False, json.dumps(ident, sort_keys=True))
     return (isinstance(ident, str), ident)
+
+
+def loads_or_none(line: bytes) -> Any:
+    """The parsed frame, or None if it is not JSON (for frames read only for bookkeeping)."""
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
