@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mcp_guard.approval.desk import ApprovalDesk
+from mcp_guard.approval.desk import ApprovalDesk, PendingCall
 from mcp_guard.approval.flow import ApprovalSettings, GuardIds, Held
 from mcp_guard.audit import AuditLog, Event
 from mcp_guard.calls import HELD, Call, InFlight, Merge
@@ -352,7 +352,7 @@ class Session(ApprovalDesk):
             if self.judge.monitor:
                 self._warn(f"monitor: would ask a person to approve {name!r} ({decision.rule}): {decision.reason}")
                 return None, self._call_record(name, decision.rule, decision.reason, "monitored", arguments, None)
-            return self._approve(message, ident, name, arguments, params, decision, allow_hold)
+            return self._approve(PendingCall(message, ident, name, arguments, params, decision), allow_hold)
         if not isinstance(decision, Deny):
             refund = decision.receipt.refundable() if decision.receipt is not None else None
             if self._audit is None and refund is None:

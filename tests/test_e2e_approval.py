@@ -175,14 +175,15 @@ def test_no_channel_refuses_at_once_and_says_how_to_enable_one(tmp_path: Path) -
     assert "--approval" in text(big)
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
 @pytest.mark.parametrize(("code", "approved"), [(0, True), (1, False)])
-def test_command_channel_through_the_guard(tmp_path: Path, code: int, approved: bool) -> None:
+def test_command_channel_through_the_guard(tmp_path: Path, code: int, approved: bool, mode: str) -> None:
     seen = tmp_path / "request.json"
     script = tmp_path / "dialog.sh"
     script.write_text(f"#!/bin/sh\ncat > {seen}\nexit {code}\n")
     script.chmod(0o755)
     p = params(tmp_path, "--approval", "command", "--approval-command", str(script))
-    [big] = anyio.run(call, p, "legacy", None, BIG)
+    [big] = anyio.run(call, p, mode, None, BIG)
     request = json.loads(seen.read_text())
     assert (request["tool"], request["arguments"], request["rule"]) == (
         "create_charge",
@@ -195,7 +196,7 @@ def test_command_channel_through_the_guard(tmp_path: Path, code: int, approved: 
         assert big.is_error is True and "A person declined this call (asked through the command channel)" in text(big)
         # The "no" is recorded: the identical retry is refused without asking again.
         seen.unlink()
-        [retry] = anyio.run(call, p, "legacy", None, BIG)
+        [retry] = anyio.run(call, p, mode, None, BIG)
         assert retry.is_error is True and not seen.exists()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mcp_guard.approval.flow import (
@@ -29,6 +30,23 @@ from mcp_guard.wire.jsonrpc import encode, id_key, is_modern, loads_or_none
 from mcp_guard.wire.peek import Peek
 
 CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+
+
+@dataclass(slots=True)
+class PendingCall:
+    """A ``tools/call`` that needs a person's approval, as the client sent it."""
+
+    message: dict[str, Any]
+    ident: Any
+    name: str
+    arguments: dict[str, Any]
+    params: dict[str, Any]
+    decision: Approve
+
+    @property
+    def modern(self) -> bool:
+        """Whether it came in the 2026-07-28 era (its answers need ``resultType``)."""
+        return is_modern(self.params)
 
 
 class ApprovalDesk:
@@ -62,68 +80,55 @@ class ApprovalDesk:
     def _track_request(self, msg: Peek, call: Call | None = None) -> None:
         raise NotImplementedError  # the session's
 
-    def _approve(
-        self,
-        message: dict[str, Any],
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        params: dict[str, Any],
-        decision: Approve,
-        allow_hold: bool = True,
-    ) -> tuple[dict[str, Any] | None, Call | None]:
+    def _refuse_pending(self, call: PendingCall, deny: Deny, word: str = "refused") -> dict[str, Any]:
+        return self._refuse(call.ident, call.name, call.arguments, deny, call.modern, word)
+
+    def _approve(self, call: PendingCall, allow_hold: bool = True) -> tuple[dict[str, Any] | None, Call | None]:
         """A call a person must approve: a standing grant, or ask through the configured channels."""
         settings = self._approvals
-        modern = is_modern(params)
         if settings is None:
-            return self._refuse(ident, name, arguments, _no_channel(decision, "none is configured"), modern), None
-        state = params.get("requestState")
-        if modern and isinstance(state, str) and state.startswith(STATE_PREFIX):
-            return self._approval_retry(message, ident, name, arguments, params, decision, state)
+            return self._refuse_pending(call, _no_channel(call.decision, "none is configured")), None
+        state = call.params.get("requestState")
+        if call.modern and isinstance(state, str) and state.startswith(STATE_PREFIX):
+            return self._approval_retry(call, state)
         if settings.store is not None:
             try:
-                grant = settings.store.consume_grant(self._server_name, name, arguments)
+                grant = settings.store.consume_grant(self._server_name, call.name, call.arguments)
             except Exception as exc:  # a broken store must not break the session: ask another way
                 self._warn(f"approval store: {exc}")
                 grant = None
             if grant is not None:
-                return self._approved(ident, name, arguments, decision, modern, "an earlier approval")
-        return self._ask(message, ident, name, arguments, params, decision, 0, allow_hold)
+                return self._approved(call, "an earlier approval")
+        return self._ask(call, 0, allow_hold)
 
-    def _approved(
-        self, ident: Any, name: str, arguments: dict[str, Any], decision: Approve, modern: bool, via: str
-    ) -> tuple[dict[str, Any] | None, Call | None]:
-        settled = self.judge.settle(decision)
+    def _approved(self, call: PendingCall, via: str) -> tuple[dict[str, Any] | None, Call | None]:
+        settled = self.judge.settle(call.decision)
         if isinstance(settled, Deny):
-            return self._refuse(ident, name, arguments, settled, modern), None
-        refund = settled.receipt.refundable() if settled.receipt is not None else None
-        call = Call(name, decision.rule, f"approved via {via}", "approved", arguments, time.time(), time.perf_counter())
-        call.refund = refund
-        call.modern_approval = modern
-        return None, call
+            return self._refuse_pending(call, settled), None
+        record = Call(
+            call.name,
+            call.decision.rule,
+            f"approved via {via}",
+            "approved",
+            call.arguments,
+            time.time(),
+            time.perf_counter(),
+        )
+        record.refund = settled.receipt.refundable() if settled.receipt is not None else None
+        record.modern_approval = call.modern
+        return None, record
 
-    def _ask(
-        self,
-        message: dict[str, Any],
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        params: dict[str, Any],
-        decision: Approve,
-        start: int,
-        allow_hold: bool,
-    ) -> tuple[dict[str, Any] | None, Call | None]:
+    def _ask(self, call: PendingCall, start: int, allow_hold: bool) -> tuple[dict[str, Any] | None, Call | None]:
         """Walk the channels from ``start`` on the pump thread until one answers now or must hold the call."""
         settings = self._approvals
         assert settings is not None  # noqa: S101
-        modern = is_modern(params)
         tried: list[str] = []
         for index in range(start, len(settings.channels)):
             channel = settings.channels[index]
             if channel == "client":
-                if modern:
-                    if _declares_elicitation(params):
-                        return self._input_required(ident, name, arguments, decision), None
+                if call.modern:
+                    if _declares_elicitation(call.params):
+                        return self._input_required(call), None
                     tried.append("client (this client cannot show questions)")
                     continue
                 if not self._client_elicitation:
@@ -133,47 +138,28 @@ class ApprovalDesk:
                 tried.append("command (no --approval-command given)")
                 continue
             elif channel == "async":
-                return self._async_refusal(ident, name, arguments, decision, modern), None
+                return self._async_refusal(call), None
             if not allow_hold:
                 tried.append(f"{channel} (not inside a batch)")
                 continue
-            self._hold(message, ident, name, arguments, params, decision, index)
+            self._hold(call, index)
             return HELD, None
-        return self._refuse(ident, name, arguments, _no_channel(decision, "; ".join(tried) or "none"), modern), None
+        return self._refuse_pending(call, _no_channel(call.decision, "; ".join(tried) or "none")), None
 
-    def _hold(
-        self,
-        message: dict[str, Any],
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        params: dict[str, Any],
-        decision: Approve,
-        index: int,
-    ) -> None:
+    def _hold(self, call: PendingCall, index: int) -> None:
         held = Held(guard_id="")
         with self._lock:
-            self._held[id_key(ident)] = held
+            self._held[id_key(call.ident)] = held
         worker = threading.Thread(
             target=self._ask_blocking,
-            args=(held, message, ident, name, arguments, params, decision, index),
-            name=f"mcp-guard approval {name}",
+            args=(held, call, index),
+            name=f"mcp-guard approval {call.name}",
             daemon=True,
         )
         self._workers.add(worker)
         worker.start()
 
-    def _ask_blocking(
-        self,
-        held: Held,
-        message: dict[str, Any],
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        params: dict[str, Any],
-        decision: Approve,
-        index: int,
-    ) -> None:
+    def _ask_blocking(self, held: Held, call: PendingCall, index: int) -> None:
         """A held call's channels, in its own thread: each waits at most the approval timeout."""
         settings = self._approvals
         assert settings is not None  # noqa: S101
@@ -182,44 +168,45 @@ class ApprovalDesk:
                 if held.cancelled:
                     return
                 if channel == "async":
-                    self._to_client(encode(self._async_refusal(ident, name, arguments, decision, False)))
+                    self._to_client(encode(self._async_refusal(call)))
                     return
-                outcome = self._ask_channel(channel, held, name, arguments, decision)
+                outcome = self._ask_channel(channel, held, call)
                 if held.cancelled:
                     return
                 if outcome == "approved":
-                    answer, call = self._approved(ident, name, arguments, decision, False, f"the {channel} channel")
+                    answer, record = self._approved(call, f"the {channel} channel")
                     if answer is not None:
                         self._to_client(encode(answer))
                         return
                     if channel == "client":  # the other channels recorded their answer in the store already
-                        self._remember_approval(name, arguments, decision, channel)
-                    self._track_request(Peek("request", ident, "tools/call"), call)
-                    self._to_upstream(encode(message))
+                        self._remember_approval(call, channel)
+                    self._track_request(Peek("request", call.ident, "tools/call"), record)
+                    self._to_upstream(encode(call.message))
                     return
                 if outcome in ("declined", "cancelled"):
                     how = "declined" if outcome == "declined" else "dismissed the question without answering"
                     deny = Deny(
                         "approval_required",
-                        decision.rule,
-                        f"{decision.reason} A person {how} this call (asked through the {channel} channel), "
+                        call.decision.rule,
+                        f"{call.decision.reason} A person {how} this call (asked through the {channel} channel), "
                         "so it was refused. Do not retry it unchanged.",
                     )
-                    self._to_client(encode(self._refuse(ident, name, arguments, deny, False, "declined")))
+                    self._to_client(encode(self._refuse_pending(call, deny, "declined")))
                     return
                 self._warn(f"approval through the {channel} channel: {outcome}; trying the next channel")
-            deny = _no_channel(decision, "no channel answered in time")
-            self._to_client(encode(self._refuse(ident, name, arguments, deny, False, "declined")))
+            deny = _no_channel(call.decision, "no channel answered in time")
+            self._to_client(encode(self._refuse_pending(call, deny, "declined")))
         except Exception as exc:  # never leave a held call unanswered
             self._warn(f"internal error while asking for approval: {exc!r}")
-            deny = _no_channel(decision, f"an internal error ({exc})")
-            self._to_client(encode(self._refuse(ident, name, arguments, deny, False)))
+            deny = _no_channel(call.decision, f"an internal error ({exc})")
+            self._to_client(encode(self._refuse_pending(call, deny)))
         finally:
             with self._lock:
-                self._held.pop(id_key(ident), None)
+                self._held.pop(id_key(call.ident), None)
             self._workers.discard(threading.current_thread())
 
-    def _ask_channel(self, channel: str, held: Held, name: str, arguments: dict[str, Any], decision: Approve) -> str:
+    def _ask_channel(self, channel: str, held: Held, call: PendingCall) -> str:
+        name, arguments, decision = call.name, call.arguments, call.decision
         settings = self._approvals
         assert settings is not None  # noqa: S101
         if channel == "client":
@@ -267,9 +254,9 @@ class ApprovalDesk:
                 return "declined"
             except Exception as exc:
                 self._warn(f"approval store: {exc}")
-                request = self._approval_request(name, arguments, decision)
+                request = self._approval_request(call)
         else:
-            request = self._approval_request(name, arguments, decision)
+            request = self._approval_request(call)
         if channel == "command":
             from mcp_guard.approval.command import ask_command
 
@@ -288,7 +275,8 @@ class ApprovalDesk:
                 self._warn(f"approval store: could not record the answer: {exc}")
         return outcome
 
-    def _approval_request(self, name: str, arguments: dict[str, Any], decision: Approve) -> Any:
+    def _approval_request(self, call: PendingCall) -> Any:
+        name, arguments, decision = call.name, call.arguments, call.decision
         from mcp_guard.approval.request import ApprovalRequest, new_request_id
         from mcp_guard.audit import arguments_sha256
 
@@ -307,7 +295,8 @@ class ApprovalDesk:
             now + timeout,
         )
 
-    def _remember_approval(self, name: str, arguments: dict[str, Any], decision: Approve, channel: str) -> None:
+    def _remember_approval(self, call: PendingCall, channel: str) -> None:
+        name, arguments, decision = call.name, call.arguments, call.decision
         settings = self._approvals
         if settings is None or settings.store is None or not decision.remember_s:
             return
@@ -316,9 +305,8 @@ class ApprovalDesk:
         except Exception as exc:
             self._warn(f"approval store: could not remember an approval: {exc}")
 
-    def _async_refusal(
-        self, ident: Any, name: str, arguments: dict[str, Any], decision: Approve, modern: bool
-    ) -> dict[str, Any]:
+    def _async_refusal(self, call: PendingCall) -> dict[str, Any]:
+        ident, name, arguments, decision, modern = call.ident, call.name, call.arguments, call.decision, call.modern
         settings = self._approvals
         assert settings is not None  # noqa: S101
         if settings.store is None:
@@ -350,7 +338,8 @@ class ApprovalDesk:
         )
         return self._refuse(ident, name, arguments, deny, modern)
 
-    def _input_required(self, ident: Any, name: str, arguments: dict[str, Any], decision: Approve) -> dict[str, Any]:
+    def _input_required(self, call: PendingCall) -> dict[str, Any]:
+        ident, name, arguments, decision = call.ident, call.name, call.arguments, call.decision
         """2026-07-28: ask through the client's own input round instead of a server-to-client request."""
         settings = self._approvals
         assert settings is not None  # noqa: S101
@@ -374,17 +363,10 @@ class ApprovalDesk:
             result["_meta"] = server_meta
         return {"jsonrpc": "2.0", "id": ident, "result": result}
 
-    def _approval_retry(
-        self,
-        message: dict[str, Any],
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        params: dict[str, Any],
-        decision: Approve,
-        state: str,
-    ) -> tuple[dict[str, Any] | None, Call | None]:
+    def _approval_retry(self, call: PendingCall, state: str) -> tuple[dict[str, Any] | None, Call | None]:
         """A 2026-07-28 retry carrying the guard's state: verify it, strip the guard's fields, relay or refuse."""
+        message, ident, name, arguments, params = call.message, call.ident, call.name, call.arguments, call.params
+        decision = call.decision
         settings = self._approvals
         assert settings is not None  # noqa: S101
         body, why = settings.signer.redeem(state, name, arguments)
@@ -413,11 +395,11 @@ class ApprovalDesk:
         forward = {**message, "params": stripped}
         if body.get("a") is True:
             # Approved earlier; this round answers the server's own questions. It was counted then.
-            call = Call(
+            record = Call(
                 name, decision.rule, "approved earlier", "approved", arguments, time.time(), time.perf_counter()
             )
-            call.modern_approval = True
-            self._track_request(Peek("request", ident, "tools/call"), call)
+            record.modern_approval = True
+            self._track_request(Peek("request", ident, "tools/call"), record)
             self._to_upstream(encode(forward))
             return HELD, None
         outcome = elicit_outcome(ours)
@@ -429,10 +411,10 @@ class ApprovalDesk:
                 f"{decision.reason} A person {how} this call, so it was refused. Do not retry it unchanged.",
             )
             return self._refuse(ident, name, arguments, deny, True, "declined"), None
-        answer, approved = self._approved(ident, name, arguments, decision, True, "the client")
+        answer, approved = self._approved(call, "the client")
         if answer is not None:
             return answer, None
-        self._remember_approval(name, arguments, decision, "client")
+        self._remember_approval(call, "client")
         self._track_request(Peek("request", ident, "tools/call"), approved)
         self._to_upstream(encode(forward))
         return HELD, None
