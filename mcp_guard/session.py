@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from mcp_guard.audit import AuditLog, Event
 from mcp_guard.calls import HELD, Call, InFlight, Merge
 from mcp_guard.judge import Judge
 from mcp_guard.limits.base import StoreUnavailable
-from mcp_guard.policy.decision import Approve, Deny
+from mcp_guard.policy.decision import Allow, Approve, Deny
 from mcp_guard.violation import unknown_tool_answer, violation_answer
 from mcp_guard.wire.jsonrpc import (
     INVALID_PARAMS,
@@ -115,6 +116,8 @@ class Session(ApprovalDesk):
         self._integrity = integrity
         # Ids for requests the guard sends itself (approval questions, tool listings), one sequence for all.
         self._ids = approvals.ids if approvals is not None else GuardIds()
+        # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once.
+        self._unknown_answers: dict[bool, tuple[str, dict[str, Any]]] = {}
         self._client_elicitation = False  # declared in the handshake-era initialize
         self._client_version = ""
         self._held: dict[tuple[bool, Any], Held] = {}
@@ -330,6 +333,17 @@ class Session(ApprovalDesk):
             client = params["_meta"].get(CLIENT_INFO_KEY)
             if isinstance(client, dict):
                 self._remember_client({"params": {"clientInfo": client}})
+        if self.judge.engine.is_hidden(name) and not self.judge.monitor and allow_hold and self._can_probe(modern):
+            self._refuse(
+                ident,
+                name,
+                arguments,
+                Deny("hidden", "hide", f"Tool {name!r} is hidden by the policy."),
+                modern,
+                answer=False,
+            )
+            self._answer_as_unknown(ident, name, params, modern)
+            return HELD, None
         if self._integrity is not None:
             verdict = self._integrity.check_call(name, arguments)
             if verdict == _NEEDS_LISTING:
@@ -378,6 +392,7 @@ class Session(ApprovalDesk):
         decision: Deny,
         modern: bool,
         word: str = "refused",
+        answer: bool = True,
     ) -> dict[str, Any]:
         """The guard's answer to a refused call, remembered (for cancellations) and audited."""
         with self._lock:
@@ -399,9 +414,56 @@ class Session(ApprovalDesk):
                     when=time.time(),
                 )
             )
+        if not answer:
+            return {}
         if decision.kind == "hidden":
             return unknown_tool_answer(ident, name, server_meta)
         return violation_answer(ident, name, decision, server_meta)
+
+    # hidden tools -------------------------------------------------------------------
+
+    def _can_probe(self, modern: bool) -> bool:
+        """Whether the server's own unknown-tool answer can be learnt: only when a made-up name is one the
+        policy would relay (default allow), so the upstream never sees a call the policy refuses."""
+        if modern in self._unknown_answers:
+            return True
+        return self.judge.engine.default_allow and isinstance(self.judge.engine.decide(_PROBE_PREFIX + "x", {}), Allow)
+
+    def _answer_as_unknown(self, ident: Any, name: str, params: dict[str, Any], modern: bool) -> None:
+        """Answer a hidden tool's call exactly as this server answers a tool it does not have.
+
+        The first time (per protocol era) the guard asks the server for a made-up tool name with a
+        request id of its own, keeps the answer as a template, and puts the hidden name in place of the
+        made-up one: "Unknown tool: X" from a Python SDK server, "MCP error -32602: Tool X not found"
+        from a TypeScript one. Runs off the pump; nothing about the hidden tool reaches the server.
+        """
+
+        def run() -> None:
+            try:
+                template = self._unknown_answers.get(modern)
+                if template is None:
+                    probe = _PROBE_PREFIX + secrets.token_hex(6)
+                    probe_params = {k: v for k, v in params.items() if k not in ("name", "arguments", "task")}
+                    probe_params.update(name=probe, arguments={})
+                    answer = self._ask_upstream("tools/call", probe_params, timeout_s=10.0)
+                    if not isinstance(answer, dict) or not ("result" in answer or "error" in answer):
+                        raise ValueError("no answer")
+                    template = (probe, answer)
+                    self._unknown_answers[modern] = template
+                probe, answer = template
+                reply = _replace_strings(answer, probe, name)
+                reply["id"] = ident
+                self._to_client(encode(reply))
+            except Exception:  # the server did not say: answer the way the Python SDK does
+                with self._lock:
+                    server_meta = dict(self._server_meta) if modern else None
+                self._to_client(encode(unknown_tool_answer(ident, name, server_meta)))
+            finally:
+                self._workers.discard(threading.current_thread())
+
+        worker = threading.Thread(target=run, name="mcp-guard unknown-tool answer", daemon=True)
+        self._workers.add(worker)
+        worker.start()
 
     def _audit_outcome(self, call: Call, status: str) -> None:
         if call.refund is not None and status in ("error", "rpc_error"):
@@ -616,6 +678,20 @@ class Session(ApprovalDesk):
 
 _RESPONSE_HEAD = re.compile(rb'\{"jsonrpc":"2\.0","id":(-?\d+|"[^"\\]*"),"(?:result|error)":')
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+_PROBE_PREFIX = "mcp-guard-unknown-tool-"
+
+
+def _replace_strings(value: Any, old: str, new: str) -> Any:
+    """``value`` with ``old`` replaced by ``new`` in every string (keys included)."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, list):
+        return [_replace_strings(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {_replace_strings(k, old, new): _replace_strings(v, old, new) for k, v in value.items()}
+    return value
+
 
 _NEEDS_LISTING = "needs-listing"  # mcp_guard.integrity.guard.NEEDS_LISTING, without importing it at start-up
 
