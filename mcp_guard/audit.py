@@ -23,7 +23,6 @@ import collections
 import contextlib
 import datetime as dt
 import hashlib
-import hmac
 import json
 import os
 import threading
@@ -182,7 +181,9 @@ class AuditLog:
         """
         if self._key is None:
             self._key = self._load_key()
-        return hmac.new(self._key, canonical_arguments(arguments), hashlib.sha256).hexdigest()
+        from mcp_guard.integrity.fingerprint import keyed_fingerprint
+
+        return keyed_fingerprint(arguments, self._key)
 
     def _load_key(self) -> bytes:
         from mcp_guard.integrity.fingerprint import SecretError, load_or_create_secret

@@ -671,10 +671,6 @@ class Session(ApprovalDesk):
                 )
             )
 
-    def pending_requests(self) -> int:
-        with self._lock:
-            return len(self._inflight)
-
 
 _RESPONSE_HEAD = re.compile(rb'\{"jsonrpc":"2\.0","id":(-?\d+|"[^"\\]*"),"(?:result|error)":')
 _SURROGATE = re.compile("[\ud800-\udfff]")

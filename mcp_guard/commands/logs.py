@@ -135,14 +135,9 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(wanted, dict):
             print("mcp-guard logs: --args must be a JSON object, e.g. '{\"amount\": 12}'", file=sys.stderr)
             return 2
-        import hashlib
-        import hmac
+        from mcp_guard.integrity.fingerprint import keyed_fingerprint, load_or_create_secret
 
-        from mcp_guard.audit import canonical_arguments
-        from mcp_guard.integrity.fingerprint import load_or_create_secret
-
-        key = load_or_create_secret()
-        args.args_hmac = hmac.new(key, canonical_arguments(wanted), hashlib.sha256).hexdigest()
+        args.args_hmac = keyed_fingerprint(wanted, load_or_create_secret())
     records = [r for r in read_records(log_files(path)) if matches(r, args, cutoff)]
     if not records and not args.follow:
         if not path.exists():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -280,7 +280,3 @@ class CompiledGroup:
         if not self.conditions:
             return "always"
         return " and ".join(c.describe() for c in self.conditions)
-
-
-def describe_all(groups: Sequence[CompiledGroup]) -> str:
-    return "; ".join(g.describe() for g in groups)
