@@ -62,6 +62,42 @@ def test_guards_sharing_a_store_admit_exactly_max_in_total(guard_cmd: list[str],
     for guard in guards:
         guard.close_stdin()
         assert guard.wait() == 0
+    # The CLI reads how full the shared counter is right now, from the same store.
+    import subprocess
+
+    from conftest import guard_command, isolated_env
+
+    levels = subprocess.run(
+        [
+            *guard_command(),
+            "stats",
+            "--json",
+            "--audit-log",
+            str(tmp_path / "none.jsonl"),
+            "--policy",
+            str(path),
+            "--state",
+            state,
+            "--name",
+            "payments",
+        ],
+        capture_output=True,
+        text=True,
+        env=isolated_env(tmp_path),
+        check=False,
+        timeout=60,
+    )
+    assert levels.returncode == 0, levels.stderr
+    assert json.loads(levels.stdout)["counters"] == [
+        {
+            "rule": "tools.pay.limits[0]",
+            "counter": "pays",
+            "scope": "server",
+            "used": 5.0,
+            "max": 5.0,
+            "window_s": 3600.0,
+        }
+    ]
 
 
 def test_unreachable_store_fails_closed_unless_the_policy_allows(

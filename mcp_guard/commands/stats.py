@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -15,6 +16,45 @@ HELP = "Summarise the audit log: per server and tool, calls allowed and refused 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     parser.set_defaults(since="1d")
+    parser.add_argument(
+        "--policy", metavar="FILE", help="with --state: also show how full each shared counter of this policy is now"
+    )
+    parser.add_argument("--state", metavar="URL", help="the shared counter store the guards use (sqlite:, redis:)")
+    parser.add_argument("--name", help="server name of the guards (for 'server'-scoped counters)")
+
+
+def counter_levels(policy_path: str, state: str, server_name: str | None) -> list[dict[str, Any]]:
+    """Usage right now of every shared (server/global) limit in the policy, read from the store."""
+    from pathlib import Path
+
+    from mcp_guard.limits.scoped import store_key
+    from mcp_guard.limits.store import open_store
+    from mcp_guard.policy.load import load_policy
+    from mcp_guard.policy.model import window_seconds
+
+    policy = load_policy(Path(policy_path))
+    store = open_store(state)
+    rows = []
+    places = [("all_tools.limits", policy.all_tools.limits)] + [
+        (f"tools.{name}.limits", rule.limits) for name, rule in policy.tools.items()
+    ]
+    for where, limits in places:
+        for i, limit in enumerate(limits):
+            if limit.scope == "grant" or (limit.scope == "server" and not server_name):
+                continue
+            window = window_seconds(limit.window)
+            used = store.usage(store_key(limit.scope, limit.counter, server_name or ""), window)
+            rows.append(
+                {
+                    "rule": f"{where}[{i}]",
+                    "counter": limit.counter,
+                    "scope": limit.scope,
+                    "used": used,
+                    "max": limit.max,
+                    "window_s": window,
+                }
+            )
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,13 +71,24 @@ def run(args: argparse.Namespace) -> int:
         table[key][decision] += 1
         if decision in ("refused", "monitored", "declined"):
             rules[key][str(record.get("rule"))] += 1
+    levels: list[dict[str, Any]] = []
+    if args.policy and args.state:
+        from mcp_guard.limits.base import StoreUnavailable
+        from mcp_guard.policy.load import PolicyError
+
+        try:
+            levels = counter_levels(args.policy, args.state, args.server or args.name)
+        except (PolicyError, StoreUnavailable, ValueError) as exc:
+            print(f"mcp-guard stats: cannot read the counters: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         out: list[dict[str, Any]] = [
             {"server": s, "tool": t, "counts": dict(table[(s, t)]), "refused_by_rule": dict(rules[(s, t)])}
             for s, t in sorted(table)
         ]
-        print(json.dumps(out, indent=2))
+        print(json.dumps({"decisions": out, "counters": levels} if levels else out, indent=2))
         return 0
+    _print_levels(levels)
     if not table:
         print(f"no decisions in the audit log since {args.since}")
         return 0
@@ -51,3 +102,16 @@ def run(args: argparse.Namespace) -> int:
             f"{counts['refused'] + counts['declined']:>7}  {counts['monitored']:>9}  {by_rule}"
         )
     return 0
+
+
+def _print_levels(levels: list[dict[str, Any]]) -> None:
+    if not levels:
+        return
+    print("shared counters now")
+    print(f"{'rule':36}  {'counter':24}  {'scope':6}  {'used':>10}  {'max':>10}  window")
+    for row in levels:
+        print(
+            f"{row['rule'][:36]:36}  {row['counter'][:24]:24}  {row['scope']:6}  {row['used']:>10g}  "
+            f"{row['max']:>10g}  {row['window_s']:g} s"
+        )
+    print()

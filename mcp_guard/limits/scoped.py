@@ -15,6 +15,11 @@ from mcp_guard.limits.base import Charge, Limiter, LimitRefusal, Receipt
 from mcp_guard.limits.memory import MemoryLimiter
 
 
+def store_key(scope: str, counter: str, server_name: str) -> str:
+    """The key a shared counter has in a store: ``server:NAME:COUNTER`` or ``global:COUNTER``."""
+    return f"server:{server_name}:{counter}" if scope == "server" else f"global:{counter}"
+
+
 @dataclass(slots=True)
 class ScopedReceipt(Receipt):
     local: Receipt | None = None
@@ -38,9 +43,7 @@ class ScopedLimiter:
         self.server_name = server_name
 
     def _key(self, charge: Charge) -> Charge:
-        if charge.scope == "server":
-            return replace(charge, counter=f"server:{self.server_name}:{charge.counter}")
-        return replace(charge, counter=f"global:{charge.counter}")
+        return replace(charge, counter=store_key(charge.scope, charge.counter, self.server_name))
 
     def split(self, charges: Sequence[Charge]) -> tuple[list[Charge], list[Charge]]:
         if self.shared is None:
