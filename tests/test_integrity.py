@@ -747,3 +747,19 @@ def test_keyed_fingerprint() -> None:
     assert int(first, 16) >= 0
     assert keyed_fingerprint({"a": None, "b": [1, "e"]}, key) != first
     assert keyed_fingerprint({"a": None, "b": [1, "é"]}, bytes(32)) != first
+
+
+def test_a_name_missing_from_a_complete_listing_is_refused_without_listing_again() -> None:
+    from mcp_guard.integrity.guard import NEEDS_LISTING, IntegritySettings, ToolIntegrity
+    from mcp_guard.policy.decision import Deny as _Deny
+
+    tool = {"name": "echo", "inputSchema": {"type": "object"}}
+    lock = LockFile.from_tools([tool])
+    integrity = ToolIntegrity(IntegritySettings(lock=lock), lambda message: None)
+    assert integrity.check_call("echo", {}) == NEEDS_LISTING  # nothing listed yet
+    integrity.listed([tool], complete=True)
+    assert integrity.check_call("echo", {}) is None
+    refused = integrity.check_call("nope", {})
+    assert isinstance(refused, _Deny) and "not in the server's tool list" in refused.reason
+    integrity.forget_listing()  # list_changed: the next call reads the list again
+    assert integrity.check_call("nope", {}) == NEEDS_LISTING

@@ -51,6 +51,9 @@ class ToolIntegrity:
 
             self._validator = ArgumentValidator()
         self._definitions: dict[str, Mapping[str, Any]] = {}
+        # The guard read the server's whole list since the last list_changed: a name still unseen is not
+        # the server's, and is refused without reading the list again for every such call.
+        self._complete = False
         self._reported: set[tuple[str, str, str | None]] = set()
 
     @property
@@ -65,6 +68,8 @@ class ToolIntegrity:
         """Filter one ``tools/list`` page (enforce mode drops tools that break their pins); remember schemas."""
         with self._lock:
             kept, findings = self._pins.filter_tools(tools, complete=complete) if self._pins else (list(tools), [])
+            if complete:
+                self._complete = True
             for tool in tools:
                 if isinstance(tool, dict) and isinstance(tool.get("name"), str):
                     self._definitions[tool["name"]] = tool
@@ -87,6 +92,7 @@ class ToolIntegrity:
     def forget_listing(self) -> None:
         """The server said its tools changed: calls wait for a fresh listing."""
         with self._lock:
+            self._complete = False
             if self._pins is not None:
                 self._pins.invalidate()
 
@@ -108,7 +114,15 @@ class ToolIntegrity:
                 finding = self._pins.allowed(tool)
                 if finding is not None:
                     if finding.kind == "unseen":
-                        return NEEDS_LISTING
+                        if not self._complete:
+                            return NEEDS_LISTING
+                        if self.settings.pin_mode == "enforce":
+                            return Deny(
+                                "pin",
+                                "pins",
+                                f"Tool {tool!r} is not in the server's tool list, so it has no pin to check it "
+                                "against; it was refused.",
+                            )
                     if self.settings.pin_mode == "enforce":
                         return Deny(
                             "pin",
@@ -121,7 +135,7 @@ class ToolIntegrity:
                 return None
             definition = self._schema_source(tool)
             if definition is None:
-                return NEEDS_LISTING
+                return None if self._complete else NEEDS_LISTING
             schema = definition.get("inputSchema")
             assert self._validator is not None  # noqa: S101 - wants_validation checked it
             problem = self._validator.check(schema, dict(arguments)) if isinstance(schema, dict) else None
