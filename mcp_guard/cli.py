@@ -257,7 +257,15 @@ def run(argv: list[str]) -> int:
 
         from mcp_guard.reload import watch_policy
 
-        background.append(partial(watch_policy, policy_path, judge, stderr_line, stamp, args.policy_sha256))
+        def apply(new_policy: Policy) -> bool:
+            """Pins, validation and self-protection follow the reloaded policy too."""
+            rebuilt = _integrity(args, new_policy, policy_path, audit, approvals, reloading=True)
+            if rebuilt is False:
+                return False
+            session.integrity = rebuilt or None
+            return True
+
+        background.append(partial(watch_policy, policy_path, judge, stderr_line, stamp, args.policy_sha256, apply))
     try:
         return anyio.run(relay, upstream, session, 0, background)
     finally:
@@ -296,7 +304,14 @@ def run_subcommand(name: str, argv: list[str]) -> int:
     return code
 
 
-def _integrity(args: argparse.Namespace, policy: Policy, policy_path: Path | None, audit: Any, approvals: Any) -> Any:
+def _integrity(
+    args: argparse.Namespace,
+    policy: Policy,
+    policy_path: Path | None,
+    audit: Any,
+    approvals: Any,
+    reloading: bool = False,
+) -> Any:
     """The session's tool-integrity checks from the policy (None when none is on; False after an error)."""
     pins = policy.pins
     lock_file: Path | None = None
@@ -327,7 +342,8 @@ def _integrity(args: argparse.Namespace, policy: Policy, policy_path: Path | Non
         try:
             lock = LockFile.load(lock_file)
         except (LockFileError, OSError) as exc:
-            _err(f"the lock file cannot be used ({exc}); not starting the server (write one with mcp-guard pin)")
+            consequence = "the previous policy stays in force" if reloading else "not starting the server"
+            _err(f"the lock file cannot be used ({exc}); {consequence} (write one with mcp-guard pin)")
             return False
     protected = None
     if policy.protect_own_files:

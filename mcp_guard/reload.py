@@ -17,6 +17,7 @@ import anyio
 from mcp_guard.judge import Judge
 from mcp_guard.policy.engine import Engine
 from mcp_guard.policy.load import PolicyError, load_policy
+from mcp_guard.policy.model import Policy
 
 Stamp = tuple[int, int, int] | None
 
@@ -45,16 +46,32 @@ def sha256_mismatch(path: Path, expected: str | None) -> str | None:
     return None
 
 
-def reload_once(path: Path, judge: Judge, say: Callable[[str], None], expected_sha256: str | None = None) -> bool:
-    """Load ``path`` and swap it in; on any error keep the policy in force and say why."""
+Apply = Callable[[Policy], bool]
+
+
+def reload_once(
+    path: Path,
+    judge: Judge,
+    say: Callable[[str], None],
+    expected_sha256: str | None = None,
+    apply: Apply | None = None,
+) -> bool:
+    """Load ``path`` and swap it in; on any error keep the policy in force and say why.
+
+    ``apply`` sets up what else the policy decides (tool pins, argument validation); when
+    it fails (a lock file that cannot be read) the whole new version is rejected.
+    """
     mismatch = sha256_mismatch(path, expected_sha256)
     if mismatch:
         say(f"{mismatch}; the previous policy stays in force")
         return False
     try:
-        engine = Engine(load_policy(path))
+        policy = load_policy(path)
+        engine = Engine(policy)
     except PolicyError as exc:
         say(f"the policy file changed but is invalid; the previous policy stays in force:\n{exc}")
+        return False
+    if apply is not None and not apply(policy):
         return False
     judge.engine = engine
     mode = " (monitor mode: nothing is refused)" if judge.monitor else ""
@@ -68,6 +85,7 @@ async def watch_policy(
     say: Callable[[str], None],
     stamp: Stamp,
     expected_sha256: str | None = None,
+    apply: Apply | None = None,
     interval_s: float = 1.0,
 ) -> None:
     """Reload on change. ``stamp`` is the file's identity taken *before* the policy in force was read,
@@ -81,4 +99,4 @@ async def watch_policy(
         if current is None:
             say(f"the policy file {path} is gone; the previous policy stays in force")
             continue
-        reload_once(path, judge, say, expected_sha256)
+        reload_once(path, judge, say, expected_sha256, apply)

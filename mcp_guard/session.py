@@ -420,6 +420,15 @@ class Session(ApprovalDesk):
             return unknown_tool_answer(ident, name, server_meta)
         return violation_answer(ident, name, decision, server_meta)
 
+    @property
+    def integrity(self) -> ToolIntegrity | None:
+        return self._integrity
+
+    @integrity.setter
+    def integrity(self, value: ToolIntegrity | None) -> None:
+        """Swapped whole on a policy reload (one reference: the pumps see the old or the new, never a mix)."""
+        self._integrity = value
+
     # hidden tools -------------------------------------------------------------------
 
     def _can_probe(self, modern: bool) -> bool:

@@ -185,3 +185,23 @@ def test_policy_sha256_pins_the_file_at_start_and_at_reload(guard_cmd: list[str]
     assert session.request(tool_call(2, "anything"))["result"] == {"content": [], "isError": False}
     session.close_stdin()
     assert session.wait() == 0
+
+
+def test_hot_reload_turns_on_argument_validation(guard_cmd: list[str], start: Start, tmp_path: Path) -> None:
+    from conftest import EVERYTHING_SERVER, handshake
+
+    policy = write_policy(tmp_path, {"version": "1", "default": "allow"})
+    session = start([*guard_cmd, "--policy", str(policy), "--", PYTHON, str(EVERYTHING_SERVER)])
+    handshake(session)
+    relayed = session.request(tool_call(1, "add", {"a": "one", "b": 2}))
+    assert VIOLATION not in relayed["result"].get("_meta", {})  # the server itself rejected it
+    _rewrite(policy, {"version": "1", "default": "allow", "validate_arguments": True})
+    _wait_for_stderr(session, f"policy reloaded from {policy}")
+    refused = violation(session.request(tool_call(2, "add", {"a": "one", "b": 2})))
+    assert refused["kind"] == "invalid_arguments" and "arguments.a" in refused["reason"]
+    _rewrite(policy, {"version": "1", "default": "allow", "pins": {"file": "missing.lock.json"}})
+    _wait_for_stderr(session, "the lock file cannot be used")
+    assert "the previous policy stays in force" in session.stderr_so_far()
+    assert violation(session.request(tool_call(3, "add", {"a": "one", "b": 2})))["kind"] == "invalid_arguments"
+    session.close_stdin()
+    assert session.wait() == 0
