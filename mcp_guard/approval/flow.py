@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mcp_guard.approval.request import readable_arguments
 from mcp_guard.audit import arguments_sha256
 from mcp_guard.policy.decision import Approve
 
@@ -46,21 +47,10 @@ _STATE_TTL_S = 600.0
 Outcome = Literal["approved", "declined", "cancelled", "timeout", "unavailable"]
 
 
-def readable_arguments(arguments: Mapping[str, Any], limit: int = 160) -> str:
-    """``amount: 1500, currency: "USD"``: what a person must see to decide."""
-    parts = []
-    for key, value in arguments.items():
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        if len(text) > limit:
-            text = text[: limit - 1] + "…"
-        parts.append(f"{key}: {text}")
-    return ", ".join(parts) if parts else "(no arguments)"
-
-
 def approval_message(server: str, tool: str, arguments: Mapping[str, Any], decision: Approve) -> str:
     return (
         f"mcp-guard: the agent wants to call {tool!r} on {server!r}.\n"
-        f"Arguments: {readable_arguments(arguments)}\n"
+        f"Arguments: {readable_arguments(arguments) or '(no arguments)'}\n"
         f"Why you are asked: {decision.reason} (policy rule {decision.rule})\n"
         "Approve this call?"
     )
