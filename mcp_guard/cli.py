@@ -349,12 +349,13 @@ def _integrity(
     if policy.protect_own_files:
         from mcp_guard.integrity.fingerprint import default_secret_path
         from mcp_guard.integrity.protect import ProtectedPaths
+        from mcp_guard.limits.store import state_dir
 
         own = [p for p in (policy_path, lock_file, getattr(audit, "path", None), default_secret_path()) if p]
         store = getattr(getattr(approvals, "store", None), "path", None)
         if store is not None:
             own.append(store)
-        protected = ProtectedPaths(own, os.getcwd(), directories=[_state_dir()])
+        protected = ProtectedPaths(own, os.getcwd(), directories=[state_dir()])
     from mcp_guard.relay import stderr_line
 
     return ToolIntegrity(
@@ -362,21 +363,13 @@ def _integrity(
     )
 
 
-def _state_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir("mcp-guard", appauthor=False))
-
-
 def _limiter(state: str | None, policy: Policy, server_name: str) -> tuple[Limiter | None, str]:
     """The limiter for this guard: grant counters in memory, shared ones in the ``state`` store."""
     from mcp_guard.limits.memory import MemoryLimiter
     from mcp_guard.limits.scoped import ScopedLimiter
+    from mcp_guard.policy.engine import all_limits
 
-    shared_scopes = sorted(
-        {lim.scope for lim in policy.all_tools.limits} | {lim.scope for r in policy.tools.values() for lim in r.limits}
-    )
-    shared_scopes = [s for s in shared_scopes if s != "grant"]
+    shared_scopes = sorted({lim.scope for _, lim in all_limits(policy)} - {"grant"})
     if not state or state == "memory:":
         if shared_scopes:
             _err(

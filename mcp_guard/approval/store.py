@@ -177,9 +177,9 @@ class Grant:
 
 
 def default_store_path() -> Path:
-    import platformdirs
+    from mcp_guard.limits.store import state_dir
 
-    return Path(platformdirs.user_state_dir("mcp-guard", appauthor=False)) / "approvals.db"
+    return state_dir() / "approvals.db"
 
 
 class ApprovalStore:

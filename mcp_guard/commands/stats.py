@@ -29,31 +29,28 @@ def counter_levels(policy_path: str, state: str, server_name: str | None) -> lis
 
     from mcp_guard.limits.scoped import store_key
     from mcp_guard.limits.store import open_store
-    from mcp_guard.policy.load import load_policy
+    from mcp_guard.policy.engine import all_limits
+    from mcp_guard.policy.load import dotted_path, load_policy
     from mcp_guard.policy.model import window_seconds
 
     policy = load_policy(Path(policy_path))
     store = open_store(state)
     rows = []
-    places = [("all_tools.limits", policy.all_tools.limits)] + [
-        (f"tools.{name}.limits", rule.limits) for name, rule in policy.tools.items()
-    ]
-    for where, limits in places:
-        for i, limit in enumerate(limits):
-            if limit.scope == "grant" or (limit.scope == "server" and not server_name):
-                continue
-            window = window_seconds(limit.window)
-            used = store.usage(store_key(limit.scope, limit.counter, server_name or ""), window)
-            rows.append(
-                {
-                    "rule": f"{where}[{i}]",
-                    "counter": limit.counter,
-                    "scope": limit.scope,
-                    "used": used,
-                    "max": limit.max,
-                    "window_s": window,
-                }
-            )
+    for path, limit in all_limits(policy):
+        if limit.scope == "grant" or (limit.scope == "server" and not server_name):
+            continue
+        window = window_seconds(limit.window)
+        used = store.usage(store_key(limit.scope, limit.counter, server_name or ""), window)
+        rows.append(
+            {
+                "rule": dotted_path(path),
+                "counter": limit.counter,
+                "scope": limit.scope,
+                "used": used,
+                "max": limit.max,
+                "window_s": window,
+            }
+        )
     return rows
 
 

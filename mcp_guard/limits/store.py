@@ -29,7 +29,7 @@ ACCEPTED = (
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
-def _state_dir() -> Path:
+def state_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir("mcp-guard", appauthor=False))
@@ -51,7 +51,7 @@ def sqlite_path(url: str, base_dir: Path | None = None) -> Path:
     path = Path(rest).expanduser()
     if path.is_absolute():
         return path
-    return (base_dir if base_dir is not None else _state_dir()) / path
+    return (base_dir if base_dir is not None else state_dir()) / path
 
 
 def _redis_parts(url: str) -> tuple[str, str]:

@@ -176,7 +176,7 @@ class _Compiler:
         )
 
 
-def _all_limits(policy: Policy) -> Iterator[tuple[PathKey, Limit]]:
+def all_limits(policy: Policy) -> Iterator[tuple[PathKey, Limit]]:
     for i, lim in enumerate(policy.all_tools.limits):
         yield ("all_tools", "limits", i), lim
     for name, rule in policy.tools.items():
@@ -188,7 +188,7 @@ def _document_problems(policy: Policy) -> list[tuple[PathKey, str]]:
     problems: list[tuple[PathKey, str]] = []
     counting: dict[str, tuple[PathKey, str | None]] = {}
     shape: dict[str, tuple[PathKey, str, bool]] = {}
-    for path, lim in _all_limits(policy):
+    for path, lim in all_limits(policy):
         first_shape = shape.setdefault(lim.counter, (path, lim.scope, lim.refund_on_error))
         if first_shape[1:] != (lim.scope, lim.refund_on_error):
             problems.append(

@@ -9,7 +9,6 @@ keys: in a policy a repeated key silently drops one of the two rules.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,13 +266,3 @@ def read_document(path: Path) -> SourceDocument:
     if path.suffix.lower() in (".yaml", ".yml"):
         return parse_yaml(text)
     return parse_json(text)
-
-
-def iter_paths(data: Any, prefix: PathKey = ()) -> Iterator[PathKey]:
-    yield prefix
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield from iter_paths(value, (*prefix, key))
-    elif isinstance(data, list):
-        for i, value in enumerate(data):
-            yield from iter_paths(value, (*prefix, i))
