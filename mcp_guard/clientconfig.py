@@ -587,6 +587,27 @@ def _select(entries: Iterator[_Entry], servers: Collection[str] | None, found: s
         yield entry
 
 
+def _stdio_entries(
+    root: JObject, project_dir: Path | None, servers: Collection[str] | None, outcome: Outcome
+) -> Iterator[tuple[int, _Entry, EntryResult]]:
+    """The chosen entries that are stdio server objects, with their index among all chosen entries.
+
+    Every chosen entry gets a result in ``outcome`` (``skipped`` unless the caller says otherwise);
+    entries that are not objects, or are remote servers, say why and are not yielded.
+    """
+    for index, entry in enumerate(_select(_entries(root, project_dir, outcome.notes), servers, outcome.found)):
+        result = EntryResult(entry.container, entry.name, "skipped")
+        outcome.entries.append(result)
+        if not isinstance(entry.node, JObject):
+            result.detail = "not an object"
+            continue
+        remote = _remote_reason(entry.node)
+        if remote:
+            result.detail = remote
+            continue
+        yield index, entry, result
+
+
 def wrap_text(
     text: str,
     launch: GuardLaunch,
@@ -606,18 +627,9 @@ def wrap_text(
     root = _parse_root(text, file)
     rewrap: list[int] = []
     plan: list[tuple[int, _Entry]] = []
-    for index, entry in enumerate(_select(_entries(root, project_dir, outcome.notes), servers, outcome.found)):
-        result = EntryResult(entry.container, entry.name, "skipped")
-        outcome.entries.append(result)
-        if not isinstance(entry.node, JObject):
-            result.detail = "not an object"
-            continue
-        remote = _remote_reason(entry.node)
-        if remote:
-            result.detail = remote
-            continue
+    for index, entry, result in _stdio_entries(root, project_dir, servers, outcome):
         try:
-            found = _launch_of(entry.node)
+            found = _launch_of(_object(entry.node))
             command = _string(found.command.value)
             assert command is not None  # noqa: S101
             split = split_guard_args(command, found.values)
@@ -655,18 +667,9 @@ def unwrap_text(
     outcome = Outcome(text, text)
     root = _parse_root(text, file)
     edits: list[_Edit] = []
-    for entry in _select(_entries(root, project_dir, outcome.notes), servers, outcome.found):
-        result = EntryResult(entry.container, entry.name, "skipped")
-        outcome.entries.append(result)
-        if not isinstance(entry.node, JObject):
-            result.detail = "not an object"
-            continue
-        remote = _remote_reason(entry.node)
-        if remote:
-            result.detail = remote
-            continue
+    for _, entry, result in _stdio_entries(root, project_dir, servers, outcome):
         try:
-            edits.extend(_unwrap_edits(text, entry.node))
+            edits.extend(_unwrap_edits(text, _object(entry.node)))
             result.action = "unwrapped"
         except _Skip as exc:
             if str(exc) == "not wrapped":

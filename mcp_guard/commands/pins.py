@@ -15,8 +15,13 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcp_guard.commands.pin import add_timeout, fetch_listing, say, server_label
+
+if TYPE_CHECKING:
+    from mcp_guard.commands.pin import Listing
+    from mcp_guard.integrity.pins import LockFile
 
 HELP = "Compare a server's tools with their pins (diff), or pin what the server lists now (accept)."
 DIFF_USAGE = "mcp-guard pins diff [LOCKFILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
@@ -97,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from mcp_guard.integrity.pins import LockFile, LockFileError, compare, default_lock_path
+    from mcp_guard.integrity.pins import compare, default_lock_path
 
     split = _split_words(args, "mcp-guard pins diff", DIFF_USAGE, _diff_options)
     if split is None:
@@ -107,17 +112,10 @@ def _diff(args: argparse.Namespace) -> int:
         say(f"one LOCKFILE at most, got {len(names)}: {' '.join(names)}\n  {DIFF_USAGE}")
         return EXIT_TROUBLE
     path = Path(names[0]).expanduser() if names else default_lock_path(args.policy)
-    if not path.exists():
-        say(f"no lock file at {path}: create one with mcp-guard pin -o {path} -- {' '.join(command)}")
+    loaded = _lock_and_listing(path, command, args.timeout)
+    if loaded is None:
         return EXIT_TROUBLE
-    try:
-        lock = LockFile.load(path)
-    except LockFileError as exc:
-        say(str(exc))
-        return EXIT_TROUBLE
-    listing = fetch_listing(command, args.timeout)
-    if listing is None:
-        return EXIT_TROUBLE
+    lock, listing = loaded
     findings = compare(lock, listing.tools)
     if not findings:
         count = len(lock.tools)
@@ -136,25 +134,36 @@ def _diff(args: argparse.Namespace) -> int:
     return EXIT_DIFFERENT
 
 
+def _lock_and_listing(path: Path, command: list[str], timeout: float) -> tuple[LockFile, Listing] | None:
+    """The lock at ``path`` and the server's current listing, or None after saying what went wrong."""
+    from mcp_guard.integrity.pins import LockFile, LockFileError
+
+    if not path.exists():
+        say(f"no lock file at {path}: create one with mcp-guard pin -o {path} -- {' '.join(command)}")
+        return None
+    try:
+        lock = LockFile.load(path)
+    except LockFileError as exc:
+        say(str(exc))
+        return None
+    listing = fetch_listing(command, timeout)
+    if listing is None:
+        return None
+    return lock, listing
+
+
 def _accept(args: argparse.Namespace) -> int:
-    from mcp_guard.integrity.pins import NO_NAME, LockFile, LockFileError, PinnedTool, compare, default_lock_path
+    from mcp_guard.integrity.pins import NO_NAME, PinnedTool, compare, default_lock_path
 
     split = _split_words(args, "mcp-guard pins accept", ACCEPT_USAGE, _accept_options)
     if split is None:
         return EXIT_TROUBLE
     names, command = split
     path = Path(args.lock).expanduser() if args.lock else default_lock_path(args.policy)
-    if not path.exists():
-        say(f"no lock file at {path}: create one with mcp-guard pin -o {path} -- {' '.join(command)}")
+    loaded = _lock_and_listing(path, command, args.timeout)
+    if loaded is None:
         return EXIT_TROUBLE
-    try:
-        lock = LockFile.load(path)
-    except LockFileError as exc:
-        say(str(exc))
-        return EXIT_TROUBLE
-    listing = fetch_listing(command, args.timeout)
-    if listing is None:
-        return EXIT_TROUBLE
+    lock, listing = loaded
 
     listed: dict[str, dict[str, object]] = {}
     for tool in listing.tools:
