@@ -232,7 +232,7 @@ class Variant:
 
 
 def relay_variants(
-    floors: bool = True, guard_policies: Sequence[Path] = (), audit: bool = True
+    floors: bool = True, guard_policies: Sequence[Path] = (), audit: bool = True, baseline: Path | None = None
 ) -> tuple[list[Variant], list[str]]:
     """direct, the three relay floors, the guard allow-all (also with its audit log on, where it has one),
     limiter-active, plus one guard variant per extra policy file."""
@@ -261,6 +261,15 @@ def relay_variants(
     variants.append(Variant("mcp-guard limiter", (*guard, *off, "--policy", str(limiter), "--"), "guard"))
     for path in guard_policies:
         variants.append(Variant(f"mcp-guard {Path(path).stem}", (*guard, *off, "--policy", str(path), "--"), "guard"))
+    if baseline is not None:
+        # Another checkout of mcp-guard (say, main before a change), run from its source in this interpreter,
+        # side by side with this one in the same rounds: the before/after comparison of a pull request.
+        env = {"PYTHONPATH": str(baseline.resolve())}
+        old = (PYTHON, "-m", "mcp_guard")
+        variants.append(Variant("baseline allow-all + audit", (*old, "--policy", str(allow), "--"), "guard", env))
+        variants.append(Variant("baseline limiter + audit", (*old, "--policy", str(limiter), "--"), "guard", env))
+        variants.append(Variant("mcp-guard limiter + audit", (*guard, "--policy", str(limiter), "--"), "guard"))
+        notes.append(f"baseline: the mcp-guard source at {baseline}, run with PYTHONPATH")
     if off:
         notes.append("mcp-guard variants run with --no-audit, except the one marked + audit (the default)")
     return variants, notes

@@ -230,6 +230,12 @@ def main() -> int:
         type=Path,
         help="an extra mcp-guard variant with this policy (repeatable), e.g. a conditions policy",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another mcp-guard version (e.g. `git worktree add /tmp/before main`) to measure in "
+        "the same rounds",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin to CPU 0")
     args = parser.parse_args()
     pinning = setup_driver(args.no_pin)
@@ -248,7 +254,7 @@ def main() -> int:
     for size in sizes:
         plan.calls.setdefault(size, 50)
         plan.warmup.setdefault(size, 5)
-    variants, notes = relay_variants(guard_policies=args.policy_file)
+    variants, notes = relay_variants(guard_policies=args.policy_file, baseline=args.baseline)
     info = machine(pinning)
     print_machine(info)
     for note in notes:

@@ -22,14 +22,15 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mcp_guard.canonical import canonical_json, compact_json, sha256_hex, utf8
 
 Decision = str  # allowed | refused | approved | declined | monitored
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -39,16 +40,27 @@ _FLUSH_EVERY_S = 0.2
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 
 
 def canonical_arguments(arguments: Mapping[str, Any]) -> bytes:
-    """The arguments as canonical JSON (sorted keys, no spaces), the input of the fingerprint."""
-    return _CANONICAL(arguments).encode()
+    """The arguments as canonical JSON (:func:`mcp_guard.canonical.canonical_json`), the input of the fingerprint."""
+    return canonical_json(arguments)
 
 
 def arguments_sha256(arguments: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_arguments(arguments)).hexdigest()
+    return sha256_hex(arguments)
+
+
+def server_identity(command: Sequence[str], name: str | None = None) -> str:
+    """What approvals are bound to: ``--name`` when given, else the whole command line that started the server.
+
+    A display name (:func:`server_name_from`) is not enough: two servers started as
+    ``python …/server.py`` from different folders share one. The command is written as a JSON
+    list (so ``["a b"]`` and ``["a", "b"]`` differ) and a name gets a prefix no JSON list has.
+    """
+    if name:
+        return f"name:{name}"
+    return compact_json(list(command))
 
 
 def server_name_from(command: list[str]) -> str:
@@ -171,7 +183,7 @@ class AuditLog:
         if self._dropped:
             record["dropped_before"] = self._dropped
             self._dropped = 0
-        return _ENCODE(record).encode() + b"\n"
+        return utf8(_ENCODE(record)) + b"\n"  # a lone surrogate anywhere is written escaped, never dropped
 
     def _fingerprint(self, arguments: Mapping[str, Any]) -> str:
         """HMAC-SHA-256 of the canonical arguments under the installation's secret.
@@ -277,9 +289,9 @@ def _interprocess_lock(path: Path) -> Any:
 
 
 def default_audit_path() -> Path:
-    import platformdirs
+    from mcp_guard import paths
 
-    return Path(platformdirs.user_log_dir("mcp-guard", appauthor=False)) / "audit.jsonl"
+    return paths.audit_log_path()
 
 
 def log_files(path: Path) -> list[Path]:

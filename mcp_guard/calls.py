@@ -1,27 +1,17 @@
-"""What a session tracks about requests in flight: shared by the relay and the approval desk."""
+"""What a session tracks about requests in flight: shared by the session, the pipeline and the approval desk."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_guard.limits.base import Receipt
 
-# A sentinel answer: the call is being handled off the pump (held for approval, or relayed already).
-HELD: dict[str, Any] = {}
-
-
-@dataclass(slots=True)
-class Merge:
-    """Guard answers waiting to join the upstream's answer to a batch."""
-
-    keys: frozenset[tuple[bool, Any]]
-    answers: list[dict[str, Any]]
-
 
 @dataclass(slots=True)
 class Call:
-    """A relayed tools/call whose outcome the audit log is waiting for."""
+    """A relayed tools/call whose outcome the audit log (and a refund) is waiting for."""
 
     tool: str
     rule: str | None
@@ -32,6 +22,7 @@ class Call:
     started: float
     refund: Receipt | None = None  # what to give back if the server answers with an error
     modern_approval: bool = False  # approved in a 2026-07-28 round: nest the server's own input state
+    cancelled: bool = False  # the client gave up on it: never refunded, whatever the server answers
 
 
 @dataclass(slots=True)
@@ -39,3 +30,23 @@ class InFlight:
     method: str | None
     ident: Any
     call: Call | None = None
+
+
+@dataclass(slots=True)
+class Waiter:
+    """Something a worker waits for: the answer to a request the guard sent, or a held call's end.
+
+    ``cancelled`` is set when the client gave up on the held call or the guard is stopping.
+    """
+
+    event: threading.Event = field(default_factory=threading.Event)
+    answer: Any = None
+    cancelled: bool = False
+
+    def settle(self, answer: Any) -> None:
+        self.answer = answer
+        self.event.set()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.event.set()

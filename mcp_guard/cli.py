@@ -6,17 +6,19 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcp_guard import __version__
+from mcp_guard import __version__, exits
+from mcp_guard.paths import policy_path as default_policy_path
 
 if TYPE_CHECKING:
     from mcp_guard.limits.base import Limiter
     from mcp_guard.policy.model import Policy
 
 POLICY_ENV = "MCP_GUARD_POLICY"
-EXIT_USAGE = 2
+EXIT_USAGE = exits.USAGE
 
 _RUN_DESCRIPTION = """\
 Run an MCP stdio server behind a policy guard. Put `mcp-guard [options] --` in front
@@ -29,27 +31,25 @@ policy discovery (first found wins):
 """
 
 
-def default_policy_path() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("mcp-guard", appauthor=False)) / "policy.json"
-
-
-def _default_audit_path() -> Path:
-    from mcp_guard.audit import default_audit_path
-
-    return default_audit_path()
-
-
 def _run_parser() -> argparse.ArgumentParser:
+    from mcp_guard.paths import audit_log_path
+
+    older = ", ".join(f"{alias} = {name}" for alias, name in ALIASES.items())
     parser = argparse.ArgumentParser(
         prog="mcp-guard",
         usage="mcp-guard [options] -- COMMAND [ARGS...]",
         description=_RUN_DESCRIPTION,
-        epilog=f"user config policy: {default_policy_path()}\naudit log: {_default_audit_path()}\n\n"
-        "other commands: " + ", ".join(f"mcp-guard {name}" for name in SUBCOMMANDS) + " (each has --help)",
+        epilog=f"user config policy: {default_policy_path()}\naudit log: {audit_log_path()}\n\n"
+        "other commands: "
+        + ", ".join(f"mcp-guard {name}" for name in SUBCOMMANDS if name not in ALIASES)
+        + f" (each has --help)\nolder spellings, still accepted: {older}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_run_options(parser)
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="version", version=f"mcp-guard {__version__}")
     parser.add_argument("--policy", metavar="FILE", help="policy file (JSON, or YAML with .yaml/.yml)")
     parser.add_argument(
@@ -87,9 +87,20 @@ def _run_parser() -> argparse.ArgumentParser:
         type=float,
         help="how long one channel may wait for an answer (default: the policy's approval_timeout, 45 s)",
     )
-    parser.add_argument("--approval-store", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--pins", metavar="LOCKFILE", help="compare tools with this lock file (mcp-guard pin), in enforce mode"
+        "--store",
+        "--approval-store",
+        dest="approval_store",
+        metavar="PATH",
+        help="the approvals database, as in mcp-guard approvals --store (default: approvals.db in the user state "
+        "directory); --approval-store is its older spelling",
+    )
+    parser.add_argument(
+        "--lock",
+        "--pins",
+        dest="pins",
+        metavar="FILE",
+        help="compare tools with this lock file (mcp-guard pins create), in enforce mode; --pins is its older spelling",
     )
     parser.add_argument(
         "--policy-sha256",
@@ -98,40 +109,56 @@ def _run_parser() -> argparse.ArgumentParser:
         "(see: mcp-guard check --sha256 FILE)",
     )
     parser.add_argument("--no-audit", action="store_true", help="write no audit log")
-    return parser
 
 
-def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Options before ``--`` (or before the first non-option word) and the upstream command after it."""
-    if "--" in argv:
-        cut = argv.index("--")
-        return argv[:cut], argv[cut + 1 :]
-    options: list[str] = []
+def _takes_value(parser: argparse.ArgumentParser) -> dict[str, bool]:
+    """Each option string of ``parser`` and whether it takes a value: read from argparse, never kept by hand."""
+    return {option: action.nargs != 0 for action in parser._actions for option in action.option_strings}
+
+
+@lru_cache(maxsize=1)
+def _guard_options() -> dict[str, bool]:
+    parser = argparse.ArgumentParser(prog="mcp-guard")
+    _add_run_options(parser)
+    return _takes_value(parser)
+
+
+def _option_takes_value(word: str, table: dict[str, bool]) -> bool:
+    """Whether ``word`` is an option that consumes the next word, resolving abbreviations as argparse does.
+
+    An unknown or ambiguous option counts as taking none; argparse then reports it.
+    """
+    if "=" in word:  # --opt=value carries its value
+        return False
+    if word in table:
+        return table[word]
+    if word.startswith("--"):
+        matches = [option for option in table if option.startswith(word)]
+        if len(matches) == 1:
+            return table[matches[0]]
+    return False
+
+
+def split_command(argv: Sequence[str], parser: argparse.ArgumentParser | None = None) -> tuple[list[str], list[str]]:
+    """The guard's options and the server's command in the guard's argv.
+
+    Options run up to ``--`` or up to the first word that is neither an option nor an
+    option's value, so ``mcp-guard --lock L.json npx srv`` runs ``npx srv``. A ``--`` later
+    on belongs to the server's command. ``wrap`` and ``unwrap`` read wrapped entries with
+    this same function. ``parser``: the guard's parser, when the caller has built it already.
+    """
+    table = _takes_value(parser) if parser is not None else _guard_options()
     i = 0
     while i < len(argv):
         word = argv[i]
-        if not word.startswith("-"):
-            return options, argv[i:]
-        options.append(word)
-        if word in _OPTIONS_WITH_VALUE and i + 1 < len(argv):
-            options.append(argv[i + 1])
-            i += 1
+        if word == "--":
+            return list(argv[:i]), list(argv[i + 1 :])
+        if not word.startswith("-") or word == "-":
+            break
         i += 1
-    return options, []
-
-
-_OPTIONS_WITH_VALUE = frozenset(
-    {
-        "--policy",
-        "--name",
-        "--audit-log",
-        "--state",
-        "--approval",
-        "--approval-command",
-        "--approval-timeout",
-        "--approval-store",
-    }
-)
+        if _option_takes_value(word, table) and i < len(argv) and argv[i] != "--":
+            i += 1
+    return list(argv[:i]), list(argv[i:])
 
 
 def _find_policy(explicit: str | None) -> tuple[Path | None, str]:
@@ -153,7 +180,7 @@ def _err(message: str) -> None:
 
 def run(argv: list[str]) -> int:
     parser = _run_parser()
-    options, command = _split_command(argv)
+    options, command = split_command(argv, parser)
     args = parser.parse_args(options)
     if not command:
         parser.print_usage(sys.stderr)
@@ -172,15 +199,16 @@ def run(argv: list[str]) -> int:
             f"or create {default_policy_path()}"
         )
     else:
-        from mcp_guard.reload import file_stamp, sha256_mismatch
+        from mcp_guard.policy.load import PolicyHashMismatch
+        from mcp_guard.reload import file_stamp
 
         stamp = file_stamp(policy_path)
-        mismatch = sha256_mismatch(policy_path, args.policy_sha256)
-        if mismatch:
-            _err(f"{mismatch}; not starting the server")
-            return EXIT_USAGE
         try:
-            policy = load_policy(policy_path)
+            # One read: the bytes checked against --policy-sha256 are the bytes loaded.
+            policy = load_policy(policy_path, args.policy_sha256 or None)
+        except PolicyHashMismatch as exc:
+            _err(f"{exc}; not starting the server")
+            return EXIT_USAGE
         except PolicyError as exc:
             _err(f"invalid policy (from {source}), not starting the server:\n{exc}")
             return EXIT_USAGE
@@ -193,16 +221,17 @@ def run(argv: list[str]) -> int:
         resolved = resolve_command(command)
     except CommandNotFound as exc:
         _err(f"command not found: {exc.command!r} (PATH={os.environ.get('PATH', '')})")
-        return 127
+        return exits.NOT_FOUND
     except PermissionError as exc:
         _err(f"command is not executable: {exc}")
-        return 126
+        return exits.CANNOT_RUN
 
     import anyio
 
-    from mcp_guard.audit import server_name_from
+    from mcp_guard.audit import server_identity, server_name_from
     from mcp_guard.judge import Judge
-    from mcp_guard.relay import FrameWriter, relay, stderr_line
+    from mcp_guard.pipeline import Snapshot
+    from mcp_guard.relay import relay, stderr_line
     from mcp_guard.session import Session
     from mcp_guard.upstream import Upstream
 
@@ -210,12 +239,8 @@ def run(argv: list[str]) -> int:
     limiter, store_name = _limiter(args.state or policy.state, policy, server_name)
     if limiter is None:
         return EXIT_USAGE
-    judge = Judge(Engine(policy), limiter, force_monitor=args.monitor, warn=stderr_line, store_name=store_name)
-    try:
-        upstream = Upstream(resolved)
-    except OSError as exc:
-        _err(f"could not start {command[0]!r}: {exc.strerror or exc}")
-        return 126
+    engine = Engine(policy)
+    judge = Judge(engine, limiter, force_monitor=args.monitor, warn=stderr_line, store_name=store_name)
     audit = None
     if not args.no_audit:
         from mcp_guard.audit import AuditLog, default_audit_path
@@ -243,13 +268,12 @@ def run(argv: list[str]) -> int:
         return EXIT_USAGE
     session = Session(
         judge,
-        FrameWriter(1),
-        FrameWriter(upstream.stdin_fd),
+        Snapshot(engine, integrity or None, args.monitor),
         stderr_line,
         audit=audit,
         server_name=server_name,
+        server_identity=server_identity(command, args.name),
         approvals=approvals,
-        integrity=integrity or None,
     )
     background = []
     if policy_path is not None and not args.no_reload:
@@ -257,17 +281,29 @@ def run(argv: list[str]) -> int:
 
         from mcp_guard.reload import watch_policy
 
-        def apply(new_policy: Policy) -> bool:
-            """Pins, validation and self-protection follow the reloaded policy too."""
+        def apply(new_policy: Policy, new_engine: Engine) -> bool:
+            """Pins, validation and self-protection follow the reloaded policy, in the same snapshot."""
             rebuilt = _integrity(args, new_policy, policy_path, audit, approvals, reloading=True)
             if rebuilt is False:
                 return False
-            session.integrity = rebuilt or None
+            session.snapshot = Snapshot(new_engine, rebuilt or None, args.monitor)
             return True
 
         background.append(partial(watch_policy, policy_path, judge, stderr_line, stamp, args.policy_sha256, apply))
+    # Started last: a configuration error above must not leave a server running.
+    try:
+        upstream = Upstream(resolved)
+    except OSError as exc:
+        _err(f"could not start {command[0]!r}: {exc.strerror or exc}")
+        return exits.CANNOT_RUN
     try:
         return anyio.run(relay, upstream, session, 0, background)
+    except KeyboardInterrupt:
+        # Ctrl-C before the relay watches signals: the server must not outlive the guard (no parent-death
+        # signal outside Linux).
+        upstream.kill_now()
+        _err("interrupted")
+        return exits.INTERRUPTED
     finally:
         if audit is not None:
             audit.close()
@@ -285,22 +321,33 @@ SUBCOMMANDS: dict[str, str] = {
     "init": "mcp_guard.commands.init",
     "wrap": "mcp_guard.commands.wrap",
     "unwrap": "mcp_guard.commands.unwrap",
+    "pins": "mcp_guard.commands.pins",
     "approvals": "mcp_guard.commands.approvals",
+    "pin": "mcp_guard.commands.pin",
     "approve": "mcp_guard.commands.approve",
     "deny": "mcp_guard.commands.deny",
-    "pin": "mcp_guard.commands.pin",
-    "pins": "mcp_guard.commands.pins",
 }
+ALIASES: dict[str, str] = {
+    "pin": "pins create",
+    "approve": "approvals approve",
+    "deny": "approvals deny",
+}
+"""Older spellings that stay, and the command each is the same as."""
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:
     import importlib
 
-    module = importlib.import_module(SUBCOMMANDS[name])
-    parser = argparse.ArgumentParser(prog=f"mcp-guard {name}", description=module.HELP)
-    module.add_arguments(parser)
-    args = parser.parse_args(argv)
-    code: int = module.run(args)
+    try:
+        module = importlib.import_module(SUBCOMMANDS[name])
+        parser = argparse.ArgumentParser(prog=f"mcp-guard {name}", description=module.HELP)
+        module.add_arguments(parser)
+        args = parser.parse_args(argv)
+        code: int = module.run(args)
+    except KeyboardInterrupt:
+        # Commands write their files through a temporary file and a rename, so nothing half-written stays.
+        _err("interrupted")
+        return exits.INTERRUPTED
     return code
 
 
@@ -313,54 +360,23 @@ def _integrity(
     reloading: bool = False,
 ) -> Any:
     """The session's tool-integrity checks from the policy (None when none is on; False after an error)."""
-    pins = policy.pins
-    lock_file: Path | None = None
-    mode = "enforce"
-    if args.pins:
-        lock_file = Path(args.pins)
-    elif pins is not None:
-        lock_file = Path(pins.file)
-        if not lock_file.is_absolute() and policy_path is not None:
-            lock_file = policy_path.parent / lock_file
-        mode = pins.mode
-    validate_tools = {
-        name: rule.validate_arguments for name, rule in policy.tools.items() if rule.validate_arguments is not None
-    }
-    if (
-        lock_file is None
-        and not policy.validate_arguments
-        and not any(validate_tools.values())
-        and not policy.protect_own_files
-    ):
-        return None
-    from mcp_guard.integrity.guard import IntegritySettings, ToolIntegrity
-
-    lock = None
-    if lock_file is not None:
-        from mcp_guard.integrity.pins import LockFile, LockFileError
-
-        try:
-            lock = LockFile.load(lock_file)
-        except (LockFileError, OSError) as exc:
-            consequence = "the previous policy stays in force" if reloading else "not starting the server"
-            _err(f"the lock file cannot be used ({exc}); {consequence} (write one with mcp-guard pin)")
-            return False
-    protected = None
-    if policy.protect_own_files:
-        from mcp_guard.integrity.fingerprint import default_secret_path
-        from mcp_guard.integrity.protect import ProtectedPaths
-        from mcp_guard.limits.store import state_dir
-
-        own = [p for p in (policy_path, lock_file, getattr(audit, "path", None), default_secret_path()) if p]
-        store = getattr(getattr(approvals, "store", None), "path", None)
-        if store is not None:
-            own.append(store)
-        protected = ProtectedPaths(own, os.getcwd(), directories=[state_dir()])
+    from mcp_guard.integrity.setup import IntegrityError, build_integrity
     from mcp_guard.relay import stderr_line
 
-    return ToolIntegrity(
-        IntegritySettings(lock, lock_file, mode, policy.validate_arguments, validate_tools, protected), stderr_line
-    )
+    try:
+        return build_integrity(
+            policy,
+            policy_path,
+            lock=Path(args.pins) if args.pins else None,
+            audit_path=getattr(audit, "path", None),
+            store_path=getattr(getattr(approvals, "store", None), "path", None),
+            state_url=args.state,
+            warn=stderr_line,
+        )
+    except IntegrityError as exc:
+        consequence = "the previous policy stays in force" if reloading else "not starting the server"
+        _err(f"{exc}; {consequence} (write one with mcp-guard pins create)")
+        return False
 
 
 def _limiter(state: str | None, policy: Policy, server_name: str) -> tuple[Limiter | None, str]:
@@ -391,7 +407,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
         return run_subcommand(args[0], args[1:])
-    code = run(args)
+    try:
+        code = run(args)
+    except KeyboardInterrupt:  # Ctrl-C while the guard was still starting: no traceback, nothing started
+        _err("interrupted")
+        code = exits.INTERRUPTED
     if argv is None:
         # Pump threads may still be blocked reading the client's stdin; leave without waiting for them.
         sys.stderr.flush()

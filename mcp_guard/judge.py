@@ -61,8 +61,11 @@ class Judge:
             return decision
         return self.settle(decision)
 
-    def settle(self, decision: Allow | Approve) -> Allow | Deny:
-        """Record the call's charges with the limiter, or say which limit refuses it."""
+    def settle(self, decision: Allow | Approve, on_store_error: str | None = None) -> Allow | Deny:
+        """Record the call's charges with the limiter, or say which limit refuses it.
+
+        ``on_store_error`` is the policy's setting, from the snapshot the call is judged against
+        (default: the engine's)."""
         if isinstance(decision, Approve):
             decision = Allow(decision.rule, decision.charges)
         if not decision.charges:
@@ -70,7 +73,7 @@ class Judge:
         try:
             refusal = self.limiter.acquire(decision.charges)
         except StoreUnavailable as exc:
-            return self._store_unavailable(decision, exc)
+            return self._store_unavailable(decision, exc, on_store_error or self.engine.policy.on_store_error)
         if self._store_down_since is not None:
             self._store_down_since = None
             self._say(f"the limit store {self.store_name} is reachable again")
@@ -108,12 +111,12 @@ class Judge:
         if self._warn is not None:
             self._warn(message)
 
-    def _store_unavailable(self, decision: Allow, exc: StoreUnavailable) -> Allow | Deny:
+    def _store_unavailable(self, decision: Allow, exc: StoreUnavailable, on_store_error: str) -> Allow | Deny:
         now = time.monotonic()
         if self._store_down_since is None:
             self._store_down_since = now
             self._say(f"the limit store {self.store_name} is unavailable: {exc}")
-        if self.engine.policy.on_store_error == "allow":
+        if on_store_error == "allow":
             return decision
         rule = next(c.rule for c in decision.charges if c.scope != "grant") if decision.charges else "limits"
         return Deny(

@@ -5,6 +5,11 @@ that costs a fraction of what an event loop's stream machinery does (measured in
 ``benchmarks/``), and blocking writes give backpressure for free (a client that
 stops reading stops the guard reading the upstream). The event loop only waits for
 the first ending (client EOF, upstream exit, a signal) and runs the shutdown.
+
+Signals are watched from start to exit, shutdown included: the server runs in a
+process group of its own, out of the client's reach, so the guard must never be
+the one that dies first. The first SIGINT/SIGTERM starts the shutdown; any signal
+after that kills the server's group at once, and the guard still ends normally.
 """
 
 from __future__ import annotations
@@ -16,16 +21,27 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.from_thread
 import anyio.lowlevel
+import anyio.to_thread
 
+from mcp_guard.actions import Action, Start, ToClient, ToUpstream
 from mcp_guard.session import Session
 from mcp_guard.upstream import Upstream, describe_exit, exit_status
+from mcp_guard.workers import Workers
 
 _READ_BUFFER = 1 << 16
+# How long to keep relaying what the server writes on its way out, once its group is gone or going.
+_DRAIN_S = 1.0
+# After the server ended by itself: its last frames, then its exit status.
+_EXITED_DRAIN_S = 2.0
+_EXIT_WAIT_S = 2.0
+_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -59,6 +75,28 @@ def stderr_line(message: str) -> None:
         write_all(2, f"mcp-guard: {message}\n".encode(errors="replace"))
     except OSError:
         pass
+
+
+class Carrier:
+    """Carries out the session's actions: writes to a side, or starts a job on the bounded pool."""
+
+    def __init__(
+        self, to_client: Callable[[bytes], None], to_upstream: Callable[[bytes], None], workers: Workers
+    ) -> None:
+        self._to_client = to_client
+        self._to_upstream = to_upstream
+        self.workers = workers
+
+    def __call__(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            if type(action) is ToUpstream:
+                self._to_upstream(action.frame)
+            elif type(action) is ToClient:
+                self._to_client(action.frame)
+            elif isinstance(action, Start):
+                job = action.job
+                if not self.workers.submit(job.name, partial(job.run, self)):
+                    self(job.overflow())
 
 
 @dataclass
@@ -129,39 +167,82 @@ async def relay(
         upstream.process.wait()
         notify(lambda: setattr(endings, "upstream_exit", True))()
 
-    _pump(client_stdin, session.from_client, notify(client_done), "client")
-    _pump(upstream.stdout_fd, session.from_upstream, notify(upstream_done), "upstream")
-    threading.Thread(target=waiter, name="mcp-guard waiter", daemon=True).start()
+    carry = Carrier(FrameWriter(1), FrameWriter(upstream.stdin_fd), Workers(on_error=stderr_line))
+    from_client, from_upstream = session.from_client, session.from_upstream
 
     async with anyio.create_task_group() as tg:
+        # Before the first frame moves: a client that has had an answer may signal the guard.
+        if sys.platform != "win32":
+            await tg.start(_watch_signals, endings, upstream)
+        _pump(client_stdin, lambda line: carry(from_client(line)), notify(client_done), "client")
+        _pump(upstream.stdout_fd, lambda line: carry(from_upstream(line)), notify(upstream_done), "upstream")
+        threading.Thread(target=waiter, name="mcp-guard waiter", daemon=True).start()
+        async with anyio.create_task_group() as work:
+            for task in background:
+                work.start_soon(task)
+            await endings.event.wait()
+            work.cancel_scope.cancel()
+        # Still inside the group that watches signals: one that arrives now hurries the shutdown.
+        status = await _shut_down(
+            upstream,
+            endings,
+            lambda why: carry(session.stopping(why)),
+            lambda description: carry(session.upstream_exited(description)),
+        )
+        # Inside the group too: a signal while a worker finishes is caught, not a traceback.
+        carry.workers.close(1.0)
+        tg.cancel_scope.cancel()
+    return status
 
-        async def watch_signals() -> None:
-            signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-            with anyio.open_signal_receiver(*signals) as received:
-                async for signum in received:
+
+async def _watch_signals(
+    endings: _Endings, upstream: Upstream, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """The first signal is an ending; one during the shutdown (whatever started it) means now."""
+    signals = [getattr(signal, name) for name in _SIGNALS if hasattr(signal, name)]
+    try:
+        with anyio.open_signal_receiver(*signals) as received:
+            task_status.started()
+            async for signum in received:
+                if endings.event.is_set():
+                    upstream.kill_now()
+                else:
                     endings.signal_name = signal.Signals(signum).name
                     endings.event.set()
-                    return
+    finally:
+        if endings.signal_name is not None or upstream.hurried:
+            # Someone is signalling a guard whose server is already gone: one more signal between here
+            # and the exit could only kill the guard mid-write or print a KeyboardInterrupt traceback.
+            for signum in signals:
+                signal.signal(signum, signal.SIG_IGN)
 
-        if sys.platform != "win32":
-            tg.start_soon(watch_signals)
-        for task in background:
-            tg.start_soon(task)
-        await endings.event.wait()
-        tg.cancel_scope.cancel()
 
+async def _shut_down(
+    upstream: Upstream, endings: _Endings, stopping: Callable[[str], object], exited: Callable[[str], object]
+) -> int:
+    """End the upstream after the first ending; the guard's exit status.
+
+    ``stopping(why)`` answers every request still waiting, saying the guard is stopping;
+    ``exited(description)`` says the server ended before answering.
+    """
     if endings.client_eof or endings.signal_name is not None:
-        # The client is done: the MCP shutdown order, then keep relaying what the server says meanwhile.
-        await anyio.to_thread.run_sync(upstream.shutdown, abandon_on_cancel=True)
-        await anyio.to_thread.run_sync(endings.upstream_drained.wait, 1.0, abandon_on_cancel=True)
+        why = f"it received {endings.signal_name}" if endings.signal_name else "the client closed its input"
+        if endings.signal_name is not None:
+            # Whoever signalled wants the guard gone: no caller waits through the shutdown for nothing.
+            stopping(why)
+        # The MCP shutdown order, keeping on relaying what the server says meanwhile.
+        await anyio.to_thread.run_sync(upstream.shutdown)
+        await anyio.to_thread.run_sync(endings.upstream_drained.wait, _DRAIN_S)
+        # What the server left unanswered, and what the client sent during the shutdown.
+        stopping(why)
         # A signal is an ordinary way to stop the guard (as a client closing stdin is): exit 0.
         return 0
 
     # The upstream ended first. Let its last frames through, then answer what it never did.
-    await anyio.to_thread.run_sync(endings.upstream_drained.wait, 2.0, abandon_on_cancel=True)
-    code = await anyio.to_thread.run_sync(upstream.wait, 2.0, abandon_on_cancel=True)
-    session.upstream_exited(describe_exit(code))
-    await anyio.to_thread.run_sync(upstream.shutdown, 0.0, 2.0, abandon_on_cancel=True)
+    await anyio.to_thread.run_sync(endings.upstream_drained.wait, _EXITED_DRAIN_S)
+    code = await anyio.to_thread.run_sync(upstream.wait, _EXIT_WAIT_S)
+    exited(describe_exit(code))
+    await anyio.to_thread.run_sync(upstream.shutdown, 0.0)
     if code is None:
         code = upstream.poll()
     stderr_line(f"the MCP server {describe_exit(code)}")

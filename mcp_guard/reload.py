@@ -7,7 +7,6 @@ writing a new file and renaming it over the old one).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ import anyio
 
 from mcp_guard.judge import Judge
 from mcp_guard.policy.engine import Engine
-from mcp_guard.policy.load import PolicyError, load_policy
+from mcp_guard.policy.load import PolicyError, PolicyHashMismatch, load_policy
 from mcp_guard.policy.model import Policy
 
 Stamp = tuple[int, int, int] | None
@@ -30,23 +29,8 @@ def file_stamp(path: Path) -> Stamp:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def sha256_mismatch(path: Path, expected: str | None) -> str | None:
-    """Why ``path`` is not the policy pinned by ``--policy-sha256``, or None when it is (or nothing is pinned)."""
-    if not expected:
-        return None
-    try:
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        return f"cannot read {path} to check its SHA-256: {exc.strerror or exc}"
-    if actual != expected.strip().lower():
-        return (
-            f"the policy file {path} has SHA-256 {actual}, not the {expected.strip().lower()} given with "
-            "--policy-sha256: it was changed"
-        )
-    return None
-
-
-Apply = Callable[[Policy], bool]
+# Installs the new version (one snapshot, one assignment), or says why it cannot (False).
+Apply = Callable[[Policy, Engine], bool]
 
 
 def reload_once(
@@ -61,17 +45,17 @@ def reload_once(
     ``apply`` sets up what else the policy decides (tool pins, argument validation); when
     it fails (a lock file that cannot be read) the whole new version is rejected.
     """
-    mismatch = sha256_mismatch(path, expected_sha256)
-    if mismatch:
-        say(f"{mismatch}; the previous policy stays in force")
-        return False
     try:
-        policy = load_policy(path)
+        # One read: the bytes checked against --policy-sha256 are the bytes loaded.
+        policy = load_policy(path, expected_sha256 or None)
         engine = Engine(policy)
+    except PolicyHashMismatch as exc:
+        say(f"{exc}; the previous policy stays in force")
+        return False
     except PolicyError as exc:
         say(f"the policy file changed but is invalid; the previous policy stays in force:\n{exc}")
         return False
-    if apply is not None and not apply(policy):
+    if apply is not None and not apply(policy, engine):
         return False
     judge.engine = engine
     mode = " (monitor mode: nothing is refused)" if judge.monitor else ""

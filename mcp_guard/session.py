@@ -1,10 +1,14 @@
-"""One client <-> upstream session: where the policy's decisions meet the wire.
+"""One client <-> upstream session, without I/O: frames in, actions out.
 
-The two pumps call :meth:`Session.from_client` and :meth:`Session.from_upstream`
-with one frame each, from their own threads. Frames the policy does not touch are
-forwarded as the exact bytes that arrived; only ``tools/call`` requests (and
-anything that could be one under some JSON parser's reading) are parsed and
-judged.
+The relay's pumps call :meth:`Session.from_client` and :meth:`Session.from_upstream` with one
+frame each, from their own threads, and carry out the :mod:`~mcp_guard.actions` they get back
+(write to a side, start a job on the bounded worker pool). The session keeps the table of
+requests in flight and hands every ``tools/call`` to the :class:`~mcp_guard.pipeline.Pipeline`.
+
+Client frames are read strictly (:func:`mcp_guard.wire.frames.read_frame`): a line that is
+forwarded is exactly what was judged, as every reader reads it. Upstream frames are forwarded
+as they came, except listings the policy filters; the guard parses an upstream frame where it
+relies on it (listings, answers to its own requests, the outcome of a call).
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mcp_guard.approval.desk import ApprovalDesk, PendingCall
-from mcp_guard.approval.flow import ApprovalSettings, GuardIds, Held
-from mcp_guard.audit import AuditLog, Event
-from mcp_guard.calls import HELD, Call, InFlight, Merge
-from mcp_guard.judge import Judge
+from mcp_guard.actions import Action, Emit, Job, Start, ToClient, ToUpstream
+from mcp_guard.approval.flow import ApprovalSettings, GuardIds
+from mcp_guard.calls import Call, InFlight, Waiter
 from mcp_guard.limits.base import StoreUnavailable
-from mcp_guard.policy.decision import Allow, Approve, Deny
+from mcp_guard.pipeline import CallIn, Hold, Pipeline, Refuse, Relay, Reply, Snapshot, Verdict, stage_index
+from mcp_guard.policy.decision import Allow, Deny
 from mcp_guard.violation import unknown_tool_answer, violation_answer
+from mcp_guard.wire.frames import Message, Refused, read_frame
 from mcp_guard.wire.jsonrpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -35,457 +40,660 @@ from mcp_guard.wire.jsonrpc import (
     error_frame,
     id_key,
     is_modern,
-    lenient_id,
-    lenient_loads,
-    loads_or_none,
     strict_loads,
 )
-from mcp_guard.wire.peek import Peek, classify, peek
-from mcp_guard.wire.tools_list import filter_tools_result
+from mcp_guard.wire.peek import classify, peek
 
 if TYPE_CHECKING:
-    from mcp_guard.integrity.guard import ToolIntegrity
+    from mcp_guard.approval.desk import ApprovalDesk
+    from mcp_guard.audit import AuditLog
+    from mcp_guard.judge import Judge
 
-Write = Callable[[bytes], None]
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
-CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
-_REFUSED_KEPT = 1024
 Warn = Callable[[str], None]
+Key = tuple[bool, Any]
+
+_REFUSED_KEPT = 1024
+MAX_IN_FLIGHT = 4096
+# Answers up to this size are parsed to learn whether the call failed (refund, audit). Larger ones are
+# parsed only when a refund depends on it: reading 20 MB for an audit word costs more than relaying it.
+_STATUS_PARSE_LIMIT = 1 << 20
+_LIST_TIMEOUT_S = 10.0
 
 
-def needs_judging(line: bytes) -> bool:
-    """Whether a client frame could be a ``tools/call`` under any JSON parser's reading.
-
-    Without the literal text ``tools/call`` a frame can only spell the method with
-    escapes (``tools\\/call``, ``\\u0074ools/call``), which need a backslash; a
-    batch may hide one among its elements. Everything else is safe to forward
-    unparsed.
-    """
-    return b"tools/call" in line or b"\\" in line or line.lstrip()[:1] == b"["
+@dataclass(slots=True)
+class ClientInfo:
+    name: dict[str, str] | None = None
+    elicitation: bool = False  # declared in the handshake-era initialize
+    version: str = ""
 
 
-def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        result.setdefault(key, value)
-    return result
-
-
-def _has_call(message: Any) -> bool:
-    elements = message if isinstance(message, list) else [message]
-    return any(isinstance(e, dict) and e.get("method") == "tools/call" for e in elements)
-
-
-def could_be_call(line: bytes) -> bool:
-    """For a frame that failed strict parsing: might some JSON parser read a ``tools/call`` in it?
-
-    Read leniently both ways a parser may resolve duplicate keys (last wins, first
-    wins); a frame that cannot be read at all might still be read by a more lenient
-    parser upstream, so it counts as a possible call.
-    """
-    try:
-        last = json.loads(line)
-        first = json.loads(line, object_pairs_hook=_first_wins)
-    except (ValueError, RecursionError):
-        return True
-    return _has_call(last) or _has_call(first)
-
-
-class Session(ApprovalDesk):
+class Session:
     def __init__(
         self,
         judge: Judge,
-        to_client: Write,
-        to_upstream: Write,
+        snapshot: Snapshot,
         warn: Warn,
         *,
         audit: AuditLog | None = None,
         server_name: str = "server",
+        server_identity: str | None = None,
         approvals: ApprovalSettings | None = None,
-        integrity: ToolIntegrity | None = None,
     ) -> None:
-        self.judge = judge
-        self._to_client = to_client
-        self._to_upstream = to_upstream
+        self.snapshot = snapshot  # replaced whole by a policy reload; each call reads it once
         self._warn = warn
         self._audit = audit
-        self._server_name = server_name
-        self._client_info: dict[str, str] | None = None
-        self._approvals = approvals
-        self._integrity = integrity
-        # Ids for requests the guard sends itself (approval questions, tool listings), one sequence for all.
-        self._ids = approvals.ids if approvals is not None else GuardIds()
-        # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once.
-        self._unknown_answers: dict[bool, tuple[str, dict[str, Any]]] = {}
-        self._client_elicitation = False  # declared in the handshake-era initialize
-        self._client_version = ""
-        self._held: dict[tuple[bool, Any], Held] = {}
-        self._guard_requests: dict[str, Held] = {}
-        self._workers: set[threading.Thread] = set()
+        self.server_name = server_name
+        self.server_identity = server_identity or server_name
+        self.client = ClientInfo()
+        self.judge = judge
+        # Ids of requests the guard sends itself, one space per side: an answer counts only from the side
+        # the request went to.
+        self._client_ids = GuardIds("c")
+        self._upstream_ids = GuardIds("u")
         self._lock = threading.Lock()
-        self._inflight: dict[tuple[bool, Any], InFlight] = {}
-        self._list_requests: set[tuple[bool, Any]] = set()
+        self._inflight: dict[Key, InFlight] = {}
+        self._held: dict[Key, Waiter] = {}
+        self._asked: dict[str, Waiter] = {}
+        self._list_requests: set[Key] = set()
         # Ids of calls the guard answered itself, oldest first, bounded: only a prompt
         # notifications/cancelled for one of them needs catching.
-        self._refused: dict[tuple[bool, Any], None] = {}
+        self._refused: dict[Key, None] = {}
         self._server_meta: dict[str, Any] = {}
-        self._merges: list[Merge] = []
+        # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once.
+        self._unknown_answers: dict[bool, tuple[str, dict[str, Any]]] = {}
+        self._stopping = False
+        desk: ApprovalDesk | None = None
+        if approvals is not None:
+            from mcp_guard.approval.desk import ApprovalDesk
 
-    # client -> upstream -------------------------------------------------------------
+            desk = ApprovalDesk(self, approvals)
+        self.desk = desk
+        self.pipeline = Pipeline(judge, desk, warn)
 
-    def from_client(self, line: bytes) -> None:
-        if needs_judging(line):
-            self._from_client_parsed(line)
-            return
-        msg = peek(line)
-        if msg.kind == "notification" and msg.method == "notifications/cancelled":
-            self._cancelled(line, msg)
-            return
-        if msg.kind == "response" and self._ids.owns(msg.id):
-            self._guard_response(msg.id, msg.message if msg.message is not None else loads_or_none(line))
-            return
-        if msg.method == "initialize":
-            self._remember_client(msg.message if msg.message is not None else loads_or_none(line))
-        self._track_request(msg)
-        self._to_upstream(line)
+    # what the approval desk may use -------------------------------------------------------------
 
-    def _remember_client(self, message: Any) -> None:
-        params = message.get("params") if isinstance(message, dict) else None
-        if not isinstance(params, dict):
-            return
+    def warn(self, message: str) -> None:
+        self._warn(message)
+
+    def server_meta(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._server_meta)
+
+    def ask(
+        self, side: str, method: str, params: dict[str, Any], emit: Emit, timeout_s: float, held: Waiter | None = None
+    ) -> Any:
+        """Send a request of the guard's own to ``side`` and wait for its answer (None: timed out or cancelled).
+
+        Blocks: only for jobs on the worker pool. ``held`` is the waiting call, whose cancellation ends the
+        wait early; the question is then taken back with ``notifications/cancelled``.
+        """
+        ids = self._client_ids if side == "client" else self._upstream_ids
+        guard_id = ids.new()
+        waiter = held if held is not None else Waiter()
+        waiter.event.clear()
+        waiter.answer = None
+        with self._lock:
+            self._asked[guard_id] = waiter
+        if waiter.cancelled:
+            with self._lock:
+                self._asked.pop(guard_id, None)
+            return None
+        send = ToClient if side == "client" else ToUpstream
+        try:
+            emit([send(encode({"jsonrpc": "2.0", "id": guard_id, "method": method, "params": params}))])
+            answered = waiter.event.wait(timeout_s) and not waiter.cancelled and waiter.answer is not None
+        finally:
+            with self._lock:
+                self._asked.pop(guard_id, None)
+        if not answered:
+            reason = "mcp-guard stopped waiting for an answer"
+            emit(
+                [
+                    send(
+                        encode(
+                            {
+                                "jsonrpc": "2.0",
+                                "method": "notifications/cancelled",
+                                "params": {"requestId": guard_id, "reason": reason},
+                            }
+                        )
+                    )
+                ]
+            )
+            return None
+        return waiter.answer
+
+    # client -> upstream ------------------------------------------------------------------------
+
+    def from_client(self, line: bytes) -> list[Action]:
+        try:
+            frame = read_frame(line)
+        except Refused as exc:
+            return self._refused_frame(exc)
+        if frame is None:
+            return []
+        if frame.batch:
+            return self._batch(line, frame.messages)
+        return self._one(line, frame.messages[0])
+
+    def _refused_frame(self, exc: Refused) -> list[Action]:
+        """A frame the guard did not fully understand: never forwarded; one error per request in it."""
+        message = f"mcp-guard: {exc.message}"
+        if exc.notification:
+            self._warn(f"a message from the client was dropped (not forwarded): {exc.message}")
+            return []
+        if len(exc.ids) > 1 or (exc.batch and exc.ids):
+            return [ToClient(encode([error_answer(i, exc.code, message) for i in exc.ids]))]
+        return [ToClient(error_frame(exc.ids[0] if exc.ids else None, exc.code, message))]
+
+    def _one(self, line: bytes, m: Message) -> list[Action]:
+        if m.kind == "response":
+            return [ToUpstream(line)] if self._client_response(m) else []
+        if m.kind == "notification":
+            if m.method == "notifications/cancelled":
+                return [ToUpstream(line)] if self._cancelled(m) else []
+            if m.method == "tools/call":
+                return self._call(line, m, None)
+            return [ToUpstream(line)]
+        if m.method == "initialize":
+            self._remember_client(m.params)
+        key = id_key(m.id)
+        refusal = self._claim(key, m)
+        if refusal is not None:
+            return [ToClient(encode(refusal))]
+        if m.method == "tools/call":
+            return self._call(line, m, key)
+        with self._lock:
+            self._inflight[key] = InFlight(m.method, m.id)
+            if m.method == "tools/list":
+                self._list_requests.add(key)
+        return [ToUpstream(line)]
+
+    def _claim(self, key: Key, m: Message) -> dict[str, Any] | None:
+        """An error answer when this request id cannot be taken (already in flight, or too many in flight)."""
+        with self._lock:
+            if key in self._inflight or key in self._held:
+                return error_answer(
+                    m.id,
+                    INVALID_REQUEST,
+                    f"mcp-guard: request id {m.id!r} is already in use by a request in flight; JSON-RPC ids must be "
+                    "unique among requests in flight, so this one was refused and not sent to the server",
+                )
+            if len(self._inflight) + len(self._held) >= MAX_IN_FLIGHT:
+                return error_answer(
+                    m.id,
+                    SERVER_ERROR,
+                    f"mcp-guard: {MAX_IN_FLIGHT} requests are already waiting for an answer; this one was refused. "
+                    "Retry once some have been answered.",
+                )
+            self._refused.pop(key, None)  # an id the guard refused earlier is the upstream's again once reused
+        return None
+
+    def _remember_client(self, params: dict[str, Any]) -> None:
         info = params.get("clientInfo")
         if isinstance(info, dict):
-            self._client_info = {k: str(info[k]) for k in ("name", "version") if k in info}
+            self.client.name = {k: str(info[k]) for k in ("name", "version") if k in info}
         capabilities = params.get("capabilities")
         if isinstance(capabilities, dict):
-            self._client_elicitation = isinstance(capabilities.get("elicitation"), dict)
+            self.client.elicitation = isinstance(capabilities.get("elicitation"), dict)
         version = params.get("protocolVersion")
         if isinstance(version, str):
-            self._client_version = version
+            self.client.version = version
 
-    def _guard_response(self, ident: Any, message: Any) -> None:
-        """The client's answer to a request the guard sent (an approval question)."""
-        with self._lock:
-            held = self._guard_requests.get(ident)
-        if held is not None:
-            held.answer = message
-            held.event.set()
-
-    def _track_request(self, msg: Peek, call: Call | None = None) -> None:
-        if msg.kind != "request":
-            return
-        key = id_key(msg.id)
-        with self._lock:
-            # An id the guard refused earlier is the upstream's again once reused.
-            self._refused.pop(key, None)
-            self._inflight[key] = InFlight(msg.method, msg.id, call)
-            if msg.method == "tools/list":
-                self._list_requests.add(key)
-
-    def _cancelled(self, line: bytes, msg: Peek) -> None:
-        message = msg.message if msg.message is not None else loads_or_none(line)
-        params = message.get("params") if isinstance(message, dict) else None
-        request_id = params.get("requestId") if isinstance(params, dict) else None
-        if request_id is not None:
-            key = id_key(request_id)
+    def _client_response(self, m: Message) -> bool:
+        """Settle an answer to one of the guard's questions; True if it is the upstream's to see."""
+        ident = m.id
+        if self._client_ids.owns(ident):
             with self._lock:
-                held = self._held.get(key)
-                if held is not None:
-                    # The client gave up on a call waiting for approval: stop asking, never relay it.
-                    held.cancelled = True
-                    held.event.set()
-                    return
-                if key in self._refused:
-                    # The upstream never saw this request; cancelling it there would confuse it.
-                    del self._refused[key]
-                    return
-        self._to_upstream(line)
+                waiter = self._asked.get(ident)
+            if waiter is not None:
+                waiter.settle(m.body)
+            return False
+        if self._upstream_ids.owns(ident):
+            self._warn(f"the client answered {ident!r}, a request the guard sent to the server; dropped")
+            return False
+        return True
 
-    def _from_client_parsed(self, line: bytes) -> None:
-        try:
-            message = strict_loads(line)
-        except FrameError as exc:
-            if could_be_call(line):
-                self._refuse_frame(line, exc)
-                return
-            # Not a call under any reading: strictness is only owed to what the guard judges.
-            msg = peek(line)
-            if msg.kind == "notification" and msg.method == "notifications/cancelled":
-                self._cancelled(line, msg)
-                return
-            self._track_request(msg)
-            self._to_upstream(line)
-            return
-        if isinstance(message, list):
-            self._batch(line, message)
-            return
-        msg = classify(message)
-        call = None
-        if msg.method == "tools/call" and msg.kind in ("request", "notification"):
-            answer, call = self._judge_call(message)
-            if answer is not None:
-                if msg.kind == "request" and answer is not HELD:
-                    self._to_client(encode(answer))
-                return
-        elif msg.kind == "notification" and msg.method == "notifications/cancelled":
-            self._cancelled(line, msg)
-            return
-        elif msg.method == "initialize":
-            self._remember_client(message)
-        elif msg.kind == "response" and self._ids.owns(msg.id):
-            self._guard_response(msg.id, message)
-            return
-        self._track_request(msg, call)
-        self._to_upstream(line)
+    def _cancelled(self, m: Message) -> bool:
+        """A client's ``notifications/cancelled``; True if the upstream should see it."""
+        request_id = m.params.get("requestId")
+        if request_id is None:
+            return True
+        key = id_key(request_id)
+        with self._lock:
+            held = self._held.get(key)
+            if held is not None:
+                # The client gave up on a call that is waiting: stop waiting, never relay it.
+                held.cancel()
+                return False
+            if key in self._refused:
+                # The upstream never saw this request; cancelling it there would confuse it.
+                del self._refused[key]
+                return False
+            request = self._inflight.get(key)
+            if request is not None and request.call is not None:
+                request.call.cancelled = True
+        return True
 
-    def _refuse_frame(self, line: bytes, exc: FrameError) -> None:
-        """A frame the guard cannot judge: one error per request in it, so no request waits forever."""
-        message = f"mcp-guard: {exc.message}"
-        try:
-            parsed = lenient_loads(line)
-        except (ValueError, RecursionError):
-            parsed = None
-        if isinstance(parsed, list):
-            answers = [
-                error_answer(e.get("id"), exc.code, message)
-                for e in parsed
-                if isinstance(e, dict) and "id" in e and isinstance(e.get("method"), str)
-            ]
-            self._to_client(encode(answers) if answers else error_frame(None, exc.code, message))
-            return
-        self._to_client(error_frame(lenient_id(line), exc.code, message))
-
-    def _batch(self, line: bytes, elements: list[Any]) -> None:
-        """Judge each element of a JSON-RPC batch (protocol 2025-03-26) on its own.
-
-        Refused calls are answered by the guard; the rest go upstream as a batch of
-        exactly the judged elements. The guard's answers are merged into the
-        upstream's batch answer, so the client gets one array as JSON-RPC requires.
-        """
-        if not elements:
-            self._to_client(error_frame(None, INVALID_REQUEST, "mcp-guard: an empty batch is not valid JSON-RPC"))
-            return
-        answers: list[dict[str, Any]] = []
-        forward: list[Any] = []
-        calls: dict[tuple[bool, Any], Call] = {}
-        dropped = False
-        for element in elements:
-            msg = classify(element)
-            if msg.method == "tools/call" and msg.kind in ("request", "notification"):
-                answer, call = self._judge_call(element, allow_hold=False)
-                if answer is not None:
-                    dropped = True
-                    if msg.kind == "request" and answer is not HELD:
-                        answers.append(answer)
-                    continue
-                if call is not None and msg.kind == "request":
-                    calls[id_key(msg.id)] = call
-            elif msg.kind == "notification" and msg.method == "notifications/cancelled":
-                params = element.get("params")
-                request_id = params.get("requestId") if isinstance(params, dict) else None
-                with self._lock:
-                    if request_id is not None and id_key(request_id) in self._refused:
-                        del self._refused[id_key(request_id)]
-                        dropped = True
-                        continue
-            forward.append(element)
-        if not dropped:
-            for element in forward:
-                msg = classify(element)
-                self._track_request(msg, calls.get(id_key(msg.id)))
-            self._to_upstream(line)
-            return
-        expected = [classify(e) for e in forward]
-        request_keys = frozenset(id_key(m.id) for m in expected if m.kind == "request")
-        if not request_keys:
-            # Nothing upstream will answer: the guard's answers are the whole reply.
-            if answers:
-                self._to_client(encode(answers))
-        elif answers:
-            with self._lock:
-                self._merges.append(Merge(request_keys, answers))
-        if forward:
-            for m in expected:
-                self._track_request(m, calls.get(id_key(m.id)))
-            self._to_upstream(encode(forward))
-
-    def _judge_call(
-        self, message: dict[str, Any], allow_hold: bool = True
-    ) -> tuple[dict[str, Any] | None, Call | None]:
-        """The guard's own answer to a ``tools/call`` (None to relay it), and what to audit when it is relayed."""
-        ident = message.get("id")
-        params = message.get("params")
+    def _call_in(self, m: Message, can_hold: bool) -> CallIn | dict[str, Any]:
+        """The call to judge, or the error answer for a malformed one."""
+        params = m.body.get("params")
         if not isinstance(params, dict):
-            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call needs a params object"), None
+            return error_answer(m.id, INVALID_PARAMS, "mcp-guard: tools/call needs a params object")
         name = params.get("name")
         if not isinstance(name, str):
-            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call params.name must be a string"), None
+            return error_answer(m.id, INVALID_PARAMS, "mcp-guard: tools/call params.name must be a string")
         if not name.isascii() and _SURROGATE.search(name):
-            return error_answer(ident, INVALID_PARAMS, "mcp-guard: the tool name contains an unpaired surrogate"), None
+            return error_answer(m.id, INVALID_PARAMS, "mcp-guard: the tool name contains an unpaired surrogate")
         arguments = params.get("arguments")
         if arguments is None:
             arguments = {}
         elif not isinstance(arguments, dict):
-            return error_answer(ident, INVALID_PARAMS, "mcp-guard: tools/call params.arguments must be an object"), None
+            return error_answer(m.id, INVALID_PARAMS, "mcp-guard: tools/call params.arguments must be an object")
         modern = is_modern(params)
         if modern and self._audit is not None:
             client = params["_meta"].get(CLIENT_INFO_KEY)
             if isinstance(client, dict):
-                self._remember_client({"params": {"clientInfo": client}})
-        if self.judge.engine.is_hidden(name) and not self.judge.monitor and allow_hold and self._can_probe(modern):
-            self._refuse(
-                ident,
-                name,
-                arguments,
-                Deny("hidden", "hide", f"Tool {name!r} is hidden by the policy."),
-                modern,
-                answer=False,
-            )
-            self._answer_as_unknown(ident, name, params, modern)
-            return HELD, None
-        if self._integrity is not None:
-            verdict = self._integrity.check_call(name, arguments)
-            if verdict == _NEEDS_LISTING:
-                if not allow_hold:
-                    deny = Deny(
-                        "pin",
-                        "pins",
-                        f"Tool {name!r} has not been listed in this session, and the guard checks tools against "
-                        "their listing before a call: list the tools (tools/list), or send this call on its own.",
-                    )
-                    return self._refuse(ident, name, arguments, deny, modern), None
-                self._list_then_judge(message, params)
-                return HELD, None
-            if isinstance(verdict, Deny):
-                if not self.judge.monitor:
-                    return self._refuse(ident, name, arguments, verdict, modern), None
-                self._warn(f"monitor: would refuse {name!r} ({verdict.rule}): {verdict.reason}")
-        decision = self.judge.judge(name, arguments)
-        if isinstance(decision, Approve):
-            if self.judge.monitor:
-                self._warn(f"monitor: would ask a person to approve {name!r} ({decision.rule}): {decision.reason}")
-                return None, self._call_record(name, decision.rule, decision.reason, "monitored", arguments, None)
-            return self._approve(PendingCall(message, ident, name, arguments, params, decision), allow_hold)
-        if not isinstance(decision, Deny):
-            refund = decision.receipt.refundable() if decision.receipt is not None else None
-            if self._audit is None and refund is None:
-                return None, None
-            return None, self._call_record(name, decision.rule, None, "allowed", arguments, refund)
-        if self.judge.monitor:
-            self._warn(f"monitor: would refuse {name!r} ({decision.rule}): {decision.reason}")
-            return None, self._call_record(name, decision.rule, decision.reason, "monitored", arguments, None)
-        return self._refuse(ident, name, arguments, decision, modern), None
+                self._remember_client({"clientInfo": client})
+        return CallIn(m.id, name, arguments, params, m.body, modern, m.kind == "request", can_hold)
 
-    def _call_record(
-        self, tool: str, rule: str | None, reason: str | None, word: str, arguments: dict[str, Any], refund: Any
-    ) -> Call | None:
-        if self._audit is None and refund is None:
-            return None
-        return Call(tool, rule, reason, word, arguments, time.time(), time.perf_counter(), refund)
+    def _call(self, line: bytes, m: Message, key: Key | None) -> list[Action]:
+        call = self._call_in(m, can_hold=True)
+        if isinstance(call, dict):
+            return [ToClient(encode(call))] if key is not None else []
+        snap = self.snapshot
+        verdict = self.pipeline.judge_call(call, snap)
+        return self._carry_out(call, verdict, snap, line)
 
-    def _refuse(
-        self,
-        ident: Any,
-        name: str,
-        arguments: dict[str, Any],
-        decision: Deny,
-        modern: bool,
-        word: str = "refused",
-        answer: bool = True,
-    ) -> dict[str, Any]:
-        """The guard's answer to a refused call, remembered (for cancellations) and audited."""
-        with self._lock:
-            self._refused[id_key(ident)] = None
-            if len(self._refused) > _REFUSED_KEPT:
-                del self._refused[next(iter(self._refused))]
-            server_meta = dict(self._server_meta) if modern else None
+    def _carry_out(self, call: CallIn, verdict: Verdict, snap: Snapshot, line: bytes | None) -> list[Action]:
+        """Turn a verdict into actions. ``line`` is the client's frame (None: re-encode the message)."""
+        key = id_key(call.ident) if call.request else None
+        if isinstance(verdict, Relay):
+            if key is not None:
+                with self._lock:
+                    self._inflight[key] = InFlight("tools/call", call.ident, verdict.record)
+            if verdict.forward is not None or line is None:
+                return [ToUpstream(encode(verdict.forward if verdict.forward is not None else call.message))]
+            return [ToUpstream(line)]
+        if isinstance(verdict, Refuse):
+            self._note_refusal(call, verdict.deny, verdict.word)
+            if not call.request:
+                return []
+            if verdict.deny.kind == "hidden":
+                return self._answer_as_unknown(call, snap)
+            return [ToClient(encode(violation_answer(call.ident, call.name, verdict.deny, self._meta_for(call))))]
+        if isinstance(verdict, Reply):
+            return [ToClient(encode(verdict.answer))] if call.request else []
+        return self._hold(call, verdict, snap)
+
+    def _meta_for(self, call: CallIn) -> dict[str, Any] | None:
+        return self.server_meta() if call.modern else None
+
+    def _note_refusal(self, call: CallIn, deny: Deny, word: str) -> None:
+        """Remember a refused call (for cancellations) and audit it."""
+        if call.request:
+            with self._lock:
+                self._refused[id_key(call.ident)] = None
+                if len(self._refused) > _REFUSED_KEPT:
+                    del self._refused[next(iter(self._refused))]
         if self._audit is not None:
+            from mcp_guard.audit import Event
+
             self._audit.record(
                 Event(
-                    self._server_name,
-                    self._client_info,
-                    name,
+                    self.server_name,
+                    self.client.name,
+                    call.name,
                     word,
-                    decision.rule,
-                    decision.reason,
-                    arguments,
-                    status=decision.kind,
+                    deny.rule,
+                    deny.reason,
+                    call.arguments,
+                    status=deny.kind,
                     when=time.time(),
                 )
             )
-        if not answer:
-            return {}
-        if decision.kind == "hidden":
-            return unknown_tool_answer(ident, name, server_meta)
-        return violation_answer(ident, name, decision, server_meta)
 
-    @property
-    def integrity(self) -> ToolIntegrity | None:
-        return self._integrity
+    # calls that wait --------------------------------------------------------------------------
 
-    @integrity.setter
-    def integrity(self, value: ToolIntegrity | None) -> None:
-        """Swapped whole on a policy reload (one reference: the pumps see the old or the new, never a mix)."""
-        self._integrity = value
+    def _hold(self, call: CallIn, hold: Hold, snap: Snapshot) -> list[Action]:
+        if not call.request:
+            # Nobody waits for a notification's answer: there is nothing to hold it for.
+            deny = Deny(
+                "invalid", "tools/call", "A tools/call sent as a notification cannot wait for a listing or a person."
+            )
+            self._note_refusal(call, deny, "refused")
+            return []
+        key = id_key(call.ident)
+        waiter = Waiter()
+        with self._lock:
+            self._held[key] = waiter
 
-    # hidden tools -------------------------------------------------------------------
+        def run(emit: Emit) -> None:
+            try:
+                emit(self._run_held(call, hold, snap, waiter, emit))
+            except Exception as exc:  # never leave a held call unanswered
+                self._warn(f"internal error while a call waited: {exc!r}")
+                emit(self._settle_held(call, waiter, Refuse(_failed("holding the call", exc)), snap))
+            finally:
+                with self._lock:
+                    if self._held.get(key) is waiter:
+                        del self._held[key]
 
-    def _can_probe(self, modern: bool) -> bool:
+        def overflow() -> list[Action]:
+            with self._lock:
+                self._held.pop(key, None)
+            deny = Deny(
+                "busy",
+                "workers",
+                "The guard is already holding as many calls as it can (waiting for approvals or tool listings); "
+                "this one was refused. Retry once the others have been answered.",
+            )
+            return self._carry_out(call, Refuse(deny), snap, None)
+
+        return [Start(Job(f"{hold.kind} {call.name}", run, overflow))]
+
+    def _run_held(self, call: CallIn, hold: Hold, snap: Snapshot, waiter: Waiter, emit: Emit) -> list[Action]:
+        verdict: Verdict = hold
+        while isinstance(verdict, Hold):
+            if waiter.cancelled:
+                return []
+            if verdict.kind == "listing":
+                problem = self._list_tools(call, snap, waiter, emit)
+                if waiter.cancelled:
+                    return []
+                if problem is not None:
+                    deny = Deny(
+                        "pin",
+                        "pins",
+                        f"The guard could not read the server's tool list to check this call ({problem}), so it "
+                        "was refused.",
+                    )
+                    verdict = Refuse(deny)
+                    break
+                verdict = self.pipeline.judge_call(call, snap, skip=stage_index("pins"))
+                if isinstance(verdict, Hold) and verdict.kind == "listing":
+                    verdict = Refuse(Deny("pin", "pins", f"Tool {call.name!r} is still not listed by the server."))
+            else:
+                assert self.desk is not None and verdict.decision is not None  # noqa: S101
+                approved = self.desk.ask_blocking(call, verdict.decision, verdict.channel, emit, waiter)
+                if waiter.cancelled:
+                    return []
+                verdict = self.pipeline.after_approval(call, snap, verdict.decision, approved)
+        return self._settle_held(call, waiter, verdict, snap)
+
+    def _settle_held(self, call: CallIn, waiter: Waiter, verdict: Verdict, snap: Snapshot) -> list[Action]:
+        if waiter.cancelled:
+            return []
+        key = id_key(call.ident)
+        with self._lock:
+            if self._held.get(key) is waiter:
+                del self._held[key]
+        return self._carry_out(call, verdict, snap, None)
+
+    def _list_tools(self, call: CallIn, snap: Snapshot, waiter: Waiter, emit: Emit) -> str | None:
+        """Read the server's whole tool list (guard-owned ids, every page); None when done, else why not."""
+        integrity = snap.integrity
+        if integrity is None:
+            return "tool integrity is off"
+        tools: list[Any] = []
+        cursor: Any = None
+        for _ in range(100):  # pages; a server looping on its cursor must not hold the call forever
+            params: dict[str, Any] = {}
+            if call.modern:
+                params["_meta"] = call.params["_meta"]
+            if cursor is not None:
+                params["cursor"] = cursor
+            answer = self.ask("upstream", "tools/list", params, emit, _LIST_TIMEOUT_S, waiter)
+            if waiter.cancelled:
+                return "cancelled"
+            result = answer.get("result") if isinstance(answer, dict) else None
+            if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+                return f"the server did not list its tools: {str(answer)[:200]}"
+            tools.extend(result["tools"])
+            cursor = result.get("nextCursor")
+            if not cursor:
+                break
+        integrity.listed(tools, complete=True)
+        return None
+
+    # hidden tools -----------------------------------------------------------------------------
+
+    def _can_probe(self, modern: bool, snap: Snapshot) -> bool:
         """Whether the server's own unknown-tool answer can be learnt: only when a made-up name is one the
         policy would relay (default allow), so the upstream never sees a call the policy refuses."""
-        if modern in self._unknown_answers:
-            return True
-        return self.judge.engine.default_allow and isinstance(self.judge.engine.decide(_PROBE_PREFIX + "x", {}), Allow)
+        engine = snap.engine
+        return engine.default_allow and isinstance(engine.decide(_PROBE_PREFIX + "x", {}), Allow)
 
-    def _answer_as_unknown(self, ident: Any, name: str, params: dict[str, Any], modern: bool) -> None:
+    def _answer_as_unknown(self, call: CallIn, snap: Snapshot) -> list[Action]:
         """Answer a hidden tool's call exactly as this server answers a tool it does not have.
 
         The first time (per protocol era) the guard asks the server for a made-up tool name with a
         request id of its own, keeps the answer as a template, and puts the hidden name in place of the
         made-up one: "Unknown tool: X" from a Python SDK server, "MCP error -32602: Tool X not found"
-        from a TypeScript one. Runs off the pump; nothing about the hidden tool reaches the server.
+        from a TypeScript one. Nothing about the hidden tool reaches the server.
         """
+        template = self._unknown_answers.get(call.modern)
+        if template is not None:
+            return [ToClient(encode(_from_template(template, call)))]
+        fallback: list[Action] = [ToClient(encode(unknown_tool_answer(call.ident, call.name, self._meta_for(call))))]
+        if not call.can_hold or not self._can_probe(call.modern, snap):
+            return fallback
 
-        def run() -> None:
+        def run(emit: Emit) -> None:
             try:
-                template = self._unknown_answers.get(modern)
-                if template is None:
-                    probe = _PROBE_PREFIX + secrets.token_hex(6)
-                    probe_params = {k: v for k, v in params.items() if k not in ("name", "arguments", "task")}
-                    probe_params.update(name=probe, arguments={})
-                    answer = self._ask_upstream("tools/call", probe_params, timeout_s=10.0)
-                    if not isinstance(answer, dict) or not ("result" in answer or "error" in answer):
-                        raise ValueError("no answer")
-                    template = (probe, answer)
-                    self._unknown_answers[modern] = template
-                probe, answer = template
-                reply = _replace_strings(answer, probe, name)
-                reply["id"] = ident
-                self._to_client(encode(reply))
+                probe = _PROBE_PREFIX + secrets.token_hex(6)
+                params = {k: v for k, v in call.params.items() if k not in ("name", "arguments", "task")}
+                params.update(name=probe, arguments={})
+                answer = self.ask("upstream", "tools/call", params, emit, _LIST_TIMEOUT_S)
+                if not isinstance(answer, dict) or not ("result" in answer or "error" in answer):
+                    raise ValueError("no answer")
+                template = (probe, answer)
+                self._unknown_answers[call.modern] = template
+                emit([ToClient(encode(_from_template(template, call)))])
             except Exception:  # the server did not say: answer the way the Python SDK does
-                with self._lock:
-                    server_meta = dict(self._server_meta) if modern else None
-                self._to_client(encode(unknown_tool_answer(ident, name, server_meta)))
-            finally:
-                self._workers.discard(threading.current_thread())
+                emit(fallback)
 
-        worker = threading.Thread(target=run, name="mcp-guard unknown-tool answer", daemon=True)
-        self._workers.add(worker)
-        worker.start()
+        return [Start(Job(f"unknown-tool answer {call.name}", run, lambda: fallback))]
+
+    # batches ----------------------------------------------------------------------------------
+
+    def _batch(self, line: bytes, messages: list[Message]) -> list[Action]:
+        """Judge each element of a JSON-RPC batch (protocol 2025-03-26) on its own.
+
+        Refused elements are answered by the guard at once (one array); the rest go upstream as a
+        batch of exactly the judged elements.
+        """
+        answers: list[dict[str, Any]] = []
+        forward: list[dict[str, Any]] = []
+        changed = False
+        taken: set[Key] = set()
+        for m in messages:
+            if m.kind == "response":
+                if self._client_response(m):
+                    forward.append(m.body)
+                else:
+                    changed = True
+                continue
+            if m.kind == "notification":
+                if m.method == "notifications/cancelled" and not self._cancelled(m):
+                    changed = True
+                    continue
+                if m.method == "tools/call":
+                    kept = self._batch_call(m, None, answers)
+                    if kept is None:
+                        changed = True
+                        continue
+                    forward.append(kept)
+                    changed = changed or kept is not m.body
+                    continue
+                forward.append(m.body)
+                continue
+            key = id_key(m.id)
+            refusal = (
+                self._claim(key, m)
+                if key not in taken
+                else error_answer(m.id, INVALID_REQUEST, f"mcp-guard: request id {m.id!r} appears twice in the batch")
+            )
+            if refusal is not None:
+                answers.append(refusal)
+                changed = True
+                continue
+            taken.add(key)
+            if m.method == "initialize":
+                self._remember_client(m.params)
+            if m.method == "tools/call":
+                kept = self._batch_call(m, key, answers)
+                if kept is None:
+                    changed = True
+                    continue
+                forward.append(kept)
+                changed = changed or kept is not m.body
+                continue
+            with self._lock:
+                self._inflight[key] = InFlight(m.method, m.id)
+                if m.method == "tools/list":
+                    self._list_requests.add(key)
+            forward.append(m.body)
+        actions: list[Action] = []
+        if answers:
+            # At once, in an array of the guard's own: servers of protocol 2025-06-18 and later cannot read
+            # batches, so waiting to merge into theirs could leave these requests unanswered for ever.
+            actions.append(ToClient(encode(answers)))
+        if forward:
+            actions.append(ToUpstream(line if not changed else encode(forward)))
+        return actions
+
+    def _batch_call(self, m: Message, key: Key | None, answers: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """A tools/call inside a batch: the message to forward, or None (answered into ``answers``)."""
+        call = self._call_in(m, can_hold=False)
+        if isinstance(call, dict):
+            if key is not None:
+                answers.append(call)
+            return None
+        snap = self.snapshot
+        verdict = self.pipeline.judge_call(call, snap)
+        if isinstance(verdict, Relay):
+            if key is not None:
+                with self._lock:
+                    self._inflight[key] = InFlight("tools/call", call.ident, verdict.record)
+            return verdict.forward if verdict.forward is not None else m.body
+        if isinstance(verdict, Refuse):
+            self._note_refusal(call, verdict.deny, verdict.word)
+            if key is not None:
+                if verdict.deny.kind == "hidden":
+                    template = self._unknown_answers.get(call.modern)
+                    answers.append(
+                        _from_template(template, call)
+                        if template is not None
+                        else unknown_tool_answer(call.ident, call.name, self._meta_for(call))
+                    )
+                else:
+                    answers.append(violation_answer(call.ident, call.name, verdict.deny, self._meta_for(call)))
+            return None
+        if isinstance(verdict, Reply):
+            if key is not None:
+                answers.append(verdict.answer)
+            return None
+        # can_hold=False: the stages never hold a call inside a batch.
+        raise AssertionError("a call inside a batch was held")
+
+    # upstream -> client -----------------------------------------------------------------------
+
+    def from_upstream(self, line: bytes) -> list[Action]:
+        # The common case, an answer in the Python SDK's layout, without building a Peek.
+        head = _RESPONSE_HEAD.match(line)
+        if head is not None:
+            token = head.group(1)
+            ident: Any = token[1:-1].decode("utf-8", "replace") if token[:1] == b'"' else int(token)
+            return self._response(line, ident)
+        msg = peek(line)
+        if msg.kind == "invalid":
+            if line.strip():
+                shown = line[:200].decode("utf-8", "replace").rstrip()
+                self._warn(f"the server wrote a line that is not JSON-RPC to stdout (not forwarded): {shown}")
+            return []
+        if msg.kind == "response":
+            return self._response(line, msg.id)
+        if msg.kind == "notification" and msg.method == "notifications/tools/list_changed":
+            integrity = self.snapshot.integrity
+            if integrity is not None:
+                integrity.forget_listing()
+        elif msg.kind == "batch":
+            return self._upstream_batch(line, msg.message)
+        return [ToClient(line)]
+
+    def _response(self, line: bytes, ident: Any) -> list[Action]:
+        """Settle the request this answers; return what to send the client."""
+        if self._upstream_ids.owns(ident):
+            self._guard_answer(ident, line)
+            return []
+        if self._client_ids.owns(ident):
+            self._warn(f"the server answered {ident!r}, a request the guard sent to the client; dropped")
+            return []
+        key = id_key(ident)
+        with self._lock:
+            request = self._inflight.pop(key, None)
+            is_list = bool(self._list_requests) and key in self._list_requests
+            if is_list:
+                self._list_requests.discard(key)
+        actions: list[Action] = []
+        if request is None and self._stopping:
+            return []  # the guard answered it already, saying it is stopping: one answer per request
+        if request is not None:
+            if is_list:
+                line = self._filter_listing(line, ident)
+            elif request.method == "server/discover":
+                self._remember_server_meta(line)
+            if request.call is not None:
+                line = self._call_outcome(line, request.call)
+        actions.append(ToClient(line))
+        return actions
+
+    def _guard_answer(self, ident: Any, line: bytes) -> None:
+        """The server's answer to a request the guard sent it: read strictly, or not at all."""
+        try:
+            message = strict_loads(line)
+        except FrameError as exc:
+            self._warn(f"the server's answer to the guard's own request could not be read strictly: {exc.message}")
+            message = {"jsonrpc": "2.0", "id": ident, "error": {"code": INVALID_REQUEST, "message": exc.message}}
+        with self._lock:
+            waiter = self._asked.get(ident)
+        if waiter is not None:
+            waiter.settle(message)
+
+    def _call_outcome(self, line: bytes, call: Call) -> bytes:
+        """Audit (and maybe refund) a relayed call from the server's answer, read by parsing it."""
+        needs_refund = call.refund is not None and not call.cancelled
+        message: Any = None
+        if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval:
+            try:
+                message = json.loads(line)
+            except (ValueError, RecursionError):
+                message = None
+        status = (
+            _status(message) if message is not None else ("ok" if len(line) > _STATUS_PARSE_LIMIT else "unreadable")
+        )
+        if call.modern_approval and self.desk is not None and isinstance(message, dict):
+            line = self.desk.wrap_upstream_state(message, call) or line
+        self._audit_outcome(call, status)
+        return line
 
     def _audit_outcome(self, call: Call, status: str) -> None:
-        if call.refund is not None and status in ("error", "rpc_error"):
+        if call.refund is not None and status in ("error", "rpc_error") and not call.cancelled:
             try:
                 self.judge.limiter.refund(call.refund)
             except StoreUnavailable as exc:
                 self._warn(f"could not refund {call.tool!r} to the limit store: {exc}")
         if self._audit is None:
             return
+        from mcp_guard.audit import Event
+
         self._audit.record(
             Event(
-                self._server_name,
-                self._client_info,
+                self.server_name,
+                self.client.name,
                 call.tool,
                 call.decision,
                 call.rule,
@@ -497,193 +705,140 @@ class Session(ApprovalDesk):
             )
         )
 
-    # upstream -> client -------------------------------------------------------------
+    def _upstream_batch(self, line: bytes, elements: list[Any]) -> list[Action]:
+        out: list[Any] = []
+        merged: list[dict[str, Any]] = []
+        changed = False
+        for element in elements:
+            msg = classify(element)
+            if msg.kind != "response":
+                out.append(element)
+                continue
+            one = encode(element)
+            actions = self._response(one, msg.id)
+            frames = [a.frame for a in actions if isinstance(a, ToClient)]
+            if not frames:
+                changed = True
+                continue
+            first = frames[0]
+            if first is not one:
+                changed = True
+            out.append(json.loads(first))
+            for extra in frames[1:]:
+                merged.extend(json.loads(extra))
+                changed = True
+        if not out and not merged:
+            return []
+        return [ToClient(encode([*out, *merged]) if changed else line)]
 
-    def from_upstream(self, line: bytes) -> None:
-        # The common case, an answer in the Python SDK's layout, without building a Peek.
-        head = _RESPONSE_HEAD.match(line)
-        if head is not None:
-            token = head.group(1)
-            if token[:1] == b'"':
-                ident: Any = token[1:-1].decode("utf-8", "replace")
-                if self._ids.owns(ident):
-                    self._guard_response(ident, loads_or_none(line))
-                    return
-            else:
-                ident = int(token)
-            self._to_client(self._response(line, ident))
-            return
-        msg = peek(line)
-        if msg.kind == "invalid":
-            if line.strip():
-                shown = line[:200].decode("utf-8", "replace").rstrip()
-                self._warn(f"the server wrote a line that is not JSON-RPC to stdout (not forwarded): {shown}")
-            return
-        if msg.kind == "response":
-            if self._ids.owns(msg.id):
-                self._guard_response(msg.id, msg.message if msg.message is not None else loads_or_none(line))
-                return
-            line = self._response(line, msg.id)
-        elif msg.kind == "notification" and msg.method == "notifications/tools/list_changed":
-            if self._integrity is not None:
-                self._integrity.forget_listing()
-        elif msg.kind == "batch":
-            keys = {id_key(classify(e).id) for e in msg.message if classify(e).kind == "response"}
-            merged: list[dict[str, Any]] = []
-            with self._lock:
-                finished = [self._inflight.pop(key, None) for key in keys]
-            for request in finished:
-                if request is not None and request.call is not None:
-                    self._audit_outcome(request.call, "ok")
-            with self._lock:
-                for merge in [m for m in self._merges if m.keys & keys]:
-                    self._merges.remove(merge)
-                    merged.extend(merge.answers)
-            if merged:
-                line = encode([*msg.message, *merged])
-        self._to_client(line)
+    def _filter_listing(self, line: bytes, ident: Any) -> bytes:
+        """A ``tools/list`` answer without hidden tools, and (with pins) without tools that break their pins.
 
-    def _response(self, line: bytes, ident: Any) -> bytes:
-        """Settle the request this answers; return the frame to send the client (filtered, if it must be)."""
-        key = id_key(ident)
-        with self._lock:
-            request = self._inflight.pop(key, None)
-            is_list = bool(self._list_requests) and key in self._list_requests
-            if is_list:
-                self._list_requests.discard(key)
-        if request is None:
+        Read strictly: a listing the guard cannot read the way every client would is not a clean
+        listing; where the guard must filter it, the client gets an error in its place.
+        """
+        snap = self.snapshot
+        integrity = snap.integrity
+        watches = integrity is not None and integrity.watches_listings
+        hides = bool(snap.engine.policy.hide) and not snap.monitor
+        if not watches and not hides:
             return line
-        if is_list:
-            line = self._filter_listing(line)
-        elif request.method == "server/discover":
-            self._remember_server_meta(line)
-        if request.call is not None:
-            if request.call.modern_approval and b'"input_required"' in line:
-                line = self._wrap_upstream_state(line, request.call)
-            self._audit_outcome(request.call, _call_status(line))
-        return line
-
-    def _filter_listing(self, line: bytes) -> bytes:
-        """A ``tools/list`` answer without hidden tools, and (with pins) without tools that break their pins."""
-        integrity = self._integrity
-        monitor = self.judge.monitor
-        if integrity is None or not integrity.watches_listings:
-            if monitor:
+        try:
+            message = strict_loads(line)
+        except FrameError as exc:
+            enforcing = hides or (integrity is not None and integrity.enforces_pins)
+            self._warn(f"the server's tool list could not be read strictly ({exc.message})")
+            if not enforcing:
                 return line
-            engine = self.judge.engine
-            filtered = filter_tools_result(line, lambda name: not engine.is_hidden(name))
-            return line if filtered is None else filtered
-        message = loads_or_none(line)
+            return error_frame(
+                ident,
+                SERVER_ERROR,
+                f"mcp-guard: the server's tool list could not be checked ({exc.message}), so it was not passed on",
+            )
         result = message.get("result") if isinstance(message, dict) else None
         if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
             return line
         tools: list[Any] = result["tools"]
-        kept, _ = integrity.listed(tools)
-        if not monitor:
-            engine = self.judge.engine
-            kept = [t for t in kept if not (isinstance(t, dict) and engine.is_hidden(str(t.get("name", ""))))]
-        else:
+        kept = integrity.listed(tools)[0] if watches and integrity is not None else list(tools)
+        if snap.monitor:
             kept = tools
+        elif hides:
+            engine = snap.engine
+            kept = [t for t in kept if not (isinstance(t, dict) and engine.is_hidden(str(t.get("name", ""))))]
         if len(kept) == len(tools):
             return line
         result["tools"] = kept
         return encode(message)
 
-    def _list_then_judge(self, message: dict[str, Any], params: dict[str, Any]) -> None:
-        """Read the server's whole tool list (guard-owned ids, every page), then judge the held call."""
-        worker = threading.Thread(
-            target=self._list_then_judge_run, args=(message, params), name="mcp-guard tool listing", daemon=True
-        )
-        self._workers.add(worker)
-        worker.start()
-
-    def _list_then_judge_run(self, message: dict[str, Any], params: dict[str, Any]) -> None:
-        ident = message.get("id")
-        try:
-            tools: list[Any] = []
-            cursor: Any = None
-            for _ in range(100):  # pages; a server looping on its cursor must not hold the call forever
-                list_params: dict[str, Any] = {}
-                if is_modern(params):
-                    list_params["_meta"] = params["_meta"]
-                if cursor is not None:
-                    list_params["cursor"] = cursor
-                answer = self._ask_upstream("tools/list", list_params)
-                result = answer.get("result") if isinstance(answer, dict) else None
-                if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
-                    raise RuntimeError(f"the server did not list its tools: {str(answer)[:200]}")
-                tools.extend(result["tools"])
-                cursor = result.get("nextCursor")
-                if not cursor:
-                    break
-            assert self._integrity is not None  # noqa: S101
-            self._integrity.listed(tools, complete=True)
-            answer_now, call = self._judge_call(message, allow_hold=False)
-            if answer_now is HELD:
-                return
-            if answer_now is not None:
-                if "id" in message:
-                    self._to_client(encode(answer_now))
-                return
-            self._track_request(Peek("request", ident, "tools/call"), call)
-            self._to_upstream(encode(message))
-        except Exception as exc:
-            name = params.get("name")
-            deny = Deny(
-                "pin",
-                "pins",
-                f"The guard could not read the server's tool list to check this call ({exc}), so it was refused.",
-            )
-            if "id" in message:
-                self._to_client(encode(self._refuse(ident, str(name), {}, deny, is_modern(params))))
-        finally:
-            self._workers.discard(threading.current_thread())
-
-    def _ask_upstream(self, method: str, params: dict[str, Any], timeout_s: float = 10.0) -> Any:
-        guard_id = self._ids.new()
-        held = Held(guard_id=guard_id)
-        with self._lock:
-            self._guard_requests[guard_id] = held
-        try:
-            self._to_upstream(encode({"jsonrpc": "2.0", "id": guard_id, "method": method, "params": params}))
-            if not held.event.wait(timeout_s):
-                raise TimeoutError(f"no answer to {method} within {timeout_s:g} s")
-            return held.answer
-        finally:
-            with self._lock:
-                self._guard_requests.pop(guard_id, None)
-
     def _remember_server_meta(self, line: bytes) -> None:
         """Keep the 2026-07-28 ``_meta`` server identity, so the guard's own answers carry it like the server's."""
-        message = loads_or_none(line)
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError):
+            return
         result = message.get("result") if isinstance(message, dict) else None
         meta = result.get("_meta") if isinstance(result, dict) else None
         if isinstance(meta, dict) and SERVER_INFO_KEY in meta:
             with self._lock:
                 self._server_meta = {SERVER_INFO_KEY: meta[SERVER_INFO_KEY]}
 
-    # endings ------------------------------------------------------------------------
+    # endings ----------------------------------------------------------------------------------
 
-    def upstream_exited(self, description: str) -> None:
+    def upstream_exited(self, description: str) -> list[Action]:
         """Answer every request the upstream never answered, so no client call hangs."""
+        return self._answer_all(f"mcp-guard: the MCP server {description} before answering this request")
+
+    def stopping(self, why: str) -> list[Action]:
+        """The guard is shutting down: answer every waiting request now, saying so."""
+        self._stopping = True
+        return self._answer_all(f"mcp-guard: the guard is stopping ({why}); this request was not answered")
+
+    def _answer_all(self, text: str) -> list[Action]:
         with self._lock:
             pending = list(self._inflight.values())
             self._inflight.clear()
+            held = list(self._held.items())
+            self._held.clear()
+            asked = list(self._asked.values())
+        for _, waiter in held:
+            waiter.cancel()
+        for waiter in asked:
+            waiter.cancel()
+        actions: list[Action] = []
         for entry in pending:
             if entry.call is not None:
-                self._audit_outcome(entry.call, "server_exited")
-            self._to_client(
-                error_frame(
-                    entry.ident,
-                    SERVER_ERROR,
-                    f"mcp-guard: the MCP server {description} before answering this request",
-                )
-            )
+                self._audit_outcome(entry.call, "server_exited" if "server" in text else "guard_stopped")
+            actions.append(ToClient(error_frame(entry.ident, SERVER_ERROR, text)))
+        for key, _ in held:
+            actions.append(ToClient(error_frame(key[1], SERVER_ERROR, text)))
+        return actions
+
+
+def _status(message: Any) -> str:
+    """ok, error (a result with ``isError: true``) or rpc_error (a JSON-RPC error), from the parsed answer."""
+    if not isinstance(message, dict):
+        return "unreadable"
+    if "error" in message:
+        return "rpc_error"
+    result = message.get("result")
+    if isinstance(result, dict) and result.get("isError") is True:
+        return "error"
+    return "ok"
+
+
+def _from_template(template: tuple[str, dict[str, Any]], call: CallIn) -> dict[str, Any]:
+    probe, answer = template
+    reply: dict[str, Any] = _replace_strings(answer, probe, call.name)
+    reply["id"] = call.ident
+    return reply
+
+
+def _failed(what: str, exc: BaseException) -> Deny:
+    return Deny("invalid", "mcp-guard", f"The guard failed while {what} ({exc!r}), so the call was refused.")
 
 
 _RESPONSE_HEAD = re.compile(rb'\{"jsonrpc":"2\.0","id":(-?\d+|"[^"\\]*"),"(?:result|error)":')
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
 _PROBE_PREFIX = "mcp-guard-unknown-tool-"
 
 
@@ -696,21 +851,3 @@ def _replace_strings(value: Any, old: str, new: str) -> Any:
     if isinstance(value, dict):
         return {_replace_strings(k, old, new): _replace_strings(v, old, new) for k, v in value.items()}
     return value
-
-
-_NEEDS_LISTING = "needs-listing"  # mcp_guard.integrity.guard.NEEDS_LISTING, without importing it at start-up
-
-
-def _call_status(line: bytes) -> str:
-    """ok, error (a CallToolResult with isError) or rpc_error, from the frame's head and tail only.
-
-    Audit metadata, not a security decision: reading a 20 MB answer whole for it cost
-    milliseconds. The SDKs write ``isError`` near the end (Python) or the start
-    (TypeScript) of the result, and ``error`` first or last in the envelope.
-    """
-    head, tail = line[:300], line[-300:]
-    if b'"isError":true' in tail or b'"isError":true' in head:
-        return "error"
-    if b'"error":{' in head[:60] or (b'"error":{' in head and b'"result"' not in head):
-        return "rpc_error"
-    return "ok"

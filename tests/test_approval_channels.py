@@ -351,7 +351,7 @@ def test_tty_shows_no_escape_sequences_from_the_call(terminal: Terminal) -> None
     asker.start()
     shown = terminal.read_until(PROMPT)
     assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
-    assert "wipe\\u001b[2J" in shown
+    assert "wipe\\x1b[2J" in shown
     terminal.type("n\n")
     assert asker.answer() == "declined"
 

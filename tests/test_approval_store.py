@@ -48,6 +48,13 @@ REASON = "Charges over 1000 need a person's approval."
 ID_PATTERN = re.compile(rf"ap-[{ID_ALPHABET}]{{6}}\Z")
 
 
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installation secret and state of these tests live under tmp_path, never in the user's own."""
+    for var in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_800_000_000.0
@@ -95,21 +102,25 @@ def test_readable_arguments_shows_values_compactly() -> None:
 
 
 def test_readable_arguments_cuts_long_values_but_keeps_the_rest_in_sight() -> None:
-    text = readable_arguments({"memo": "x" * 500, "amount": 1500, "to": "acct_123"})
-    assert text == 'memo: "' + "x" * 77 + '…", amount: 1500, to: "acct_123"'
-    nested = readable_arguments({"data": {"k": list(range(100))}})
-    assert len(nested) == len("data: ") + 80 and nested.endswith("…")
-    many = readable_arguments({f"k{i}": "v" * 70 for i in range(20)})
-    assert many.endswith("… (+13 more)") and len(many) < 700
+    see_all = " … (cut; mcp-guard approvals show ap-7k3m9q shows all)"
+    text = readable_arguments({"memo": "x" * 500, "amount": 1500, "to": "acct_123"}, approval_id="ap-7k3m9q")
+    assert text == 'memo: "' + "x" * 77 + '…", amount: 1500, to: "acct_123"' + see_all
+    nested = readable_arguments({"data": {"k": list(range(100))}}, approval_id="ap-7k3m9q")
+    assert nested.endswith("…" + see_all) and len(nested) == len("data: ") + 80 + len(see_all)
+    many = readable_arguments({f"k{i}": "v" * 70 for i in range(20)}, approval_id="ap-7k3m9q")
+    assert many.endswith(", (+13 more)" + see_all) and len(many) < 700
+    # Without an approval id nothing could show the rest, so nothing is cut.
+    assert readable_arguments({"memo": "x" * 500}) == 'memo: "' + "x" * 500 + '"'
 
 
 def test_readable_arguments_escapes_terminal_tricks() -> None:
     text = readable_arguments({"to": "acct\x1b[2J\u202e321", "\x07bell": 1})
     assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
-    assert text == 'to: "acct\\u001b[2J\\u202e321", "\\u0007bell": 1'
+    assert text == 'to: "acct\\x1b[2J\\u202e321", "\\x07bell": 1'
     # A cut never leaves half an escape behind.
-    assert readable_arguments({"s": "a" * 74 + "\x1b" * 10}) == 's: "' + "a" * 74 + '…"'
-    assert printable("tool\rname") == "tool\\u000dname"
+    cut = readable_arguments({"s": "a" * 74 + "\x1b" * 10}, approval_id="ap-7k3m9q")
+    assert cut == 's: "' + "a" * 74 + '…" … (cut; mcp-guard approvals show ap-7k3m9q shows all)'
+    assert printable("tool\rname") == "tool\\x0dname"
     assert printable("café ok") == "café ok"
 
 
@@ -574,8 +585,9 @@ def test_commands_report_unknown_expired_and_bad_input(tmp_path: Path) -> None:
 
 def test_commands_are_listed_in_help() -> None:
     result = cli("--help")
-    assert "mcp-guard approvals" in result.stdout and "mcp-guard approve," in result.stdout
-    assert "mcp-guard deny" in result.stdout
+    # approve/deny are the older spellings of approvals approve/deny, listed as such.
+    assert "mcp-guard approvals" in result.stdout and "approve = approvals approve" in result.stdout
+    assert "deny = approvals deny" in result.stdout
 
 
 # --- answers from other channels ------------------------------------------------------------------------

@@ -20,6 +20,13 @@ SECRET_CARD = "4242424242424242"
 SECRET_MAIL = "jane.doe@example.com"
 
 
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installation secret and state of these tests live under tmp_path, never in the user's own."""
+    for var in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for f in log_files(path) for line in f.read_text().splitlines()]
 
@@ -232,3 +239,86 @@ def test_logs_and_stats_commands(tmp_path: Path) -> None:
     ]
     assert guard("logs", "--since", "1h", "--tool", "nope").stderr.strip() == "mcp-guard: no decisions match"
     assert PYTHON
+
+
+# --- lone surrogates and terminal tricks ----------------------------------------------------------------
+
+TRICKY_TOOL = "pay\x1b[2J\u202e\U000e0041"
+TRICKY_SERVER = "srv\x9b31m\x7f"
+TRICKY_RULE = "tools.pay\x1b]0;owned\x07"
+
+
+def test_lone_surrogates_anywhere_are_escaped_never_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    warnings: list[str] = []
+    log = AuditLog(path, warn=warnings.append, key=KEY)
+    arguments = {"card\ud800": "4242\udfff", "ok": 1}
+    log.record(
+        event(
+            "pay\udc80",
+            server="srv\ud801",
+            client={"name": "client\udbff", "version": "1"},
+            reason="why\ud800",
+            arguments=arguments,
+        )
+    )
+    log.record(event("next"))
+    log.close()
+    assert warnings == []
+    raw = path.read_bytes()
+    assert b"pay\\udc80" in raw and b"4242" not in raw
+    first, second = read_log(path)
+    assert (first["tool"], first["server"], first["client"]["name"]) == ("pay\udc80", "srv\ud801", "client\udbff")
+    assert first["arg_keys"] == ["card\ud800", "ok"]
+    assert first["args_hmac"] == keyed(arguments)
+    assert second["tool"] == "next"
+
+
+def _tricky_log(path: Path) -> None:
+    log = AuditLog(path, warn=lambda m: None, key=KEY)
+    log.record(event(TRICKY_TOOL, server=TRICKY_SERVER, decision="refused", rule=TRICKY_RULE, reason="r\x1b[1m"))
+    log.record(event("t\ud800", server="s\udc00", status="ok\u2067", client={"name": "c\ud800"}))
+    log.close()
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*guard_command(), *args], capture_output=True, text=True, check=False, timeout=60)
+
+
+def _no_tricks(text: str) -> None:
+    for bad in ("\x1b", "\x9b", "\x7f", "\x07", "\u202e", "\u2067", "\U000e0041"):
+        assert bad not in text, (bad, text)
+
+
+def test_logs_and_stats_escape_what_they_print(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _tricky_log(path)
+    logs = _run("logs", "--audit-log", str(path))
+    assert logs.returncode == 0, logs.stderr
+    _no_tricks(logs.stdout)
+    assert "pay\\x1b[2J\\u202e…" in logs.stdout  # the column is 24 wide, and an escape is never split
+    assert "srv\\x9b31m\\x7f" in logs.stdout and "tools.pay\\x1b]0;owned\\x07" in logs.stdout
+    assert "r\\x1b[1m" in logs.stdout and "t\\ud800" in logs.stdout and "ok\\u2067" in logs.stdout
+
+    stats = _run("stats", "--audit-log", str(path))
+    assert stats.returncode == 0, stats.stderr
+    _no_tricks(stats.stdout)
+    assert "pay\\x1b[2J\\u202e\\U000e0041" in stats.stdout and "tools.pay\\x1b]0;owned\\x07 ×1" in stats.stdout
+    assert "s\\udc00" in stats.stdout
+
+
+def test_logs_json_stays_json_with_surrogates_and_tricks(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _tricky_log(path)
+    out = _run("logs", "--audit-log", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    _no_tricks(out.stdout)
+    tricky, lone = (json.loads(line) for line in out.stdout.splitlines())
+    assert (tricky["tool"], tricky["server"], tricky["rule"]) == (TRICKY_TOOL, TRICKY_SERVER, TRICKY_RULE)
+    assert (lone["tool"], lone["server"], lone["client"]) == ("t\ud800", "s\udc00", {"name": "c\ud800"})
+    stats = _run("stats", "--audit-log", str(path), "--json")
+    assert stats.returncode == 0, stats.stderr
+    assert {(row["server"], row["tool"]) for row in json.loads(stats.stdout)} == {
+        (TRICKY_SERVER, TRICKY_TOOL),
+        ("s\udc00", "t\ud800"),
+    }

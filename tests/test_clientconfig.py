@@ -1,4 +1,4 @@
-"""``mcp-guard wrap`` / ``unwrap`` and :mod:`mcp_guard.clientconfig`: every config lives under tmp_path.
+"""``mcp-guard wrap`` / ``unwrap`` and :mod:`mcp_guard.clients`: every config lives under tmp_path.
 
 HOME, USERPROFILE, APPDATA and XDG_CONFIG_HOME point into tmp_path for every test, so the
 real user's client configs are never read or written.
@@ -21,10 +21,14 @@ from conftest import DEMO_SERVER, PYTHON
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcp_guard import clientconfig as cc
 from mcp_guard.cli import main
+from mcp_guard.clients.edit import unwrap_text, wrap_text
+from mcp_guard.clients.files import ConfigError, read_config, write_config
+from mcp_guard.clients.known import client_config_paths
+from mcp_guard.clients.launch import find_guard_command, guard_launch
+from mcp_guard.jsonpos import JObject, parse
 
-GUARD = cc.find_guard_command()
+GUARD = find_guard_command()
 BACKUP = re.compile(r"\.bak-\d{8}-\d{6}(-\d+)?$")
 
 
@@ -347,12 +351,12 @@ def test_round_trip_layouts(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
     config = write(sandbox.root / "mcp.json", text)
     code, _, err = cli(capsys, "wrap", "--config", str(config), "--policy", str(policy_file(sandbox)))
     assert code == 0, err
-    wrapped = cc.read_config(config)[1]
+    wrapped = read_config(config)[1]
     assert wrapped != text
-    root = cc.parse(wrapped)
-    assert isinstance(root, cc.JObject)
+    root = parse(wrapped, jsonc=True)
+    assert isinstance(root, JObject)
     assert cli(capsys, "wrap", "--config", str(config))[0] == 0
-    assert cc.read_config(config)[1] == wrapped
+    assert read_config(config)[1] == wrapped
     assert cli(capsys, "unwrap", "--config", str(config))[0] == 0
     assert config.read_bytes() == text.encode("utf-8")
 
@@ -389,10 +393,10 @@ def test_vscode_servers_key(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
     config = write(sandbox.project / ".vscode" / "mcp.json", text)
     code, _, err = cli(capsys, "wrap", "--client", "vscode")
     assert code == 0, err
-    wrapped = cc.read_config(config)[1]
+    wrapped = read_config(config)[1]
     assert "// local GitHub server" in wrapped
-    root = cc.parse(wrapped)
-    assert isinstance(root, cc.JObject)
+    root = parse(wrapped, jsonc=True)
+    assert isinstance(root, JObject)
     assert "servers.github: wrapped" in err
     assert "servers.remote: skipped" in err
     assert '"type": "stdio",\n      "command": ' + json.dumps(GUARD[0]) in wrapped
@@ -497,6 +501,35 @@ def test_recognises_entries_wrapped_by_hand(sandbox: Sandbox, capsys: pytest.Cap
     assert servers["no-dashes"] == {"command": "srv"}
 
 
+def test_reads_wrapped_entries_with_the_guards_own_options(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every option of the guard that takes a value is skipped with its value, in each spelling, without `--`."""
+    text = """\
+{
+  "mcpServers": {
+    "store": {"command": "mcp-guard", "args": ["--approval-store", "/a.db", "srv", "x"]},
+    "new-store": {"command": "mcp-guard", "args": ["--store", "/a.db", "--no-audit", "srv"]},
+    "pins": {"command": "mcp-guard", "args": ["--pins", "/L.json", "srv", "--", "y"]},
+    "lock-equals": {"command": "mcp-guard", "args": ["--lock=/L.json", "srv"]},
+    "hash": {"command": "mcp-guard", "args": ["--policy-sha256", "ab12", "--monitor", "srv", "z"]}
+  }
+}
+"""
+    config = write(sandbox.root / "mcp.json", text)
+    code, _, err = cli(capsys, "wrap", "--config", str(config))
+    assert code == 0, err
+    assert config.read_bytes() == text.encode()
+    assert err.count("already wrapped") == 5
+    assert cli(capsys, "unwrap", "--config", str(config))[0] == 0
+    servers = servers_of(config)
+    assert servers["store"] == {"command": "srv", "args": ["x"]}
+    assert servers["new-store"] == {"command": "srv"}
+    assert servers["pins"] == {"command": "srv", "args": ["--", "y"]}
+    assert servers["lock-equals"] == {"command": "srv"}
+    assert servers["hash"] == {"command": "srv", "args": ["z"]}
+
+
 def test_keeps_mode_and_writes_through_symlinks(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
     if sys.platform == "win32":
         pytest.skip("POSIX permissions and symlinks")
@@ -519,8 +552,8 @@ def test_backup_names_do_not_collide(tmp_path: Path) -> None:
 
     config = write(tmp_path / "c.json", '{"mcpServers": {}}')
     now = datetime(2026, 1, 2, 3, 4, 5)
-    first = cc.write_config(config, config.read_bytes(), '{"mcpServers": {"a": 1}}', now)
-    second = cc.write_config(config, config.read_bytes(), '{"mcpServers": {"b": 2}}', now)
+    first = write_config(config, config.read_bytes(), '{"mcpServers": {"a": 1}}', now)
+    second = write_config(config, config.read_bytes(), '{"mcpServers": {"b": 2}}', now)
     assert first.name == "c.json.bak-20260102-030405"
     assert second.name == "c.json.bak-20260102-030405-2"
     assert first.read_text() == '{"mcpServers": {}}'
@@ -529,15 +562,15 @@ def test_backup_names_do_not_collide(tmp_path: Path) -> None:
 
 def test_write_refuses_a_file_changed_meanwhile(tmp_path: Path) -> None:
     config = write(tmp_path / "c.json", '{"mcpServers": {}}')
-    with pytest.raises(cc.ConfigError, match="changed while"):
-        cc.write_config(config, b"something else", "{}")
+    with pytest.raises(ConfigError, match="changed while"):
+        write_config(config, b"something else", "{}")
     assert config.read_text() == '{"mcpServers": {}}'
 
 
 def test_client_paths_per_platform(tmp_path: Path) -> None:
     home, project = tmp_path / "h", tmp_path / "p"
     env = {"APPDATA": str(tmp_path / "roaming")}
-    paths = cc.client_config_paths
+    paths = client_config_paths
     assert paths("claude-desktop", project_dir=project, home=home, environ={}, platform="darwin") == [
         home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"
     ]
@@ -563,7 +596,7 @@ def test_client_paths_per_platform(tmp_path: Path) -> None:
 
 def test_guard_command_is_absolute() -> None:
     assert os.path.isabs(GUARD[0])
-    launch = cc.guard_launch("/abs/policy.json")
+    launch = guard_launch("/abs/policy.json")
     assert launch.command == GUARD[0]
     assert launch.options == ("--policy", "/abs/policy.json")
     assert launch.prefix[-1] == "--"
@@ -604,8 +637,10 @@ async def test_wrapped_entry_starts_the_server_behind_the_guard(sandbox: Sandbox
 
 _names = st.text(st.characters(codec="utf-8"), min_size=1, max_size=8)
 _words = st.text(st.characters(codec="utf-8"), max_size=12)
+# A command named like the guard itself (any case, any folder) reads as an entry already wrapped.
+_commands = _words.filter(lambda word: "mcp-guard" not in word.lower())
 _entry = st.fixed_dictionaries(
-    {"command": _words},
+    {"command": _commands},
     optional={
         "args": st.lists(_words, max_size=4),
         "env": st.dictionaries(_names, _words, max_size=3),
@@ -637,8 +672,8 @@ def test_wrap_then_unwrap_is_identity(
                 entry.pop("args")
     text = json.dumps({"mcpServers": servers, "other": [1, 2]}, indent=indent, ensure_ascii=ensure_ascii)
     text += "\n" if trailing_newline else ""
-    launch = cc.guard_launch(policy, ["/opt/guard/bin/mcp-guard"])
-    wrapped = cc.wrap_text(text, launch).new_text
+    launch = guard_launch(policy, ["/opt/guard/bin/mcp-guard"])
+    wrapped = wrap_text(text, launch).new_text
     data = json.loads(wrapped)
     for name, entry in servers.items():
         got = data["mcpServers"][name]
@@ -647,8 +682,8 @@ def test_wrap_then_unwrap_is_identity(
         assert {k: v for k, v in got.items() if k not in ("command", "args")} == {
             k: v for k, v in entry.items() if k not in ("command", "args")
         }
-    assert cc.wrap_text(wrapped, launch).new_text == wrapped
-    assert cc.unwrap_text(wrapped).new_text == text
+    assert wrap_text(wrapped, launch).new_text == wrapped
+    assert unwrap_text(wrapped).new_text == text
 
 
 def test_top_level_must_be_an_object(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
@@ -658,7 +693,8 @@ def test_top_level_must_be_an_object(sandbox: Sandbox, capsys: pytest.CaptureFix
     assert f"{config}: expected a JSON object" in err
 
 
-def test_wrap_lock_pins_the_policy_hash(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--pin-policy-hash", "--lock"])  # a bare --lock is the older spelling
+def test_wrap_pins_the_policy_hash(tmp_path: Path, flag: str) -> None:
     import hashlib
     import subprocess
     import sys
@@ -673,7 +709,7 @@ def test_wrap_lock_pins_the_policy_hash(tmp_path: Path) -> None:
     guard = Path(sys.executable).parent / "mcp-guard"
     command = [str(guard)] if guard.exists() else [sys.executable, "-m", "mcp_guard"]
     done = subprocess.run(
-        [*command, "wrap", "--config", str(config), "--policy", str(policy), "--lock"],
+        [*command, "wrap", "--config", str(config), "--policy", str(policy), flag],
         capture_output=True,
         text=True,
         check=False,
@@ -691,3 +727,30 @@ def test_wrap_lock_pins_the_policy_hash(tmp_path: Path) -> None:
         "command": "npx",
         "args": ["-y", "pay-mcp"],
     }
+
+
+def test_wrap_passes_a_lock_file_on(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    from mcp_guard.integrity.lockfile import LockFile
+
+    lock = sandbox.root / "pins.lock.json"
+    LockFile.from_tools([{"name": "echo", "inputSchema": {"type": "object"}}]).save(lock)
+    config = write(sandbox.desktop_config, DESKTOP)
+    policy = policy_file(sandbox)
+    os.chdir(sandbox.root)
+    code, _, err = cli(capsys, "wrap", "--client", "claude-desktop", "--policy", str(policy), "--lock", lock.name)
+    assert code == 0, err
+    args = servers_of(config)["plain"]["args"]
+    assert args == [*GUARD[1:], "--policy", str(policy), "--lock", str(lock), "--", "/usr/local/bin/plain-server"]
+    assert cli(capsys, "unwrap", "--client", "claude-desktop")[0] == 0
+    assert config.read_text(encoding="utf-8") == DESKTOP
+
+
+def test_wrap_refuses_a_lock_file_the_guard_cannot_use(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write(sandbox.desktop_config, DESKTOP)
+    broken = write(sandbox.root / "broken.lock.json", '{"version": 1, "tools": [}')
+    code, _, err = cli(capsys, "wrap", "--client", "claude-desktop", "--lock", str(broken))
+    assert code == 1
+    assert "not wrapping: the lock file would stop every wrapped server from starting" in err
+    assert f"{broken}:1:26: invalid JSON" in err
+    assert config.read_text(encoding="utf-8") == DESKTOP
+    assert backups(config) == []

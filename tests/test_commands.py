@@ -37,6 +37,15 @@ def test_check_reports_errors_with_location(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+def test_check_refuses_a_lone_surrogate_with_its_location(tmp_path: Path) -> None:
+    path = write_policy(tmp_path, '{\n  "version": "1",\n  "tools": {"pay\\ud800": {"action": "deny"}}\n}\n')
+    result = guard("check", str(path))
+    assert result.returncode == 2
+    assert result.stderr == f"{path}:3:13: a lone surrogate (\\ud800-\\udfff) in a string is not a character\n"
+    paired = write_policy(tmp_path, '{"version": "1", "tools": {"pay\\ud83d\\ude00": {"action": "deny"}}}', "ok.json")
+    assert guard("check", str(paired)).returncode == 0
+
+
 def test_check_warns_about_rules_that_never_fire(tmp_path: Path) -> None:
     path = write_policy(
         tmp_path,

@@ -118,7 +118,12 @@ def test_person_declines_in_band(tmp_path: Path, mode: str, action: str, words: 
 
 def approve(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*guard_command(), *args, "--store", str(store)], capture_output=True, text=True, timeout=60, check=False
+        [*guard_command(), *args, "--store", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=isolated_env(store.parent),  # the same installation secret as the guard's, which seals the store
     )
 
 

@@ -112,8 +112,11 @@ def big_text(size: int) -> str:
 
 
 @pytest.mark.timeout(90)
-def test_50mb_result_and_50mb_request(guard_cmd: list[str], start: Start) -> None:
-    session = start([*guard_cmd, "--", *EVERYTHING])
+def test_50mb_result_and_50mb_request(guard_cmd: list[str], start: Start, tmp_path: Path) -> None:
+    # protect_own_files refuses arguments too large to scan in full (8 M characters; tests/test_protect.py):
+    # a guard meant to relay 50 MB arguments turns it off.
+    policy = write_policy(tmp_path, {"version": "1", "default": "allow", "protect_own_files": False})
+    session = start([*guard_cmd, "--policy", str(policy), "--", *EVERYTHING])
     handshake(session)
 
     answer = session.request(tool_call(1, "big", {"size": BIG}), timeout=60)
@@ -217,23 +220,6 @@ def test_stdin_eof_shuts_down_the_process_group(
     finally:
         for pid in pids:
             kill_quietly(pid)
-
-
-@pytest.mark.timeout(30)
-def test_stdin_eof_escalates_to_sigkill(guard_cmd: list[str], start: Start, tmp_path: Path) -> None:
-    """An upstream that ignores both stdin EOF and SIGTERM is killed after the 2 s + 2 s grace."""
-    pidfile = tmp_path / "stubborn.pid"
-    stubborn = ["sh", "-c", f"trap '' TERM; echo $$ > '{pidfile}'; while :; do sleep 1; done"]
-    session = start([*guard_cmd, "--", *stubborn])
-    pid = read_pid(pidfile)
-    try:
-        began = time.monotonic()
-        session.close_stdin()
-        assert session.wait(10) == 0
-        assert 3.5 < time.monotonic() - began < 6.5
-        assert wait_gone(pid, 1)
-    finally:
-        kill_quietly(pid)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -451,15 +437,15 @@ def test_refused_calls_and_their_cancellations_stay_in_the_guard(
 # --- frames the policy does not touch, whatever JSON they hold ------------------------------------------
 
 
-def test_untouched_frames_with_unusual_json_are_forwarded_verbatim(
+def test_frames_the_guard_cannot_read_strictly_are_never_forwarded(
     guard_cmd: list[str], start: Start, tmp_path: Path
 ) -> None:
-    """Only tools/call is the guard's business; other frames reach the upstream byte for byte.
+    """Every client line is parsed; what is forwarded is exactly what was read, by every reader.
 
-    These frames hold JSON that the guard's strict tools/call parser refuses (an integer beyond
-    2^53, a duplicate key, a float overflow) next to a backslash or the text "tools/call", which
-    send them through that parser. None of them is or could be read as a tools/call, so the
-    upstream gets them unchanged, as it does the same frames without the backslash.
+    These frames hold JSON that readers disagree on (an integer beyond 2^53, a duplicate key, a float
+    overflow). Issue 17 replaced the rule that forwarded such frames when they were not a tools/call in
+    the guard's own reading: a request gets an error addressed to its id, a response (the client's answer
+    to the server) is dropped with a line on stderr, and the upstream sees none of them.
     """
     record = tmp_path / "received.jsonl"
     policy = write_policy(tmp_path, RECORDER_POLICY)
@@ -472,8 +458,8 @@ def test_untouched_frames_with_unusual_json_are_forwarded_verbatim(
     ]
     for ident, frame in enumerate(frames, start=1):
         session.send(frame)
-        assert json.loads(session.read_line()) == recorder_ok(ident)
-    # A client's answer to a server-to-client request (say sampling/createMessage) is not a call either.
+        answer_ = json.loads(session.read_line())
+        assert (answer_["id"], answer_["error"]["code"]) == (ident, -32600)
     answer = b'{"jsonrpc":"2.0","id":"srv-1","result":{"content":{"type":"text","text":"a\\nb"},"n":1e400}}\n'
     session.send(answer)
     ping = encode_frame({"jsonrpc": "2.0", "id": 5, "method": "ping"})
@@ -506,5 +492,6 @@ def test_untouched_frames_with_unusual_json_are_forwarded_verbatim(
     }
 
     code, stderr = session.finish()
-    assert (code, stderr) == (0, "")
-    assert record.read_bytes() == b"".join([*frames, answer, ping])
+    assert code == 0
+    assert "could not" not in stderr and stderr.count("mcp-guard:") == 1  # the dropped response, reported
+    assert record.read_bytes() == ping

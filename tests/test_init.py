@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DEMO_SERVER, EVERYTHING_SERVER, PYTHON, guard_command
+from conftest import DEMO_SERVER, EVERYTHING_SERVER, PYTHON, ROOT, guard_command
 
 from mcp_guard.policy.load import load_policy
 
@@ -154,3 +156,75 @@ def test_init_server_that_exits(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "could not list the server's tools" in result.stderr
     assert not (tmp_path / "mcp-guard-policy.json").exists()
+
+
+SLOW_LISTER = ROOT / "tests" / "servers" / "slow_lister.py"
+
+
+def interrupt_while_listing(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``mcp-guard ARGV -- slow_lister`` in an empty folder and Ctrl-C it while it waits for the tool list."""
+    work = tmp_path / "work"
+    work.mkdir()
+    marker = tmp_path / "listing-requested"
+    proc = subprocess.Popen(
+        [*guard_command(), *argv, "--", PYTHON, str(SLOW_LISTER), str(marker)],
+        cwd=work,
+        env=sandbox_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the server was never asked for its tools"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_ctrl_c_during_init_ends_quietly_and_writes_nothing(tmp_path: Path) -> None:
+    result = interrupt_while_listing(tmp_path, "init")
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == "mcp-guard: interrupted"
+    assert result.stdout == ""
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_policy_and_lock_file_are_put_in_place_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C between the two renames waits for the second one: both files or neither, never one."""
+    from mcp_guard import atomic
+
+    real_replace = os.replace
+    renamed: list[str] = []
+
+    def replace_then_interrupt(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        real_replace(src, dst)
+        renamed.append(os.fspath(dst))
+        if len(renamed) == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(atomic.os, "replace", replace_then_interrupt)
+    policy, lock = tmp_path / "p.json", tmp_path / "p.lock.json"
+    moves = [(atomic.stage(lock, b"lock\n"), lock), (atomic.stage(policy, b"policy\n"), policy)]
+    with pytest.raises(KeyboardInterrupt):
+        atomic.commit(moves)
+    assert renamed == [str(lock), str(policy)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json", "p.lock.json"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_no_temporary_file_stays_after_a_failed_commit(tmp_path: Path) -> None:
+    from mcp_guard import atomic
+
+    staged = [atomic.stage(tmp_path / name, b"x") for name in ("a.json", "b.json")]
+    with pytest.raises(FileNotFoundError):
+        atomic.commit([(staged[0], tmp_path / "gone" / "a.json"), (staged[1], tmp_path / "b.json")])
+    assert list(tmp_path.iterdir()) == []

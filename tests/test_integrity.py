@@ -27,7 +27,7 @@ from mcp_guard.integrity.pins import (
     default_lock_path,
     tool_digest,
 )
-from mcp_guard.integrity.protect import ProtectedPaths
+from mcp_guard.integrity.protect import ProtectedPaths, ScanLimitExceeded
 from mcp_guard.integrity.validate import ArgumentValidator, compile_schema
 
 # --- fixtures -------------------------------------------------------------------------------------
@@ -595,7 +595,12 @@ def test_protected_relative_paths(layout: dict[str, Path]) -> None:
     # The same names elsewhere are not protected.
     assert protected.find_reference({"path": "policy.json"}) is None
     assert protected.find_reference({"path": "./policy.json"}) is None
-    assert protected.find_reference({"path": str(layout["config"] / "policy.json.bak")}) is None
+    assert protected.find_reference({"path": str(layout["config"] / "policy.yaml")}) is None
+    # Siblings the guard writes beside a protected file are protected with it.
+    assert protected.find_reference({"path": str(layout["config"] / "policy.json.bak")}) == (
+        str(layout["config"] / "policy.json.bak"),
+        policy,
+    )
     assert protected.find_reference({"path": str(layout["config"])}) is None  # the policy's directory is not
 
 
@@ -646,8 +651,9 @@ def test_protected_paths_through_symlinks(layout: dict[str, Path]) -> None:
     link_home.symlink_to(layout["home"], target_is_directory=True)
     via_link = ProtectedPaths([link_home / ".config" / "mcp-guard" / "policy.json"], cwd)
     assert via_link.find_reference(str(policy)) is not None
-    # The file-system budget: with none left, only textual matches are found.
-    assert guard(layout, max_fs_steps=0).find_reference({"path": "alias.json"}) is None
+    # The file-system budget: with none left, the call cannot be checked, so it is refused.
+    with pytest.raises(ScanLimitExceeded, match="file-system lookups"):
+        guard(layout, max_fs_lookups=0).find_reference({"path": "alias.json"})
 
 
 def test_protected_paths_case_and_depth(layout: dict[str, Path]) -> None:
@@ -657,17 +663,16 @@ def test_protected_paths_case_and_depth(layout: dict[str, Path]) -> None:
     protected = guard(layout)
     nested = {"a": [1, 2.5, None, True, {"b": [{"c": f"x {layout['policy']}"}]}]}
     assert protected.find_reference(nested) is not None
-    assert protected.find_reference({str(layout["policy"]): "keys are not looked at"}) is None
+    assert protected.find_reference({"files": {str(layout["policy"]): "keys are read too"}}) is not None
     assert protected.find_reference("") is None
     assert protected.find_reference(None) is None
 
 
 def test_protected_paths_bounded_work(layout: dict[str, Path]) -> None:
     protected = guard(layout, max_chars=1000)
-    assert protected.find_reference(["x" * 999, str(layout["policy"])]) is None
-    assert protected.last_scan_truncated
+    with pytest.raises(ScanLimitExceeded, match="more than 1,000 characters"):
+        protected.find_reference(["x" * 999, str(layout["policy"])])
     assert protected.find_reference(["x" * 10, str(layout["policy"])]) is not None
-    assert not protected.last_scan_truncated
     full = guard(layout)
     big_plain = ("lorem ipsum dolor sit amet, " * 40_000)[:1_000_000]
     big_dense = "policy.json/" * 80_000  # one 1 MB word, the protected name everywhere
@@ -686,7 +691,7 @@ def test_protected_paths_bounded_work(layout: dict[str, Path]) -> None:
 
 def test_protected_paths_when_cwd_is_inside_a_protected_directory(layout: dict[str, Path]) -> None:
     protected = ProtectedPaths([layout["policy"]], layout["state"], directories=[layout["state"]])
-    assert protected.find_reference({"path": "audit.jsonl"}) == ("audit.jsonl", layout["state"])
+    assert protected.find_reference(["audit.jsonl"]) == ("audit.jsonl", layout["state"])
     with pytest.raises(ValueError, match="root directory"):
         ProtectedPaths([], "/", directories=["/"])
 

@@ -1,4 +1,4 @@
-"""``mcp-guard pin`` and ``mcp-guard pins diff|accept``: run as subprocesses against the everything server."""
+"""``mcp-guard pins create|diff|accept`` (and ``pin``): run as subprocesses against the everything server."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from conftest import EVERYTHING_SERVER, PYTHON, guard_command
+from test_init import interrupt_while_listing
 
-from mcp_guard.integrity.pins import LockFile, tool_digest
+from mcp_guard.integrity.digest import tool_digest
+from mcp_guard.integrity.lockfile import LockFile
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -151,3 +153,33 @@ def test_pin_and_pins_usage_errors(tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert "command not found" in missing.stderr
     assert not (tmp_path / "mcp-guard.lock.json").exists()
+
+
+def test_pins_create_and_diff_with_lock(tmp_path: Path) -> None:
+    lock = tmp_path / "srv.lock.json"
+    created = guard(tmp_path, "pins", "create", "--lock", str(lock), "--", *server(2))
+    assert created.returncode == 0, created.stderr
+    assert {"tool_0", "tool_1", "echo"} <= set(LockFile.load(lock).tools)
+    assert not (tmp_path / "mcp-guard.lock.json").exists()
+    same = guard(tmp_path, "pins", "diff", "--lock", str(lock), "--", *server(2))
+    assert same.returncode == 0, same.stderr
+    assert "no differences" in same.stderr
+    more = guard(tmp_path, "pins", "diff", "--lock", str(lock), "--", *server(3))
+    assert more.returncode == 1
+    assert f"mcp-guard pins accept --lock {lock} -- " in more.stderr
+    two = guard(tmp_path, "pins", "diff", "--lock", str(lock), "other.lock.json", "--", *server(2))
+    assert two.returncode == 2
+    assert "one lock file at most" in two.stderr
+    # The older spellings: pin -o FILE, and pins diff FILE.
+    older = guard(tmp_path, "pin", "-o", "older.lock.json", "--", *server(2))
+    assert older.returncode == 0, older.stderr
+    assert LockFile.load(tmp_path / "older.lock.json").tools == LockFile.load(lock).tools
+
+
+@pytest.mark.parametrize("command", [["pins", "create"], ["pin"]])
+def test_ctrl_c_while_pinning_ends_quietly_and_writes_nothing(tmp_path: Path, command: list[str]) -> None:
+    result = interrupt_while_listing(tmp_path, *command)
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == "mcp-guard: interrupted"
+    assert list((tmp_path / "work").iterdir()) == []

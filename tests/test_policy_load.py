@@ -143,3 +143,85 @@ def test_window_forms(spec: str | float, seconds: float) -> None:
 def test_bad_windows(spec: str | float) -> None:
     with pytest.raises(ValueError):
         window_seconds(spec)
+
+
+# --- --policy-sha256: the bytes checked are the bytes loaded ---------------------------------------
+
+CHECKED = json.dumps({"version": "1", "default": "deny"}).encode()
+SWAPPED_IN = json.dumps({"version": "1", "default": "allow"}).encode()
+
+
+def swapped_after_first_read(monkeypatch: pytest.MonkeyPatch, path: Path) -> list[bytes]:
+    """Replace ``path`` with another policy right after its first read; the reads, in order."""
+    original = Path.read_bytes
+    reads: list[bytes] = []
+
+    def read_bytes(self: Path) -> bytes:
+        data = original(self)
+        if self == path:
+            reads.append(data)
+            if len(reads) == 1:
+                path.write_bytes(SWAPPED_IN)
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    return reads
+
+
+def test_the_hash_is_checked_on_the_bytes_that_are_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from mcp_guard.policy.load import PolicyHashMismatch
+
+    path = tmp_path / "policy.json"
+    path.write_bytes(CHECKED)
+    digest = hashlib.sha256(CHECKED).hexdigest()
+    reads = swapped_after_first_read(monkeypatch, path)
+    assert load_policy(path, expected_sha256=digest.upper()).default == "deny"
+    assert len(reads) == 1
+    with pytest.raises(PolicyHashMismatch) as info:
+        load_policy(path, expected_sha256=digest)  # now the swapped-in file
+    assert f"has SHA-256 {hashlib.sha256(SWAPPED_IN).hexdigest()}, not the {digest}" in str(info.value)
+    assert isinstance(info.value, PolicyError)
+
+
+def test_reload_loads_the_bytes_it_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from mcp_guard.reload import reload_once
+
+    path = tmp_path / "policy.json"
+    path.write_bytes(CHECKED)
+    reads = swapped_after_first_read(monkeypatch, path)
+    applied: list[object] = []
+    said: list[str] = []
+
+    def apply(*version: object) -> bool:
+        applied.append(version[0])
+        return False  # keep the policy in force untouched: only what was loaded matters here
+
+    reload_once(path, object(), said.append, hashlib.sha256(CHECKED).hexdigest(), apply)  # type: ignore[arg-type]
+    assert [getattr(policy, "default", None) for policy in applied] == ["deny"], said
+    assert len(reads) == 1
+
+
+def test_start_loads_the_bytes_it_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import sys
+
+    from mcp_guard import cli
+
+    path = tmp_path / "policy.json"
+    path.write_bytes(CHECKED)
+    reads = swapped_after_first_read(monkeypatch, path)
+    started: list[object] = []
+
+    def limiter(state: object, policy: object, server: object) -> tuple[None, str]:
+        started.append(policy)
+        return None, ""  # stop before the server starts
+
+    monkeypatch.setattr(cli, "_limiter", limiter)
+    digest = hashlib.sha256(CHECKED).hexdigest()
+    assert cli.run(["--policy", str(path), "--policy-sha256", digest, "--no-audit", "--", sys.executable]) == 2
+    assert [getattr(policy, "default", None) for policy in started] == ["deny"]
+    assert len(reads) == 1

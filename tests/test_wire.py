@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.session import needs_judging
+from mcp_guard.wire.frames import Refused, read_frame
 from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, strict_loads
 from mcp_guard.wire.peek import classify, peek
 from mcp_guard.wire.tools_list import filter_tools_result
@@ -93,13 +93,18 @@ def test_peek_reads_a_huge_frame_without_parsing_it() -> None:
         b'  [{"jsonrpc":"2.0","id":1,"method":"ping"}]',
     ],
 )
-def test_anything_that_could_be_a_call_is_judged(line: bytes) -> None:
-    assert needs_judging(line)
+def test_anything_that_could_be_a_call_is_read_whole(line: bytes) -> None:
+    # Every client frame is parsed; an escaped method name reads as the method every reader sees.
+    frame = read_frame(line)
+    assert frame is not None
+    assert frame.messages[0].method in ("tools/call", "ping")
 
 
-def test_plain_frames_skip_judging() -> None:
-    assert not needs_judging(b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}\n')
-    assert not needs_judging(b'{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"a"}}\n')
+def test_plain_frames_are_read_too() -> None:
+    frame = read_frame(b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}\n')
+    assert frame is not None and frame.messages[0].kind == "request" and frame.messages[0].id == 1
+    with pytest.raises(Refused):
+        read_frame(b'{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call"}\n')
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """The ``command`` channel: ask a person by running a program, such as a desktop dialog.
 
 The program gets the request as one JSON object on stdin (``id``, ``server``, ``tool``,
-``arguments``, ``readable_arguments``, ``rule``, ``reason``, ``expires``), and answers
+``arguments``, ``readable_arguments``, ``rule``, ``reason``, ``expires``; control, bidi and
+other invisible characters, and lone surrogates, written as ``\\uXXXX`` escapes), and answers
 with its exit status: 0 approves, anything else declines. Its stdout is discarded (the
 guard's own stdout is the protocol); its stderr goes to the guard's stderr, which MCP
 clients keep in their server logs. If it has not answered within the timeout its whole
@@ -23,7 +24,6 @@ How the command line is split:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import signal
@@ -31,7 +31,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Literal
 
-from mcp_guard.approval.request import ApprovalRequest
+from mcp_guard.approval.request import ApprovalRequest, json_for_people
 
 CommandOutcome = Literal["approved", "declined", "timeout", "error"]
 
@@ -74,7 +74,9 @@ def _ask(
     if not argv:
         _say(warn, "the approval command is empty")
         return "error"
-    payload = json.dumps(request.to_json(), ensure_ascii=False).encode() + b"\n"
+    # Lone surrogates and characters that change how text is shown travel as JSON escapes: the
+    # program reads the same value, and one that prints what it got cannot be tricked by it.
+    payload = json_for_people(request.to_json()).encode() + b"\n"
     extra: dict[str, object] = {}
     if os.name == "nt":
         extra["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)

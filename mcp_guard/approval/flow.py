@@ -150,11 +150,12 @@ class Held:
 
 
 class GuardIds:
-    """Request ids for requests the guard itself sends: a random per-process prefix, so they
-    can never collide with ids either side chose."""
+    """Request ids for requests the guard itself sends to one side: a random per-process prefix, so
+    they can never collide with ids either side chose, and one space per side (``side`` is a tag in
+    the prefix), so an answer is only taken from the side the request went to."""
 
-    def __init__(self) -> None:
-        self._prefix = f"mcp-guard-{os.getpid():x}-{secrets.token_hex(4)}-"
+    def __init__(self, side: str = "") -> None:
+        self._prefix = f"mcp-guard-{side}{os.getpid():x}-{secrets.token_hex(4)}-"
         self._next = 0
         self._lock = threading.Lock()
 
@@ -177,7 +178,6 @@ class ApprovalSettings:
     store: Any = None
     tty_path: str = "/dev/tty"
     signer: StateSigner = field(default_factory=StateSigner)
-    ids: GuardIds = field(default_factory=GuardIds)
 
 
 def parse_channels(text: str) -> tuple[Channel, ...]:

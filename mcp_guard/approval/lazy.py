@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,9 @@ from typing import Any
 class LazyApprovalStore:
     """Forwards to an :class:`~mcp_guard.approval.store.ApprovalStore` created the first time it is used."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, warn: Callable[[str], None] | None = None) -> None:
         self._path = path
+        self._warn = warn
         self._store: Any = None
         self._lock = threading.Lock()
 
@@ -28,7 +30,7 @@ class LazyApprovalStore:
             if self._store is None:
                 from mcp_guard.approval.store import ApprovalStore
 
-                self._store = ApprovalStore(self._path)
+                self._store = ApprovalStore(self._path, warn=self._warn)
             return self._store
 
     def __getattr__(self, name: str) -> Any:

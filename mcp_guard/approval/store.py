@@ -1,22 +1,36 @@
 """Pending approvals, decisions and grants in one SQLite file shared by every guard and the CLI.
 
-The flow, for a call the policy says needs a person's approval::
+The flow, for a call the policy says needs a person's approval (``identity`` is the server's
+:func:`server_identity`, ``server`` the name people see)::
 
-    grant = store.consume_grant(server, tool, arguments)      # approved already? (uses it up)
+    grant = store.consume_grant(server, tool, arguments, identity=identity)  # approved already? (uses it up)
     if grant is None:
-        request = store.pending_for(server, tool, arguments, rule, reason)  # raises ApprovalDenied
+        request = store.pending_for(server, tool, arguments, rule, reason, identity=identity)  # ApprovalDenied
         answer = ask_tty(request, timeout_s)  # or ask_command, or the client: optional
         if answer in ("approved", "declined"):
             grant = store.settle(request, answer == "approved", by="tty")  # None: refuse
         else:
             ...refuse, telling the model to retry once a person ran `mcp-guard approve <id>`...
 
-A person lists requests with ``mcp-guard approvals`` and answers with ``mcp-guard approve ID
-[--for 10m]`` or ``mcp-guard deny ID`` (:meth:`ApprovalStore.decide`). An approval becomes a
-*grant* for the identical call (same server, tool and canonical arguments): single-use by
-default, valid :data:`GRANT_TTL_S` after the decision; or usable any number of times until a
-time when given ``--for``. Other channels that asked in-band record grants directly with
-:meth:`ApprovalStore.remember` (a rule's ``remember: "10m"``).
+A person lists requests with ``mcp-guard approvals`` (``approvals show ID`` prints every argument
+in full) and answers with ``mcp-guard approve ID [--for 10m]`` or ``mcp-guard deny ID``
+(:meth:`ApprovalStore.decide`). An approval becomes a *grant* for the identical call (same server
+identity, tool and canonical arguments): single-use by default, valid :data:`GRANT_TTL_S` after the
+decision; or usable any number of times until a time when given ``--for``. Other channels that
+asked in-band record grants directly with :meth:`ApprovalStore.remember` (a rule's ``remember: "10m"``).
+
+Bound to the server that asked: a call's fingerprint covers the server's identity (its whole
+command line, or ``--name`` when given), not the display name derived from the package, so an
+approval for one ``server.py`` is not good for another ``server.py`` started from elsewhere. A
+caller that passes no ``identity`` is bound to its display name, as if it were a ``--name``.
+
+Sealed: every row carries an HMAC (``mac``) over all its other columns, made with a key derived
+from the installation's secret (:mod:`mcp_guard.integrity.fingerprint`, mode 0600). A row that
+does not verify, or whose columns do not have the types the guard writes, was written by something
+other than the guard (``sqlite3`` by hand, a program the agent ran): it is never honoured, counted
+or shown; it is treated as absent, with one warning per row. What this cannot stop: a program that
+can read the secret, or one that puts back an earlier, genuine copy of a row (a single-use grant
+before it was used) within that grant's lifetime.
 
 Requests: asking again for an identical call that is still pending returns the same request
 (a model retrying before anyone answered does not pile requests up). A denied call is refused
@@ -32,18 +46,22 @@ to ``busy_timeout_s`` for each other. A store that cannot be used raises
 Argument values are stored (a person has to see them to decide), unlike in the audit log:
 the file is created private (0600), and rows are deleted :data:`HISTORY_S` after the request
 expired or its grant lapsed (:meth:`ApprovalStore.expire_old`, also run on every change).
+A store written by an older mcp-guard (schema 1, rows without a seal) is emptied when opened.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +72,30 @@ from mcp_guard.approval.request import (
     duration_words,
     new_request_id,
     normalize_id,
+    printable,
 )
-from mcp_guard.audit import arguments_sha256
+from mcp_guard.audit import arguments_sha256, server_identity
+from mcp_guard.canonical import canonical_json, compact_json, escape_surrogates
+from mcp_guard.integrity.fingerprint import SecretError, load_or_create_secret, subkey
+
+__all__ = [
+    "GRANT_TTL_S",
+    "HISTORY_S",
+    "MAX_PENDING",
+    "MIN_DENIAL_S",
+    "REQUEST_TTL_S",
+    "AlreadyDecided",
+    "ApprovalDenied",
+    "ApprovalError",
+    "ApprovalExpired",
+    "ApprovalStore",
+    "ApprovalStoreUnavailable",
+    "Grant",
+    "TooManyPending",
+    "UnknownApproval",
+    "default_store_path",
+    "server_identity",
+]
 
 REQUEST_TTL_S = 600.0
 """How long a request waits for a person's answer."""
@@ -67,69 +107,67 @@ HISTORY_S = 3600.0
 """How long decided and expired requests stay for ``status`` before they are deleted."""
 MAX_PENDING = 100
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
+CREATE TABLE requests (
     id TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,   -- call_fingerprint(server, tool, arguments)
-    server TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,      -- call_fingerprint(server_identity, tool, arguments)
+    server TEXT NOT NULL,           -- the name people see
+    server_identity TEXT NOT NULL,  -- what the approval is bound to: the command line, or name:NAME
     tool TEXT NOT NULL,
-    arguments TEXT NOT NULL,     -- JSON, keys in the call's order
-    args_sha256 TEXT NOT NULL,   -- as in the audit log
+    arguments TEXT NOT NULL,        -- JSON, keys in the call's order
+    args_sha256 TEXT NOT NULL,      -- as in the audit log
     rule TEXT NOT NULL,
     reason TEXT NOT NULL,
     created REAL NOT NULL,
     expires REAL NOT NULL,
-    state TEXT NOT NULL,         -- pending | approved | denied
+    state TEXT NOT NULL,            -- pending | approved | denied
     decided_at REAL,
     decided_by TEXT,
-    until REAL,                  -- when an approval lapses, or a denial stops refusing retries
-    single_use INTEGER NOT NULL DEFAULT 1,
-    forget_at REAL NOT NULL
+    until REAL,                     -- when an approval lapses, or a denial stops refusing retries
+    single_use INTEGER NOT NULL,
+    forget_at REAL NOT NULL,
+    mac TEXT NOT NULL               -- HMAC of every column above, under the installation's secret
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS requests_by_call ON requests (fingerprint, state);
-CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state, expires);
-CREATE INDEX IF NOT EXISTS requests_by_forget ON requests (forget_at);
-CREATE TABLE IF NOT EXISTS grants (
-    id TEXT PRIMARY KEY,         -- the approved request's id, or a new one for remember()
+CREATE INDEX requests_by_call ON requests (fingerprint, state);
+CREATE INDEX requests_by_state ON requests (state, expires);
+CREATE INDEX requests_by_forget ON requests (forget_at);
+CREATE TABLE grants (
+    id TEXT PRIMARY KEY,            -- the approved request's id, or a new one for remember()
     fingerprint TEXT NOT NULL,
     server TEXT NOT NULL,
+    server_identity TEXT NOT NULL,
     tool TEXT NOT NULL,
     args_sha256 TEXT NOT NULL,
-    source TEXT NOT NULL,        -- who approved, for the audit log
+    source TEXT NOT NULL,           -- who approved, for the audit log
     approved_at REAL NOT NULL,
     until REAL NOT NULL,
     single_use INTEGER NOT NULL,
-    used_at REAL,                -- the last use
-    uses INTEGER NOT NULL DEFAULT 0,
-    forget_at REAL NOT NULL
+    used_at REAL,                   -- the last use
+    uses INTEGER NOT NULL,
+    forget_at REAL NOT NULL,
+    mac TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS grants_by_call ON grants (fingerprint, until);
-CREATE INDEX IF NOT EXISTS grants_by_forget ON grants (forget_at);
+CREATE INDEX grants_by_call ON grants (fingerprint, until);
+CREATE INDEX grants_by_forget ON grants (forget_at);
 """
 
-# Each query written out whole: the columns are what ``_request`` unpacks.
-_DENIAL_FOR_CALL = (
-    "SELECT id, server, tool, arguments, args_sha256, rule, reason, created, expires, state, decided_at, decided_by, "
-    "until, single_use FROM requests "
-    "WHERE fingerprint = ? AND state = 'denied' AND until > ? ORDER BY decided_at DESC LIMIT 1"
-)
-_PENDING_FOR_CALL = (
-    "SELECT id, server, tool, arguments, args_sha256, rule, reason, created, expires, state, decided_at, decided_by, "
-    "until, single_use FROM requests "
-    "WHERE fingerprint = ? AND state = 'pending' AND expires > ? ORDER BY created LIMIT 1"
-)
-_ALL_PENDING = (
-    "SELECT id, server, tool, arguments, args_sha256, rule, reason, created, expires, state, decided_at, decided_by, "
-    "until, single_use FROM requests "
-    "WHERE state = 'pending' AND expires > ? ORDER BY created"
-)
-_BY_ID = (
-    "SELECT id, server, tool, arguments, args_sha256, rule, reason, created, expires, state, decided_at, decided_by, "
-    "until, single_use FROM requests "
-    "WHERE id = ?"
-)
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "requests": (
+        *("id", "fingerprint", "server", "server_identity", "tool", "arguments", "args_sha256", "rule", "reason"),
+        *("created", "expires", "state", "decided_at", "decided_by", "until", "single_use", "forget_at"),
+    ),
+    "grants": (
+        *("id", "fingerprint", "server", "server_identity", "tool", "args_sha256", "source", "approved_at"),
+        *("until", "single_use", "used_at", "uses", "forget_at"),
+    ),
+}
+_REAL = frozenset({"created", "expires", "decided_at", "until", "forget_at", "approved_at", "used_at"})
+_INTEGER = frozenset({"single_use", "uses"})
+_SELECT = {table: f"SELECT {', '.join(columns)}, mac FROM {table} " for table, columns in _COLUMNS.items()}  # noqa: S608
+_MAX_WARNED = 1000
+
+Row = dict[str, Any]
 
 
 class ApprovalError(Exception):
@@ -177,16 +215,53 @@ class Grant:
 
 
 def default_store_path() -> Path:
-    from mcp_guard.limits.store import state_dir
+    from mcp_guard import paths
 
-    return state_dir() / "approvals.db"
+    return paths.approval_store_path()
+
+
+def _bound_to(server: str, identity: str | None) -> str:
+    """The identity a call is bound to: the one given, else the display name taken as a ``--name``."""
+    return identity if identity else server_identity((), server)
+
+
+def _stored(column: str, value: Any) -> Any:
+    """A value as SQLite keeps it in ``column``, so that the seal made now verifies when it is read back."""
+    if value is None:
+        return None
+    if column in _REAL:
+        return float(value)
+    if column in _INTEGER:
+        return int(value)
+    return escape_surrogates(str(value))  # SQLite's text is UTF-8, which cannot hold a lone surrogate
+
+
+def _as_written(column: str, value: Any) -> bool:
+    """Whether ``value`` has the type the guard writes in ``column`` (text in a REAL column would
+    compare unlike a number in the store's queries)."""
+    if value is None:
+        return True
+    if column in _REAL:
+        return type(value) is float
+    if column in _INTEGER:
+        return type(value) is int
+    return type(value) is str
+
+
+def _default_warn(message: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"mcp-guard: {message}\n")
+        sys.stderr.flush()
 
 
 class ApprovalStore:
     """Approval requests and grants in a SQLite file (WAL mode), safe across threads and processes.
 
     One connection, guarded by a lock, serves every thread; it is reopened after ``fork`` and
-    after any SQLite error. ``clock`` (wall-clock seconds) is for tests.
+    after any SQLite error. ``clock`` (wall-clock seconds) is for tests. Rows are sealed with a
+    key derived from ``key`` if given, else from the installation's secret (``secret_path``, or
+    the default one), read when the store is first used. ``warn`` hears of rows that do not
+    verify (default: a line on stderr).
     """
 
     def __init__(
@@ -198,6 +273,9 @@ class ApprovalStore:
         max_pending: int = MAX_PENDING,
         busy_timeout_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        key: bytes | None = None,
+        secret_path: Path | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else default_store_path()
         self.request_ttl_s = request_ttl_s
@@ -208,32 +286,41 @@ class ApprovalStore:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        self._secret = key
+        self._secret_path = secret_path
+        self._seal_key: bytes | None = None
+        self._warn = warn or _default_warn
+        self._warned: set[tuple[str, str]] = set()
 
     # --- the relay's side ---------------------------------------------------------------
 
-    def consume_grant(self, server: str, tool: str, arguments: Mapping[str, Any]) -> Grant | None:
+    def consume_grant(
+        self, server: str, tool: str, arguments: Mapping[str, Any], *, identity: str | None = None
+    ) -> Grant | None:
         """Use a valid approval of this identical call, if there is one; ``None`` if not.
 
         A single-use grant is marked used in the same transaction that found it, so of several
         guards asking at once exactly one gets it. Grants usable many times are preferred.
         """
-        fingerprint = call_fingerprint(server, tool, arguments)
+        fingerprint = call_fingerprint(_bound_to(server, identity), tool, arguments)
         find = (
-            "SELECT id, source, approved_at, until, single_use, uses FROM grants "
-            "WHERE fingerprint = ? AND until > ? AND (single_use = 0 OR used_at IS NULL) "
-            "ORDER BY single_use, until LIMIT 1"
+            _SELECT["grants"] + "WHERE fingerprint = ? AND until > ? AND (single_use = 0 OR used_at IS NULL) "
+            "ORDER BY single_use, until"
         )
         with self._connected() as conn:
             # Most calls have no grant: find that out without taking the write lock.
-            if conn.execute(find, (fingerprint, self._clock())).fetchone() is None:
+            rows = conn.execute(find, (fingerprint, self._clock())).fetchall()
+            if not any(self._verified("grants", raw) is not None for raw in rows):
                 return None
         with self._transaction() as conn:
             now = self._clock()
-            row = conn.execute(find, (fingerprint, now)).fetchone()
+            row = self._first("grants", conn.execute(find, (fingerprint, now)).fetchall())
             if row is None:
                 return None  # another guard used it first
-            conn.execute("UPDATE grants SET used_at = ?, uses = uses + 1 WHERE id = ?", (now, row[0]))
-            return Grant(row[0], row[1], row[2], row[3], bool(row[4]), row[5] + 1)
+            row["used_at"] = now
+            row["uses"] += 1
+            self._put(conn, "grants", row, replace=True)
+            return _grant(row)
 
     def pending_for(
         self,
@@ -243,41 +330,53 @@ class ApprovalStore:
         rule: str,
         reason: str,
         ttl_s: float | None = None,
+        *,
+        identity: str | None = None,
     ) -> ApprovalRequest:
         """The pending request for this identical call: the one already waiting, or a new one.
 
+        ``server`` is the name shown to people; ``identity`` what the request is bound to.
         Raises :class:`ApprovalDenied` if a person denied this identical call recently,
         :class:`TooManyPending` if ``max_pending`` requests are waiting already.
         """
-        fingerprint = call_fingerprint(server, tool, arguments)
-        encoded = _ENCODE(dict(arguments))
+        bound = _bound_to(server, identity)
+        fingerprint = call_fingerprint(bound, tool, arguments)
+        encoded = compact_json(dict(arguments))
         with self._transaction() as conn:
             now = self._clock()
             self._prune(conn, now)
-            row = conn.execute(
-                _DENIAL_FOR_CALL,
-                (fingerprint, now),
-            ).fetchone()
-            if row is not None:
-                denied = self._request(conn, row, now)
+            denied_row = self._first(
+                "requests",
+                conn.execute(
+                    _SELECT["requests"] + "WHERE fingerprint = ? AND state = 'denied' AND until > ? "
+                    "ORDER BY decided_at DESC",
+                    (fingerprint, now),
+                ).fetchall(),
+            )
+            if denied_row is not None:
+                denied = self._request(conn, denied_row, now)
                 ago = duration_words(now - (denied.decided_at or now))
                 raise ApprovalDenied(
                     f"A person denied this call ({denied.id}, {ago} ago): do not retry it unchanged; "
                     "ask the user how to proceed.",
                     denied,
                 )
-            row = conn.execute(
-                _PENDING_FOR_CALL,
-                (fingerprint, now),
-            ).fetchone()
-            if row is not None:
-                return self._request(conn, row, now)
-            (waiting,) = conn.execute(
-                "SELECT count(*) FROM requests WHERE state = 'pending' AND expires > ?", (now,)
-            ).fetchone()
-            if waiting >= self.max_pending:
+            waiting = [
+                row
+                for row in (
+                    self._verified("requests", raw)
+                    for raw in conn.execute(
+                        _SELECT["requests"] + "WHERE state = 'pending' AND expires > ? ORDER BY created", (now,)
+                    ).fetchall()
+                )
+                if row is not None
+            ]
+            for row in waiting:
+                if row["fingerprint"] == fingerprint:
+                    return self._request(conn, row, now)
+            if len(waiting) >= self.max_pending:
                 raise TooManyPending(
-                    f"{waiting} approvals are already waiting for a person: none can be asked for until "
+                    f"{len(waiting)} approvals are already waiting for a person: none can be asked for until "
                     "some are answered (mcp-guard approvals) or expire"
                 )
             ttl = self.request_ttl_s if ttl_s is None else ttl_s
@@ -291,27 +390,43 @@ class ApprovalStore:
                 reason=reason,
                 created=now,
                 expires=now + ttl,
+                server_identity=bound,
             )
-            conn.execute(
-                "INSERT INTO requests (id, fingerprint, server, tool, arguments, args_sha256, rule, reason, created, "
-                "expires, state, forget_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (
-                    request.id,
-                    fingerprint,
-                    server,
-                    tool,
-                    encoded,
-                    request.args_sha256,
-                    rule,
-                    reason,
-                    now,
-                    request.expires,
-                    request.expires + HISTORY_S,
-                ),
+            self._put(
+                conn,
+                "requests",
+                {
+                    "id": request.id,
+                    "fingerprint": fingerprint,
+                    "server": server,
+                    "server_identity": bound,
+                    "tool": tool,
+                    "arguments": encoded,
+                    "args_sha256": request.args_sha256,
+                    "rule": rule,
+                    "reason": reason,
+                    "created": now,
+                    "expires": request.expires,
+                    "state": "pending",
+                    "decided_at": None,
+                    "decided_by": None,
+                    "until": None,
+                    "single_use": 1,
+                    "forget_at": request.expires + HISTORY_S,
+                },
             )
             return request
 
-    def remember(self, server: str, tool: str, arguments: Mapping[str, Any], seconds: float, source: str) -> Grant:
+    def remember(
+        self,
+        server: str,
+        tool: str,
+        arguments: Mapping[str, Any],
+        seconds: float,
+        source: str,
+        *,
+        identity: str | None = None,
+    ) -> Grant:
         """Record that a person approved this identical call for ``seconds``: until then it passes unasked.
 
         For approvals given through another channel (in-band, terminal, command) with a rule's
@@ -319,25 +434,30 @@ class ApprovalStore:
         """
         if not seconds > 0:
             raise ValueError(f"remember: seconds must be more than zero, got {seconds!r}")
-        fingerprint = call_fingerprint(server, tool, arguments)
+        bound = _bound_to(server, identity)
+        fingerprint = call_fingerprint(bound, tool, arguments)
         with self._transaction() as conn:
             now = self._clock()
             self._prune(conn, now)
             grant = Grant(self._new_id(conn), source, now, now + seconds, single_use=False, uses=0)
-            conn.execute(
-                "INSERT INTO grants (id, fingerprint, server, tool, args_sha256, source, approved_at, until, "
-                "single_use, forget_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
-                (
-                    grant.id,
-                    fingerprint,
-                    server,
-                    tool,
-                    arguments_sha256(arguments),
-                    source,
-                    now,
-                    grant.until,
-                    grant.until + HISTORY_S,
-                ),
+            self._put(
+                conn,
+                "grants",
+                {
+                    "id": grant.id,
+                    "fingerprint": fingerprint,
+                    "server": server,
+                    "server_identity": bound,
+                    "tool": tool,
+                    "args_sha256": arguments_sha256(arguments),
+                    "source": source,
+                    "approved_at": now,
+                    "until": grant.until,
+                    "single_use": 0,
+                    "used_at": None,
+                    "uses": 0,
+                    "forget_at": grant.until + HISTORY_S,
+                },
             )
             return grant
 
@@ -352,14 +472,16 @@ class ApprovalStore:
         usable any number of times for ``for_seconds``. Denying makes retries of the identical
         call fail with :class:`ApprovalDenied` until the request would have expired (at least
         :data:`MIN_DENIAL_S`). ``for_seconds`` is ignored when denying. ``by`` is recorded as who
-        decided. Raises :class:`UnknownApproval`, :class:`ApprovalExpired` or :class:`AlreadyDecided`.
+        decided. Raises :class:`UnknownApproval` (also for a row the guard did not write),
+        :class:`ApprovalExpired` or :class:`AlreadyDecided`.
         """
         if for_seconds is not None and not for_seconds > 0:
             raise ValueError(f"for_seconds must be more than zero, got {for_seconds!r}")
         request_id = normalize_id(id)
         with self._transaction() as conn:
             now = self._clock()
-            request = self._find(conn, request_id, now)
+            row = self._find(conn, request_id)
+            request = self._request(conn, row, now)
             if request.state == "expired":
                 raise ApprovalExpired(
                     f"approval {request.id} expired {duration_words(now - request.expires)} ago (requests expire "
@@ -373,37 +495,25 @@ class ApprovalStore:
                 raise AlreadyDecided(
                     f"approval {request.id} was already {verb}{used} ({ago} ago, by {request.decided_by})"
                 )
-            fingerprint = conn.execute("SELECT fingerprint FROM requests WHERE id = ?", (request.id,)).fetchone()[0]
             state: State
             if approve:
                 state = "approved"
                 single_use = for_seconds is None
                 until = now + (self.grant_ttl_s if for_seconds is None else for_seconds)
-                conn.execute(
-                    "INSERT INTO grants (id, fingerprint, server, tool, args_sha256, source, approved_at, until, "
-                    "single_use, forget_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        request.id,
-                        fingerprint,
-                        request.server,
-                        request.tool,
-                        request.args_sha256,
-                        by,
-                        now,
-                        until,
-                        int(single_use),
-                        until + HISTORY_S,
-                    ),
-                )
+                self._put(conn, "grants", _grant_row(row, by, now, until, single_use, used_at=None), replace=True)
             else:
                 state = "denied"
                 single_use = True
                 until = max(request.expires, now + MIN_DENIAL_S)
-            conn.execute(
-                "UPDATE requests SET state = ?, decided_at = ?, decided_by = ?, until = ?, single_use = ?, "
-                "forget_at = ? WHERE id = ?",
-                (state, now, by, until, int(single_use), max(request.expires, until) + HISTORY_S, request.id),
+            row.update(
+                state=state,
+                decided_at=now,
+                decided_by=by,
+                until=until,
+                single_use=int(single_use),
+                forget_at=max(request.expires, until) + HISTORY_S,
             )
+            self._put(conn, "requests", row, replace=True)
             return ApprovalRequest(
                 request.id,
                 request.server,
@@ -419,6 +529,7 @@ class ApprovalStore:
                 decided_by=by,
                 until=until,
                 single_use=single_use,
+                server_identity=request.server_identity,
             )
 
     def settle(
@@ -431,85 +542,85 @@ class ApprovalStore:
         ``remember_s`` is given: then identical calls pass unasked for that long. Returns the
         grant for the audit log. If someone denied the request meanwhile (``mcp-guard deny``),
         the denial stands and the result is ``None``; if it was approved meanwhile, the held call
-        uses that approval's grant (when still unused); if it expired or is gone, the person's
-        answer still holds and a grant with a new id is returned.
+        uses that approval's grant (when still unused); if it expired, is gone, or its row does not
+        verify, the person's answer still holds and a grant with a new id is returned.
 
         Declined: the request is marked denied, as by ``mcp-guard deny``, so retries of the
         identical call are refused for a while; returns ``None``.
         """
         if remember_s is not None and not remember_s > 0:
             raise ValueError(f"remember_s must be more than zero, got {remember_s!r}")
-        fingerprint = call_fingerprint(request.server, request.tool, request.arguments)
         with self._transaction() as conn:
             now = self._clock()
-            row = conn.execute("SELECT state, expires FROM requests WHERE id = ?", (request.id,)).fetchone()
-            state, expires = (row[0], row[1]) if row is not None else (None, now)
-            pending = state == "pending" and expires > now
+            row = self._first("requests", conn.execute(_SELECT["requests"] + "WHERE id = ?", (request.id,)).fetchall())
+            state = row["state"] if row is not None else None
+            pending = row is not None and state == "pending" and row["expires"] > now
             if not approved:
-                if pending:
-                    until = max(expires, now + MIN_DENIAL_S)
-                    conn.execute(
-                        "UPDATE requests SET state = 'denied', decided_at = ?, decided_by = ?, until = ?, "
-                        "forget_at = ? WHERE id = ?",
-                        (now, by, until, until + HISTORY_S, request.id),
-                    )
+                if row is not None and pending:
+                    until = max(row["expires"], now + MIN_DENIAL_S)
+                    row.update(state="denied", decided_at=now, decided_by=by, until=until, forget_at=until + HISTORY_S)
+                    self._put(conn, "requests", row, replace=True)
                 return None
             if state == "denied":
                 return None
             if state == "approved":
                 # Approved meanwhile with `mcp-guard approve`: the held call uses that grant, if it is unused.
-                found = conn.execute(
-                    "SELECT id, source, approved_at, until, single_use, uses FROM grants "
-                    "WHERE id = ? AND until > ? AND (single_use = 0 OR used_at IS NULL)",
-                    (request.id, now),
-                ).fetchone()
+                found = self._first(
+                    "grants",
+                    conn.execute(
+                        _SELECT["grants"] + "WHERE id = ? AND until > ? AND (single_use = 0 OR used_at IS NULL)",
+                        (request.id, now),
+                    ).fetchall(),
+                )
                 if found is not None:
-                    conn.execute("UPDATE grants SET used_at = ?, uses = uses + 1 WHERE id = ?", (now, found[0]))
-                    return Grant(found[0], found[1], found[2], found[3], bool(found[4]), found[5] + 1)
+                    found["used_at"] = now
+                    found["uses"] += 1
+                    self._put(conn, "grants", found, replace=True)
+                    return _grant(found)
             single_use = remember_s is None
             until = now + (self.grant_ttl_s if remember_s is None else remember_s)
-            grant_id = request.id
-            if pending:
-                conn.execute(
-                    "UPDATE requests SET state = 'approved', decided_at = ?, decided_by = ?, until = ?, "
-                    "single_use = ?, forget_at = ? WHERE id = ?",
-                    (now, by, until, int(single_use), max(expires, until) + HISTORY_S, request.id),
+            if row is not None and pending:
+                row.update(
+                    state="approved",
+                    decided_at=now,
+                    decided_by=by,
+                    until=until,
+                    single_use=int(single_use),
+                    forget_at=max(row["expires"], until) + HISTORY_S,
                 )
+                self._put(conn, "requests", row, replace=True)
+                source = row
+            elif row is not None:
+                source = {**row, "id": self._new_id(conn)}  # approved meanwhile through the CLI, or expired
             else:
-                grant_id = self._new_id(conn)  # approved meanwhile through the CLI, expired, or pruned
-            conn.execute(
-                "INSERT INTO grants (id, fingerprint, server, tool, args_sha256, source, approved_at, until, "
-                "single_use, used_at, uses, forget_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-                (
-                    grant_id,
-                    fingerprint,
-                    request.server,
-                    request.tool,
-                    request.args_sha256,
-                    by,
-                    now,
-                    until,
-                    int(single_use),
-                    now,
-                    until + HISTORY_S,
-                ),
-            )
-            return Grant(grant_id, by, now, until, single_use, 1)
+                # Pruned, or not the guard's row: the call as the channel saw it gets a grant of its own.
+                bound = _bound_to(request.server, request.server_identity or None)
+                source = {
+                    "id": self._new_id(conn),
+                    "fingerprint": call_fingerprint(bound, request.tool, request.arguments),
+                    "server": request.server,
+                    "server_identity": bound,
+                    "tool": request.tool,
+                    "args_sha256": request.args_sha256,
+                }
+            grant_row = _grant_row(source, by, now, until, single_use, used_at=now)
+            self._put(conn, "grants", grant_row, replace=True)
+            return _grant(grant_row)
 
     def list_pending(self) -> list[ApprovalRequest]:
         """Requests waiting for an answer, oldest first."""
         with self._connected() as conn:
             now = self._clock()
             rows = conn.execute(
-                _ALL_PENDING,
-                (now,),
+                _SELECT["requests"] + "WHERE state = 'pending' AND expires > ? ORDER BY created", (now,)
             ).fetchall()
-            return [self._request(conn, row, now) for row in rows]
+            verified = [self._verified("requests", raw) for raw in rows]
+            return [self._request(conn, row, now) for row in verified if row is not None]
 
     def status(self, id: str) -> ApprovalRequest:
         """A request as it stands (``state`` says pending, expired, approved, used or denied)."""
         with self._connected() as conn:
-            return self._find(conn, normalize_id(id), self._clock())
+            return self._request(conn, self._find(conn, normalize_id(id)), self._clock())
 
     def expire_old(self) -> int:
         """Delete requests and grants past their history time; returns how many rows went."""
@@ -520,40 +631,101 @@ class ApprovalStore:
         with self._lock:
             self._close()
 
+    # --- sealed rows --------------------------------------------------------------------
+
+    def _seal(self, table: str, row: Mapping[str, Any]) -> str:
+        assert self._seal_key is not None  # noqa: S101 (set when the connection is made)
+        body = canonical_json([table, [row[column] for column in _COLUMNS[table]]])
+        return hmac.new(self._seal_key, body, sha256).hexdigest()
+
+    def _put(self, conn: sqlite3.Connection, table: str, row: Mapping[str, Any], *, replace: bool = False) -> None:
+        """Write ``row`` (every column of ``table``) with its seal; ``replace`` overwrites a row with its id."""
+        stored = {column: _stored(column, row[column]) for column in _COLUMNS[table]}
+        columns = (*_COLUMNS[table], "mac")
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        conn.execute(
+            f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+            (*stored.values(), self._seal(table, stored)),
+        )
+
+    def _verified(self, table: str, raw: tuple[Any, ...]) -> Row | None:
+        """The row as a dict if the guard wrote it (types as written, seal verifies); else None, with a warning."""
+        columns = _COLUMNS[table]
+        row = dict(zip(columns, raw[: len(columns)], strict=True))
+        mac = raw[len(columns)]
+        try:
+            genuine = (
+                isinstance(mac, str)
+                and all(_as_written(column, value) for column, value in row.items())
+                and hmac.compare_digest(mac, self._seal(table, row))
+            )
+        except (TypeError, ValueError):
+            genuine = False
+        if genuine:
+            return row
+        self._report(table, row.get("id"))
+        return None
+
+    def _first(self, table: str, rows: list[tuple[Any, ...]]) -> Row | None:
+        for raw in rows:
+            row = self._verified(table, raw)
+            if row is not None:
+                return row
+        return None
+
+    def _report(self, table: str, row_id: Any) -> None:
+        shown = printable(str(row_id))
+        if (table, shown) in self._warned or len(self._warned) >= _MAX_WARNED:
+            return
+        self._warned.add((table, shown))
+        kind = "grant" if table == "grants" else "request"
+        with contextlib.suppress(Exception):
+            self._warn(
+                f"approval store {self.path}: {kind} {shown} was not written by mcp-guard (its seal does not "
+                "verify with this installation's secret); it is ignored"
+            )
+
     # --- internals ----------------------------------------------------------------------
 
-    def _find(self, conn: sqlite3.Connection, request_id: str, now: float) -> ApprovalRequest:
-        row = conn.execute(_BY_ID, (request_id,)).fetchone()
-        if row is None:
+    def _find(self, conn: sqlite3.Connection, request_id: str) -> Row:
+        rows = conn.execute(_SELECT["requests"] + "WHERE id = ?", (request_id,)).fetchall()
+        if not rows:
             raise UnknownApproval(
-                f"no pending approval {request_id} (it may have expired: requests expire after "
+                f"no pending approval {printable(request_id)} (it may have expired: requests expire after "
                 f"{duration_words(self.request_ttl_s)})"
             )
-        return self._request(conn, row, now)
+        row = self._verified("requests", rows[0])
+        if row is None:
+            raise UnknownApproval(
+                f"approval {printable(request_id)} was not written by mcp-guard (its seal does not verify with "
+                "this installation's secret); it is ignored"
+            )
+        return row
 
-    def _request(self, conn: sqlite3.Connection, row: tuple[Any, ...], now: float) -> ApprovalRequest:
-        (rid, server, tool, arguments, sha, rule, reason, created, expires, state, decided_at, by, until, single) = row
-        if state == "pending" and expires <= now:
+    def _request(self, conn: sqlite3.Connection, row: Row, now: float) -> ApprovalRequest:
+        state = row["state"]
+        if state == "pending" and row["expires"] <= now:
             state = "expired"
-        elif state == "approved" and single:
-            used = conn.execute("SELECT used_at FROM grants WHERE id = ?", (rid,)).fetchone()
-            if used is not None and used[0] is not None:
+        elif state == "approved" and row["single_use"]:
+            grant = self._first("grants", conn.execute(_SELECT["grants"] + "WHERE id = ?", (row["id"],)).fetchall())
+            if grant is not None and grant["used_at"] is not None:
                 state = "used"
         return ApprovalRequest(
-            rid,
-            server,
-            tool,
-            json.loads(arguments),
-            sha,
-            rule,
-            reason,
-            created,
-            expires,
+            row["id"],
+            row["server"],
+            row["tool"],
+            json.loads(row["arguments"]),
+            row["args_sha256"],
+            row["rule"],
+            row["reason"],
+            row["created"],
+            row["expires"],
             state=state,
-            decided_at=decided_at,
-            decided_by=by,
-            until=until,
-            single_use=bool(single),
+            decided_at=row["decided_at"],
+            decided_by=row["decided_by"],
+            until=row["until"],
+            single_use=bool(row["single_use"]),
+            server_identity=row["server_identity"],
         )
 
     def _new_id(self, conn: sqlite3.Connection) -> str:
@@ -578,7 +750,7 @@ class ApprovalStore:
         with self._lock:
             try:
                 yield self._connection()
-            except (sqlite3.Error, OSError) as exc:
+            except (sqlite3.Error, OSError, SecretError) as exc:
                 self._close()
                 raise self._unavailable(exc) from exc
 
@@ -589,7 +761,7 @@ class ApprovalStore:
             try:
                 conn = self._connection()
                 conn.execute("BEGIN IMMEDIATE")
-            except (sqlite3.Error, OSError) as exc:
+            except (sqlite3.Error, OSError, SecretError) as exc:
                 self._close()
                 raise self._unavailable(exc) from exc
             try:
@@ -618,6 +790,9 @@ class ApprovalStore:
             # A connection must not cross fork(): leave the parent's alone and open our own.
             self._pid = os.getpid()
             self._conn = None
+        if self._seal_key is None:
+            secret = self._secret if self._secret is not None else load_or_create_secret(self._secret_path)
+            self._seal_key = subkey(secret, "approval store")
         if self._conn is None:
             self._conn = self._connect()
         return self._conn
@@ -639,18 +814,22 @@ class ApprovalStore:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version != _SCHEMA_VERSION:
+            if _schema_version(conn) != _SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
+                version = _schema_version(conn)  # again, under the lock: another guard may have done it
                 if version > _SCHEMA_VERSION:
                     conn.execute("ROLLBACK")
                     raise sqlite3.DatabaseError(
                         f"written by a newer mcp-guard (schema {version}, this one knows {_SCHEMA_VERSION})"
                     )
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                if version < _SCHEMA_VERSION:
+                    # Older rows carry no seal, so none could be honoured: start empty.
+                    conn.execute("DROP TABLE IF EXISTS requests")
+                    conn.execute("DROP TABLE IF EXISTS grants")
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
                 conn.execute("COMMIT")
         except BaseException:
             conn.close()
@@ -662,3 +841,33 @@ class ApprovalStore:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+def _grant(row: Row) -> Grant:
+    return Grant(row["id"], row["source"], row["approved_at"], row["until"], bool(row["single_use"]), row["uses"])
+
+
+def _grant_row(
+    source: Mapping[str, Any], by: str, now: float, until: float, single_use: bool, *, used_at: float | None
+) -> Row:
+    """The grant for the call of ``source`` (a request row, or its parts), approved by ``by`` at ``now``."""
+    return {
+        "id": source["id"],
+        "fingerprint": source["fingerprint"],
+        "server": source["server"],
+        "server_identity": source["server_identity"],
+        "tool": source["tool"],
+        "args_sha256": source["args_sha256"],
+        "source": by,
+        "approved_at": now,
+        "until": until,
+        "single_use": int(single_use),
+        "used_at": used_at,
+        "uses": 0 if used_at is None else 1,
+        "forget_at": until + HISTORY_S,
+    }

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Literal
 
-from mcp_guard.approval.request import ApprovalRequest, printable
+from mcp_guard.approval.request import ApprovalRequest, describe_identity, printable
 
 TtyOutcome = Literal["approved", "declined", "timeout", "unavailable"]
 PROMPT = "Approve this call? [y/N] "
@@ -59,10 +59,15 @@ def ask_tty(request: ApprovalRequest, timeout_s: float, tty_path: str = "/dev/tt
 
 
 def question(request: ApprovalRequest) -> str:
+    """The question shown: every argument, or what was cut and how to see it all (``approvals show ID``)."""
     expires = dt.datetime.fromtimestamp(request.expires).strftime("%H:%M:%S")
+    started = ""
+    if request.server_identity and not request.server_identity.startswith("name:"):
+        started = f"  command:   {describe_identity(request.server_identity)}\n"
     return (
         f"\nmcp-guard: a call needs your approval ({request.id}, until {expires})\n"
         f"  server:    {printable(request.server)}\n"
+        f"{started}"
         f"  tool:      {printable(request.tool)}\n"
         f"  arguments: {request.readable_arguments or '(none)'}\n"
         f"  rule:      {printable(request.rule)}\n"

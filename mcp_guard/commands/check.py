@@ -7,6 +7,8 @@ import hashlib
 import sys
 from pathlib import Path
 
+from mcp_guard import exits
+
 HELP = "Validate a policy file: exit 0 if it is valid, 2 with located errors if not; warn about rules that never fire."
 
 
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         policy, doc = load_document(args.policy)
     except PolicyError as exc:
         print(exc, file=sys.stderr)
-        return 2
+        return exits.USAGE
     for path, message in policy_warnings(policy):
         pos = doc.position_of(path)
         where = f"{args.policy}:{pos.line}:{pos.column}" if pos else str(args.policy)
@@ -34,11 +36,11 @@ def run(args: argparse.Namespace) -> int:
     digest = hashlib.sha256(args.policy.read_bytes()).hexdigest()
     if args.sha256:
         print(digest)
-        return 0
+        return exits.OK
     if not args.quiet:
         tools = len(policy.tools)
         print(
             f"{args.policy}: valid ({policy.mode} mode, default {policy.default}, {tools} tool rule"
             f"{'s' if tools != 1 else ''}, {len(policy.hide)} hidden); sha256 {digest}"
         )
-    return 0
+    return exits.OK

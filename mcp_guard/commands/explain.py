@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+
+from mcp_guard import exits
 
 HELP = (
     "Dry-run one tool call against a policy and say what would happen and why. "
@@ -19,43 +20,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("tool", help="the tool name")
     parser.add_argument("arguments", nargs="?", default="{}", help="the call's arguments as a JSON object")
     parser.add_argument("--json", action="store_true", help="print the decision as JSON")
+    parser.add_argument(
+        "--lock",
+        "--pins",
+        dest="lock",
+        metavar="FILE",
+        help="check against this lock file (default: the policy's pins.file, as the running guard does)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcp_guard.policy.decision import Allow, Approve
-    from mcp_guard.policy.engine import Engine
+    from mcp_guard.commands.explaining import explain_call
     from mcp_guard.policy.load import PolicyError, load_policy
 
     try:
         arguments = json.loads(args.arguments)
     except ValueError as exc:
         print(f"mcp-guard explain: ARGS_JSON is not valid JSON: {exc}", file=sys.stderr)
-        return 2
+        return exits.USAGE
     if not isinstance(arguments, dict):
         print("mcp-guard explain: ARGS_JSON must be a JSON object, e.g. '{\"amount\": 12}'", file=sys.stderr)
-        return 2
+        return exits.USAGE
     try:
-        engine = Engine(load_policy(args.policy))
+        policy = load_policy(args.policy)
     except PolicyError as exc:
         print(exc, file=sys.stderr)
-        return 2
-    decision = engine.decide(args.tool, arguments)
-    out: dict[str, Any]
-    if isinstance(decision, Allow):
-        out = {"decision": "allow", "rule": decision.rule or "default", "reason": None}
-        code = 0
-    elif isinstance(decision, Approve):
-        out = {"decision": "approve", "rule": decision.rule, "reason": decision.reason}
-        code = 3
-    else:
-        out = {"decision": "deny", "rule": decision.rule, "reason": decision.reason, "kind": decision.kind}
-        code = 1
-    charges = [] if not isinstance(decision, (Allow, Approve)) else decision.charges
-    out["limits"] = [
-        {"rule": c.rule, "counter": c.counter, "window_s": c.window_s, "max": c.max, "cost": c.cost} for c in charges
-    ]
-    if engine.monitor:
-        out["mode"] = "monitor"
+        return exits.USAGE
+    try:
+        out = explain_call(policy, args.policy.resolve(), args.tool, arguments, args.lock)
+    except ValueError as exc:
+        print(f"mcp-guard explain: {exc}", file=sys.stderr)
+        return exits.USAGE
+    code = {"allow": exits.OK, "deny": exits.REFUSED, "approve": exits.NEEDS_APPROVAL}[out["decision"]]
     if args.json:
         print(json.dumps(out, indent=2))
         return code
@@ -64,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"  rule:   {out['rule']}")
     if out["reason"]:
         print(f"  reason: {out['reason']}")
+    if out.get("stage"):
+        print(f"  stage:  {out['stage']}")
     for c in out["limits"]:
         unit = "calls" if c["cost"] == 1 else "in total"
         print(
             f"  limit:  {c['rule']}: counter {c['counter']!r}, at most {c['max']:g} {unit} per {c['window_s']:g} s"
             f"; this call counts {c['cost']:g}"
         )
-    if engine.monitor:
+    if out.get("mode") == "monitor":
         print("  note:   the policy is in monitor mode: the guard would only report this decision")
     return code

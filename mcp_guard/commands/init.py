@@ -10,7 +10,9 @@ read, and each tool gets a rule from its annotations:
 ``default`` is ``deny``, so tools the server adds later are refused until listed. JSON
 has no comments and the policy loader rejects unknown keys, so each rule's ``reason``
 carries its explanation. The document is loaded with the guard's own policy loader before
-it is put in place: init never writes a policy the guard would refuse.
+it is put in place: init never writes a policy the guard would refuse. The policy and its
+lock file are put in place together (:mod:`mcp_guard.atomic`): Ctrl-C or an error leaves
+both or neither.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from mcp_guard import exits
+from mcp_guard.commands.listing import add_timeout
 
 HELP = (
     "Start an MCP stdio server once, list all its tools and write a starter policy from their annotations: "
@@ -57,13 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"where to write the policy (default: {DEFAULT_OUTPUT} in the current directory)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="give up if the server has not listed its tools by then (default: 60)",
-    )
+    add_timeout(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the server command, after `--`")
 
 
@@ -98,27 +96,22 @@ def build_policy(tools: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], li
     return {"version": "1", "default": "deny", "tools": rules}, rows
 
 
-def _write_validated(output: Path, text: str, force: bool) -> None:
-    """Load ``text`` with the guard's policy loader from a temp file beside ``output``, then move it there."""
+def _write_both(output: Path, text: str, lock_path: Path, lock_text: str, force: bool) -> None:
+    """Check ``text`` with the guard's policy loader, then put the policy and its lock file in place together."""
+    from mcp_guard import atomic
     from mcp_guard.policy.load import load_policy
 
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".json")
+    staged: list[Path] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        load_policy(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        staged.append(atomic.stage(lock_path, lock_text.encode("utf-8")))
+        staged.append(atomic.stage(output, text.encode("utf-8")))
+        load_policy(staged[-1])
         if not force and output.exists():
             raise FileExistsError(str(output))
-        os.replace(tmp, output)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        atomic.discard(staged)
         raise
+    atomic.commit([(staged[0], lock_path), (staged[1], output)])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,23 +120,23 @@ def run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         _say(f"no server command given: put it after `--`, e.g.\n  {USAGE}")
-        return 2
+        return exits.USAGE
     output = Path(args.output).expanduser()
     if output.exists() and not args.force:
         _say(f"{output} already exists; not overwriting it (pass --force to replace it, or -o another file)")
-        return 1
+        return exits.REFUSED
     if not output.parent.is_dir():
         _say(f"cannot write {output}: directory {output.parent} does not exist")
-        return 1
+        return exits.FAILED
 
     # One listing, as raw JSON: the rules come from its annotations and the pins from its definitions
     # (the SDK's models would drop fields a pin must cover).
-    from mcp_guard.commands.pin import fetch_listing, server_label
-    from mcp_guard.integrity.pins import LockFile, default_lock_path
+    from mcp_guard.commands.listing import fetch_listing, server_label
+    from mcp_guard.integrity.lockfile import LockFile, default_lock_path
 
     listing = fetch_listing(command, args.timeout)
     if listing is None:
-        return 1
+        return exits.FAILED
     server = server_label(listing.server)
     policy, rows = build_policy([t for t in listing.tools if isinstance(t, Mapping)])
     lock_path = default_lock_path(output)
@@ -151,25 +144,21 @@ def run(args: argparse.Namespace) -> int:
     policy["pins"] = {"file": lock_path.name, "mode": "enforce"}
     policy["validate_arguments"] = True
     text = json.dumps(policy, indent=2, ensure_ascii=False) + "\n"
-    try:
-        LockFile.from_tools(listing.tools, server=listing.server).save(lock_path)
-    except OSError as exc:
-        _say(f"cannot write the lock file {lock_path}: {exc}")
-        return 1
+    lock_text = LockFile.from_tools(listing.tools, server=listing.server).dumps()
 
     from mcp_guard.policy.load import PolicyError
 
     try:
-        _write_validated(output, text, args.force)
+        _write_both(output, text, lock_path, lock_text, args.force)
     except FileExistsError:
         _say(f"{output} appeared while the server was starting; not overwriting it (pass --force)")
-        return 1
+        return exits.REFUSED
     except PolicyError as exc:  # a bug in this module, never the user's doing
         _say(f"internal error: the generated policy does not load, nothing written:\n{exc}")
-        return 1
+        return exits.FAILED
     except OSError as exc:
-        _say(f"cannot write {output}: {exc}")
-        return 1
+        _say(f"cannot write {output} and {lock_path}: {exc}")
+        return exits.FAILED
 
     _print_table(server, rows)
     if not rows:
@@ -180,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         f"  mcp-guard --policy {os.path.abspath(output)} -- {' '.join(command)}\n"
         f"or put it in front of a client's servers with: mcp-guard wrap --client NAME --policy {output}"
     )
-    return 0
+    return exits.OK
 
 
 def _print_table(server: str, rows: list[tuple[str, str]]) -> None:

@@ -95,21 +95,26 @@ def matches(record: dict[str, Any], args: argparse.Namespace, cutoff: dt.datetim
     return True
 
 
+def shown(value: Any, width: int | None = None) -> str:
+    """A field of a record as it may be printed: control, bidi, tag and other invisible characters
+    escaped (the log holds what clients, servers and the model sent), cut to ``width``."""
+    from mcp_guard.approval.request import printable
+
+    return printable("" if value is None else str(value), width)
+
+
 def _row(record: dict[str, Any]) -> str:
     try:
         when = dt.datetime.fromisoformat(str(record["ts"])).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError):
         when = "?"
     duration = record.get("duration_ms")
-    took = f"{duration:.1f}ms" if isinstance(duration, (int, float)) else ""
-    status = record.get("status") or ""
-    rule = record.get("rule") or ""
-    reason = (record.get("reason") or "").replace("\n", " ")
-    if len(reason) > 80:
-        reason = reason[:79] + "…"
+    took = f"{duration:.1f}ms" if isinstance(duration, (int, float)) and not isinstance(duration, bool) else ""
+    reason = shown(str(record.get("reason") or "").replace("\n", " "), 80)
     return (
-        f"{when}  {str(record.get('server', ''))[:18]:18}  {str(record.get('tool', ''))[:24]:24}  "
-        f"{record.get('decision', '')!s:9}  {status[:16]:16}  {took:>9}  {rule}  {reason}".rstrip()
+        f"{when}  {shown(record.get('server'), 18):18}  {shown(record.get('tool'), 24):24}  "
+        f"{shown(record.get('decision'), 9):9}  {shown(record.get('status'), 16):16}  {took:>9}  "
+        f"{shown(record.get('rule'))}  {reason}".rstrip()
     )
 
 
@@ -117,7 +122,9 @@ HEADER = f"{'time':19}  {'server':18}  {'tool':24}  {'decision':9}  {'status':16
 
 
 def _emit(record: dict[str, Any], as_json: bool) -> None:
-    print(json.dumps(record, ensure_ascii=False) if as_json else _row(record), flush=True)
+    from mcp_guard.approval.request import json_for_people
+
+    print(json_for_people(record) if as_json else _row(record), flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

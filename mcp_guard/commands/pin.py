@@ -1,187 +1,59 @@
-"""``mcp-guard pin -- COMMAND [ARGS...]``: pin every tool a server lists, in a lock file.
+"""``mcp-guard pins create -- COMMAND [ARGS...]`` (also ``mcp-guard pin``): pin every tool a server lists.
 
-The server is started once with the MCP SDK's client (``server/discover`` first, falling
-back to the ``initialize`` handshake), every page of ``tools/list`` is read as the server
-sent it (the raw JSON, not the SDK's models, so fields the SDK does not know are pinned
-too), and the lock file is written atomically. An existing lock file is replaced; what
-changed since it is printed.
+The server is started once (:mod:`mcp_guard.commands.listing`), each whole tool definition
+is pinned by its SHA-256, and the lock file is written atomically. An existing lock file is
+replaced; what changed since it is printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from mcp_guard import exits
+from mcp_guard.commands.listing import add_timeout, fetch_listing, say, server_label
 
 HELP = (
     "Start an MCP stdio server once, list all its tools and pin each whole definition (SHA-256) in a lock file; "
-    "an existing lock file is replaced and the changes since it are printed."
+    "an existing lock file is replaced and the changes since it are printed. `mcp-guard pin` is the older "
+    "spelling of `mcp-guard pins create`."
 )
-USAGE = "mcp-guard pin [-o LOCKFILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
-PAGE_CAP = 10_000
-
-
-@dataclass
-class Listing:
-    """A server's complete tool list, as sent, and what it said about itself."""
-
-    tools: list[dict[str, Any]]
-    server: dict[str, Any] = field(default_factory=dict)  # command, name, version, protocolVersion
-    problems: list[str] = field(default_factory=list)  # entries that cannot be pinned, duplicate names
-
-
-def say(message: str) -> None:
-    sys.stderr.write(f"mcp-guard: {message}\n")
-    sys.stderr.flush()
-
-
-def innermost(exc: BaseException) -> BaseException:
-    while True:
-        inner = getattr(exc, "exceptions", None)
-        if not inner:
-            return exc
-        exc = inner[0]
-
-
-def add_timeout(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="give up if the server has not listed its tools by then (default: 60)",
-    )
+USAGE = "mcp-guard pins create [--lock FILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.usage = USAGE
     parser.add_argument(
+        "--lock",
         "-o",
         "--output",
-        metavar="LOCKFILE",
+        dest="lock",
+        metavar="FILE",
         help="where to write the lock file (default: NAME.lock.json beside the --policy file NAME.json, "
-        "else mcp-guard.lock.json in the current directory)",
+        "else mcp-guard.lock.json in the current directory); -o and --output are older spellings",
     )
     parser.add_argument("--policy", metavar="FILE", help="the policy the lock file goes with (sets the default path)")
     add_timeout(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the server command, after `--`")
 
 
-async def list_raw_tools(command: Sequence[str], timeout: float) -> Listing:
-    """Start the server, read every ``tools/list`` page as raw JSON; the tools in the server's order."""
-    import anyio
-    from mcp import Client, StdioServerParameters, types
-    from pydantic import BaseModel, ConfigDict
-
-    class RawResult(BaseModel):
-        """Any result object, its fields kept as sent (in ``model_extra``)."""
-
-        model_config = ConfigDict(extra="allow")
-
-    # The server sees the caller's whole environment, as it would when started by hand.
-    params = StdioServerParameters(command=command[0], args=list(command[1:]), env=dict(os.environ))
-    tools: list[dict[str, Any]] = []
-    server: dict[str, Any] = {}
-    with anyio.fail_after(timeout):
-        async with Client(params, mode="auto") as client:
-            info = client.server_info
-            if info is not None:
-                server["name"] = info.name
-                server["version"] = info.version
-            server["protocolVersion"] = client.protocol_version
-            cursor: str | None = None
-            seen: set[str] = set()
-            for _ in range(PAGE_CAP):
-                request = types.ListToolsRequest(params=types.PaginatedRequestParams(cursor=cursor))
-                page = (await client.session.send_request(request, RawResult)).model_extra or {}
-                listed = page.get("tools")
-                if not isinstance(listed, list):
-                    raise RuntimeError("the server's tools/list result has no tools array")
-                tools.extend(listed)
-                next_cursor = page.get("nextCursor")
-                if next_cursor is None:
-                    break
-                if not isinstance(next_cursor, str):
-                    raise RuntimeError(f"the server sent a nextCursor that is not a string: {next_cursor!r}")
-                if next_cursor in seen:
-                    raise RuntimeError(f"the server sent the tools/list cursor {next_cursor!r} twice")
-                seen.add(next_cursor)
-                cursor = next_cursor
-            else:
-                raise RuntimeError(f"tools/list did not end after {PAGE_CAP} pages")
-    problems: list[str] = []
-    names: set[str] = set()
-    for index, tool in enumerate(tools):
-        name = tool.get("name") if isinstance(tool, dict) else None
-        if not isinstance(name, str):
-            problems.append(f"tools/list entry {index} has no string name; it cannot be pinned")
-        elif name in names:
-            problems.append(f"the server lists {name!r} more than once; the first definition is pinned")
-        else:
-            names.add(name)
-    return Listing(tools=tools, server=server, problems=problems)
-
-
-def fetch_listing(command: list[str], timeout: float) -> Listing | None:
-    """Resolve and start ``command`` and list its tools; None (after saying why) if that fails."""
-    from mcp_guard.upstream import CommandNotFound, resolve_command
-
-    try:
-        resolved = resolve_command(command)
-    except CommandNotFound as exc:
-        say(f"command not found: {exc.command!r}")
-        return None
-    except PermissionError as exc:
-        say(f"command is not executable: {exc}")
-        return None
-
-    import anyio
-
-    say(f"starting {' '.join(command)} to list its tools...")
-    try:
-        listing = anyio.run(list_raw_tools, resolved, timeout)
-    except Exception as exc:  # the SDK wraps failures in exception groups; report the cause
-        cause = innermost(exc)
-        if isinstance(cause, TimeoutError):
-            say(f"the server did not list its tools within {timeout:g} s (raise it with --timeout)")
-        else:
-            say(f"could not list the server's tools: {type(cause).__name__}: {cause}")
-        return None
-    listing.server = {"command": list(command), **listing.server}
-    for problem in listing.problems:
-        say(f"warning: {problem}")
-    return listing
-
-
-def server_label(server: dict[str, Any]) -> str:
-    name = server.get("name")
-    version = server.get("version")
-    if isinstance(name, str) and name:
-        return f"{name} {version}" if isinstance(version, str) and version else name
-    command = server.get("command")
-    return " ".join(map(str, command)) if isinstance(command, list) else "the server"
-
-
-def strip_dashes(words: Sequence[str]) -> list[str]:
-    command = list(words)
-    return command[1:] if command[:1] == ["--"] else command
+def strip_dashes(words: list[str]) -> list[str]:
+    return words[1:] if words[:1] == ["--"] else words
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcp_guard.integrity.pins import LockFile, LockFileError, compare, default_lock_path
+    from mcp_guard.integrity.diff import compare
+    from mcp_guard.integrity.lockfile import LockFile, LockFileError, default_lock_path
 
-    command = strip_dashes(args.command)
+    command = strip_dashes(list(args.command))
     if not command:
         say(f"no server command given: put it after `--`, e.g.\n  {USAGE}")
-        return 2
-    output = Path(args.output).expanduser() if args.output else default_lock_path(args.policy)
+        return exits.USAGE
+    output = Path(args.lock).expanduser() if args.lock else default_lock_path(args.policy)
     if not output.parent.is_dir():
         say(f"cannot write {output}: directory {output.parent} does not exist")
-        return 1
+        return exits.FAILED
     previous: LockFile | None = None
     if output.exists():
         try:
@@ -191,13 +63,13 @@ def run(args: argparse.Namespace) -> int:
 
     listing = fetch_listing(command, args.timeout)
     if listing is None:
-        return 1
+        return exits.FAILED
     lock = LockFile.from_tools(listing.tools, server=listing.server)
     try:
         lock.save(output)
     except OSError as exc:
         say(f"cannot write {output}: {exc.strerror or exc}")
-        return 1
+        return exits.FAILED
 
     count = len(lock.tools)
     say(f"pinned {count} tool{'s' if count != 1 else ''} of {server_label(listing.server)} in {output}")
@@ -209,6 +81,6 @@ def run(args: argparse.Namespace) -> int:
             say(f"{len(findings)} change{'s' if len(findings) != 1 else ''} since the previous lock file:")
             for finding in findings:
                 sys.stderr.write(f"  {finding.kind}: {finding.summary}\n")
-    if args.policy is None and args.output is None:
-        say(f"check calls against it with: mcp-guard pins diff {output} -- {' '.join(command)}")
-    return 0
+    if args.policy is None and args.lock is None:
+        say(f"check calls against it with: mcp-guard --lock {output} -- {' '.join(command)}")
+    return exits.OK

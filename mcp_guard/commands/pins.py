@@ -1,12 +1,14 @@
-"""``mcp-guard pins diff|accept``: compare a server's tools with its lock file, and accept changes.
+"""``mcp-guard pins create|diff|accept``: pin a server's tools, compare them with the pins, accept changes.
 
-* ``mcp-guard pins diff [LOCKFILE] -- COMMAND [ARGS...]``: list the server's tools and print
-  a unified diff of every definition that differs from its pin (and of tools added or
+* ``mcp-guard pins create [--lock FILE] -- COMMAND [ARGS...]``: pin every tool the server
+  lists (:mod:`mcp_guard.commands.pin`; ``mcp-guard pin`` is its older spelling).
+* ``mcp-guard pins diff [--lock FILE] -- COMMAND [ARGS...]``: list the server's tools and
+  print a unified diff of every definition that differs from its pin (and of tools added or
   removed); exit 0 if there is none, 1 if there are differences, 2 if the comparison could
-  not be made.
-* ``mcp-guard pins accept [TOOL...] [--lock LOCKFILE] -- COMMAND [ARGS...]``: list the
-  server's tools and update the lock for the named tools (all when none is named): changed
-  and new tools are pinned as listed now, removed ones are dropped from the lock.
+  not be made. The lock file may also be given as a word before ``--`` (the older spelling).
+* ``mcp-guard pins accept [TOOL...] [--lock FILE] -- COMMAND [ARGS...]``: list the server's
+  tools and update the lock for the named tools (all when none is named): changed and new
+  tools are pinned as listed now, removed ones are dropped from the lock.
 """
 
 from __future__ import annotations
@@ -17,49 +19,53 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mcp_guard.commands.pin import add_timeout, fetch_listing, say, server_label
+from mcp_guard import exits
+from mcp_guard.commands import pin
+from mcp_guard.commands.listing import add_timeout, fetch_listing, say, server_label
 
 if TYPE_CHECKING:
-    from mcp_guard.commands.pin import Listing
-    from mcp_guard.integrity.pins import LockFile
+    from mcp_guard.commands.listing import Listing
+    from mcp_guard.integrity.lockfile import LockFile
 
-HELP = "Compare a server's tools with their pins (diff), or pin what the server lists now (accept)."
-DIFF_USAGE = "mcp-guard pins diff [LOCKFILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
-ACCEPT_USAGE = (
-    "mcp-guard pins accept [TOOL...] [--lock LOCKFILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
+HELP = (
+    "Pin a server's tools in a lock file (create), compare what it lists now with the pins (diff), "
+    "or pin what it lists now (accept)."
 )
-EXIT_DIFFERENT = 1
-EXIT_TROUBLE = 2
+DIFF_USAGE = "mcp-guard pins diff [--lock FILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
+ACCEPT_USAGE = "mcp-guard pins accept [TOOL...] [--lock FILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
 
 
-def _diff_options(parser: argparse.ArgumentParser) -> None:
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock",
+        metavar="FILE",
+        help="the lock file (default: NAME.lock.json beside the --policy file NAME.json, else mcp-guard.lock.json)",
+    )
     parser.add_argument(
         "--policy", metavar="FILE", help="the policy the lock file goes with (default lock: NAME.lock.json beside it)"
     )
     add_timeout(parser)
 
 
-def _accept_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--lock",
-        metavar="LOCKFILE",
-        help="the lock file (default: NAME.lock.json beside the --policy file, else mcp-guard.lock.json)",
-    )
-    _diff_options(parser)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.usage = f"\n  {DIFF_USAGE}\n  {ACCEPT_USAGE}"
-    actions = parser.add_subparsers(dest="action", required=True, metavar="{diff,accept}")
+    parser.usage = f"\n  {pin.USAGE}\n  {DIFF_USAGE}\n  {ACCEPT_USAGE}"
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{create,diff,accept}")
+    create = actions.add_parser(
+        "create",
+        help="pin every tool the server lists in a lock file (also: mcp-guard pin)",
+        description=pin.HELP,
+    )
+    pin.add_arguments(create)
     diff = actions.add_parser(
         "diff",
         usage=DIFF_USAGE,
         help="print a unified diff of the tools that differ from their pins; exit 1 if any does",
         description="List the server's tools and diff them against the lock file: exit 0 if all match their pins, "
-        "1 if any differs (or was added or removed), 2 if the comparison could not be made.",
+        "1 if any differs (or was added or removed), 2 if the comparison could not be made. The lock file may "
+        "also be named before `--` without --lock (the older spelling).",
     )
-    _diff_options(diff)
-    diff.add_argument("words", nargs=argparse.REMAINDER, metavar="[LOCKFILE] -- COMMAND [ARGS...]")
+    _options(diff)
+    diff.add_argument("words", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
     accept = actions.add_parser(
         "accept",
         usage=ACCEPT_USAGE,
@@ -67,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="List the server's tools and update the lock file for the named tools (all when none is "
         "named): changed and new tools are pinned as listed now, removed ones are dropped.",
     )
-    _accept_options(accept)
+    _options(accept)
     accept.add_argument("words", nargs=argparse.REMAINDER, metavar="[TOOL...] -- COMMAND [ARGS...]")
 
 
@@ -96,31 +102,41 @@ def _split_words(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "create":
+        return pin.run(args)
     if args.action == "diff":
         return _diff(args)
     return _accept(args)
 
 
-def _diff(args: argparse.Namespace) -> int:
-    from mcp_guard.integrity.pins import compare, default_lock_path
+def _lock_path(args: argparse.Namespace) -> Path:
+    from mcp_guard.integrity.lockfile import default_lock_path
 
-    split = _split_words(args, "mcp-guard pins diff", DIFF_USAGE, _diff_options)
+    return Path(args.lock).expanduser() if args.lock else default_lock_path(args.policy)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from mcp_guard.integrity.diff import compare
+
+    split = _split_words(args, "mcp-guard pins diff", DIFF_USAGE, _options)
     if split is None:
-        return EXIT_TROUBLE
+        return exits.USAGE
     names, command = split
-    if len(names) > 1:
-        say(f"one LOCKFILE at most, got {len(names)}: {' '.join(names)}\n  {DIFF_USAGE}")
-        return EXIT_TROUBLE
-    path = Path(names[0]).expanduser() if names else default_lock_path(args.policy)
+    if len(names) > 1 or (names and args.lock and names[0] != args.lock):
+        say(f"one lock file at most, got {' '.join([*([args.lock] if args.lock else []), *names])}\n  {DIFF_USAGE}")
+        return exits.USAGE
+    if names:
+        args.lock = names[0]
+    path = _lock_path(args)
     loaded = _lock_and_listing(path, command, args.timeout)
     if loaded is None:
-        return EXIT_TROUBLE
+        return exits.USAGE
     lock, listing = loaded
     findings = compare(lock, listing.tools)
     if not findings:
         count = len(lock.tools)
         say(f"no differences: the {count} pinned tool{'s' if count != 1 else ''} of {path} match what the server lists")
-        return 0
+        return exits.OK
     out = sys.stdout
     for finding in findings:
         out.write(f"# {finding.kind}: {finding.summary}\n")
@@ -131,15 +147,15 @@ def _diff(args: argparse.Namespace) -> int:
         f"accept {'them' if len(findings) != 1 else 'it'} with: "
         f"mcp-guard pins accept --lock {path} -- {' '.join(command)}"
     )
-    return EXIT_DIFFERENT
+    return exits.DIFFERS
 
 
 def _lock_and_listing(path: Path, command: list[str], timeout: float) -> tuple[LockFile, Listing] | None:
     """The lock at ``path`` and the server's current listing, or None after saying what went wrong."""
-    from mcp_guard.integrity.pins import LockFile, LockFileError
+    from mcp_guard.integrity.lockfile import LockFile, LockFileError
 
     if not path.exists():
-        say(f"no lock file at {path}: create one with mcp-guard pin -o {path} -- {' '.join(command)}")
+        say(f"no lock file at {path}: create one with mcp-guard pins create --lock {path} -- {' '.join(command)}")
         return None
     try:
         lock = LockFile.load(path)
@@ -153,16 +169,17 @@ def _lock_and_listing(path: Path, command: list[str], timeout: float) -> tuple[L
 
 
 def _accept(args: argparse.Namespace) -> int:
-    from mcp_guard.integrity.pins import NO_NAME, PinnedTool, compare, default_lock_path
+    from mcp_guard.integrity.diff import NO_NAME, compare
+    from mcp_guard.integrity.lockfile import PinnedTool
 
-    split = _split_words(args, "mcp-guard pins accept", ACCEPT_USAGE, _accept_options)
+    split = _split_words(args, "mcp-guard pins accept", ACCEPT_USAGE, _options)
     if split is None:
-        return EXIT_TROUBLE
+        return exits.USAGE
     names, command = split
-    path = Path(args.lock).expanduser() if args.lock else default_lock_path(args.policy)
+    path = _lock_path(args)
     loaded = _lock_and_listing(path, command, args.timeout)
     if loaded is None:
-        return EXIT_TROUBLE
+        return exits.USAGE
     lock, listing = loaded
 
     listed: dict[str, dict[str, object]] = {}
@@ -173,7 +190,7 @@ def _accept(args: argparse.Namespace) -> int:
     unknown = [name for name in names if name not in listed and name not in lock.tools]
     if unknown:
         say(f"neither pinned nor listed by the server: {', '.join(unknown)}; nothing written")
-        return EXIT_TROUBLE
+        return exits.USAGE
     findings = [f for f in compare(lock, listing.tools) if f.tool != NO_NAME]
     wanted = set(names) if names else {f.tool for f in findings}
     accepted: list[str] = []
@@ -192,12 +209,12 @@ def _accept(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if not accepted:
         say(f"nothing to accept: {path} is up to date")
-        return 0
+        return exits.OK
     lock.server = {**lock.server, **listing.server}
     try:
         lock.save(path)
     except OSError as exc:
         say(f"cannot write {path}: {exc.strerror or exc}")
-        return EXIT_TROUBLE
+        return exits.USAGE
     say(f"updated {path}: {len(accepted)} tool{'s' if len(accepted) != 1 else ''} of {server_label(lock.server)}")
-    return 0
+    return exits.OK

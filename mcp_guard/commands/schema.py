@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from mcp_guard import exits
+
 HELP = 'Print the JSON Schema of the policy document (for editors: reference it with "$schema").'
 
 
@@ -29,4 +31,4 @@ def run(args: argparse.Namespace) -> int:
             f.write(text)
     else:
         print(text, end="")
-    return 0
+    return exits.OK

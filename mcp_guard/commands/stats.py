@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter, defaultdict
 from typing import Any
 
-from mcp_guard.commands.logs import add_common, log_path, matches, read_records, since_cutoff
+from mcp_guard.commands.logs import add_common, log_path, matches, read_records, shown, since_cutoff
 
 HELP = "Summarise the audit log: per server and tool, calls allowed and refused (by rule) over a period."
 
@@ -55,6 +54,7 @@ def counter_levels(policy_path: str, state: str, server_name: str | None) -> lis
 
 
 def run(args: argparse.Namespace) -> int:
+    from mcp_guard.approval.request import json_for_people
     from mcp_guard.audit import log_files
 
     cutoff = since_cutoff(args.since)
@@ -83,19 +83,19 @@ def run(args: argparse.Namespace) -> int:
             {"server": s, "tool": t, "counts": dict(table[(s, t)]), "refused_by_rule": dict(rules[(s, t)])}
             for s, t in sorted(table)
         ]
-        print(json.dumps({"decisions": out, "counters": levels} if levels else out, indent=2))
+        print(json_for_people({"decisions": out, "counters": levels} if levels else out, indent=2))
         return 0
     _print_levels(levels)
     if not table:
-        print(f"no decisions in the audit log since {args.since}")
+        print(f"no decisions in the audit log since {shown(args.since)}")
         return 0
-    print(f"decisions since {args.since} (from {log_path(args)})")
+    print(f"decisions since {shown(args.since)} (from {shown(log_path(args))})")
     print(f"{'server':20}  {'tool':28}  {'allowed':>7}  {'refused':>7}  {'monitored':>9}  refused by rule")
     for server, tool in sorted(table):
         counts = table[(server, tool)]
-        by_rule = ", ".join(f"{rule} ×{n}" for rule, n in rules[(server, tool)].most_common())
+        by_rule = ", ".join(f"{shown(rule)} ×{n}" for rule, n in rules[(server, tool)].most_common())
         print(
-            f"{server[:20]:20}  {tool[:28]:28}  {counts['allowed'] + counts['approved']:>7}  "
+            f"{shown(server, 20):20}  {shown(tool, 28):28}  {counts['allowed'] + counts['approved']:>7}  "
             f"{counts['refused'] + counts['declined']:>7}  {counts['monitored']:>9}  {by_rule}"
         )
     return 0
@@ -108,7 +108,7 @@ def _print_levels(levels: list[dict[str, Any]]) -> None:
     print(f"{'rule':36}  {'counter':24}  {'scope':6}  {'used':>10}  {'max':>10}  window")
     for row in levels:
         print(
-            f"{row['rule'][:36]:36}  {row['counter'][:24]:24}  {row['scope']:6}  {row['used']:>10g}  "
-            f"{row['max']:>10g}  {row['window_s']:g} s"
+            f"{shown(row['rule'], 36):36}  {shown(row['counter'], 24):24}  {shown(row['scope']):6}  "
+            f"{row['used']:>10g}  {row['max']:>10g}  {row['window_s']:g} s"
         )
     print()

@@ -1,8 +1,8 @@
 """``mcp-guard wrap`` / ``mcp-guard unwrap``: put the guard in front of a client's stdio servers, or take it out.
 
-The editing itself is :mod:`mcp_guard.clientconfig`; this module finds the files, checks
-the policy, prints what happened and writes (with a backup) or, with ``--dry-run``, shows
-a diff.
+The editing itself is :mod:`mcp_guard.clients`; this module finds the files, checks
+the policy and lock file, prints what happened and writes (with a backup) or, with
+``--dry-run``, shows a diff.
 """
 
 from __future__ import annotations
@@ -13,14 +13,20 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mcp_guard import exits
+
 if TYPE_CHECKING:
-    from mcp_guard.clientconfig import Outcome
+    from mcp_guard.clients.edit import Outcome
+    from mcp_guard.clients.launch import GuardLaunch
 
 HELP = (
     "Rewrite an MCP client's config so each chosen stdio server is started through mcp-guard. "
     "Idempotent; backs the file up before writing; `mcp-guard unwrap` undoes it exactly."
 )
 UNWRAP_HELP = "Undo `mcp-guard wrap`: give each chosen server its own command, args and env back, exactly as before."
+
+_HASH_FLAG = "\0pin-policy-hash"
+"""What a bare ``--lock`` (no FILE) stands for: before ``--lock FILE`` it meant ``--pin-policy-hash``."""
 
 _ACTION_WORDS = {
     "wrapped": "wrapped",
@@ -45,7 +51,7 @@ def add_unwrap_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser, *, wrap: bool) -> None:
-    from mcp_guard.clientconfig import CLIENTS
+    from mcp_guard.clients.known import CLIENTS
 
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument(
@@ -68,10 +74,19 @@ def _add_common(parser: argparse.ArgumentParser, *, wrap: bool) -> None:
             metavar="FILE",
             help="policy the wrapped servers use, written as an absolute path; without it the guard finds one "
             "at start-up ($MCP_GUARD_POLICY, then the user config policy.json). Given, it also updates "
-            "entries already wrapped with a different policy",
+            "entries already wrapped with other guard options (to exactly the options of this command)",
         )
         parser.add_argument(
             "--lock",
+            metavar="FILE",
+            nargs="?",
+            const=_HASH_FLAG,
+            help="the lock file the wrapped servers check their tools against (mcp-guard pins create), written as "
+            "an absolute path (passed on as the guard's --lock FILE). Without FILE, --lock is the older "
+            "spelling of --pin-policy-hash",
+        )
+        parser.add_argument(
+            "--pin-policy-hash",
             action="store_true",
             help="also write the policy's SHA-256 (--policy-sha256) so the guard refuses a policy changed later, "
             "by an agent or anyone else; re-run wrap after editing the policy yourself",
@@ -94,45 +109,27 @@ def run_unwrap(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, *, wrap: bool) -> int:
-    from mcp_guard import clientconfig as cc
+    from mcp_guard.clients.edit import unwrap_text, wrap_text
+    from mcp_guard.clients.files import ConfigError, read_config, unified_diff, write_config
+    from mcp_guard.clients.known import CLIENTS, client_config_paths
 
     project_dir = Path(os.path.abspath(args.project or os.getcwd()))
     if args.config:
         paths = [Path(args.config).expanduser()]
         if not paths[0].is_file():
             _say(f"config file not found: {paths[0]}")
-            return 1
+            return exits.FAILED
     else:
-        candidates = cc.client_config_paths(args.client, project_dir=project_dir)
+        candidates = client_config_paths(args.client, project_dir=project_dir)
         paths = [p for p in candidates if p.is_file()]
         if not paths:
             looked = "\n".join(f"  {p}" for p in candidates)
-            _say(f"no {cc.CLIENTS[args.client]} config file found; looked for:\n{looked}")
-            return 1
+            _say(f"no {CLIENTS[args.client]} config file found; looked for:\n{looked}")
+            return exits.FAILED
 
-    launch = None
-    if wrap:
-        policy: str | None = None
-        if args.policy:
-            from mcp_guard.policy.load import PolicyError, load_policy
-
-            policy = os.path.abspath(os.path.expanduser(args.policy))
-            try:
-                load_policy(Path(policy))
-            except PolicyError as exc:
-                _say(f"not wrapping: the policy would stop every wrapped server from starting:\n{exc}")
-                return 1
-        else:
-            _no_policy_note()
-        digest = None
-        if args.lock:
-            if policy is None:
-                _say("--lock needs --policy: it pins that file's SHA-256 into the config")
-                return 2
-            import hashlib
-
-            digest = hashlib.sha256(Path(policy).read_bytes()).hexdigest()
-        launch = cc.guard_launch(policy, policy_sha256=digest)
+    launch = _launch(args) if wrap else None
+    if isinstance(launch, int):
+        return launch
 
     servers = set(args.server) if args.server else None
     found: set[str] = set()
@@ -140,9 +137,9 @@ def _run(args: argparse.Namespace, *, wrap: bool) -> int:
     planned: list[tuple[Path, bytes, Outcome]] = []
     for path in paths:
         try:
-            data, text = cc.read_config(path)
+            data, text = read_config(path)
             if launch is not None:
-                outcome = cc.wrap_text(
+                outcome = wrap_text(
                     text,
                     launch,
                     servers=servers,
@@ -151,8 +148,8 @@ def _run(args: argparse.Namespace, *, wrap: bool) -> int:
                     file=str(path),
                 )
             else:
-                outcome = cc.unwrap_text(text, servers=servers, project_dir=project_dir, file=str(path))
-        except cc.ConfigError as exc:
+                outcome = unwrap_text(text, servers=servers, project_dir=project_dir, file=str(path))
+        except ConfigError as exc:
             _say(str(exc))
             failed = True
             continue
@@ -166,7 +163,7 @@ def _run(args: argparse.Namespace, *, wrap: bool) -> int:
         failed = True
     if failed:
         _say("nothing written")
-        return 1
+        return exits.FAILED
 
     if launch is not None and any(outcome.changed for _, _, outcome in planned):
         _ephemeral_note(launch.command)
@@ -175,11 +172,11 @@ def _run(args: argparse.Namespace, *, wrap: bool) -> int:
         if not outcome.changed:
             continue
         if args.dry_run:
-            sys.stdout.write(cc.unified_diff(path, outcome.old_text, outcome.new_text))
+            sys.stdout.write(unified_diff(path, outcome.old_text, outcome.new_text))
             continue
         try:
-            backup = cc.write_config(path, data, outcome.new_text)
-        except (cc.ConfigError, OSError) as exc:
+            backup = write_config(path, data, outcome.new_text)
+        except (ConfigError, OSError) as exc:
             _say(f"could not write {path}: {exc}")
             failed = True
             continue
@@ -189,11 +186,51 @@ def _run(args: argparse.Namespace, *, wrap: bool) -> int:
     if args.dry_run:
         _say("dry run: nothing written")
     elif wrote:
-        client = cc.CLIENTS.get(args.client or "", "the client")
+        client = CLIENTS.get(args.client or "", "the client")
         _say(f"restart {client} (or reload its MCP servers) for the change to take effect")
     elif not failed:
         _say("nothing to change")
-    return 1 if failed else 0
+    return exits.FAILED if failed else exits.OK
+
+
+def _launch(args: argparse.Namespace) -> GuardLaunch | int:
+    """The guard's command line to write, after checking what it names; an exit code if that fails."""
+    from mcp_guard.clients.launch import guard_launch
+
+    policy: str | None = None
+    if args.policy:
+        from mcp_guard.policy.load import PolicyError, load_policy
+
+        policy = os.path.abspath(os.path.expanduser(args.policy))
+        try:
+            load_policy(Path(policy))
+        except PolicyError as exc:
+            _say(f"not wrapping: the policy would stop every wrapped server from starting:\n{exc}")
+            return exits.FAILED
+    else:
+        _no_policy_note()
+    lock: str | None = None
+    pin_hash = args.pin_policy_hash
+    if args.lock == _HASH_FLAG:
+        pin_hash = True
+    elif args.lock is not None:
+        from mcp_guard.integrity.lockfile import LockFile, LockFileError
+
+        lock = os.path.abspath(os.path.expanduser(args.lock))
+        try:
+            LockFile.load(lock)
+        except LockFileError as exc:
+            _say(f"not wrapping: the lock file would stop every wrapped server from starting: {exc}")
+            return exits.FAILED
+    digest = None
+    if pin_hash:
+        if policy is None:
+            _say("--pin-policy-hash needs --policy: it pins that file's SHA-256 into the config")
+            return exits.USAGE
+        import hashlib
+
+        digest = hashlib.sha256(Path(policy).read_bytes()).hexdigest()
+    return guard_launch(policy, policy_sha256=digest, lock=lock)
 
 
 def _report(path: Path, outcome: Outcome) -> None:
@@ -213,9 +250,10 @@ def _report(path: Path, outcome: Outcome) -> None:
 
 
 def _no_policy_note() -> None:
-    from mcp_guard.cli import POLICY_ENV, default_policy_path
+    from mcp_guard.cli import POLICY_ENV
+    from mcp_guard.paths import policy_path
 
-    default = default_policy_path()
+    default = policy_path()
     if os.environ.get(POLICY_ENV) or default.is_file():
         return
     _say(

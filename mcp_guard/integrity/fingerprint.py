@@ -25,6 +25,8 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from mcp_guard.canonical import keyed_digest
+
 SECRET_BYTES = 32
 SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
 _WAIT_S = 2.0
@@ -36,9 +38,9 @@ class SecretError(RuntimeError):
 
 def default_secret_path() -> Path:
     """``secret.key`` in the platformdirs user data directory (``~/.local/share/mcp-guard`` on Linux)."""
-    import platformdirs
+    from mcp_guard import paths
 
-    return Path(platformdirs.user_data_dir("mcp-guard", appauthor=False)) / SECRET_FILE
+    return paths.secret_path()
 
 
 def load_or_create_secret(path: str | os.PathLike[str] | None = None) -> bytes:
@@ -57,10 +59,13 @@ def load_or_create_secret(path: str | os.PathLike[str] | None = None) -> bytes:
 
 
 def keyed_fingerprint(arguments: Any, key: bytes) -> str:
-    """HMAC-SHA-256 (hex) of the canonical JSON of ``arguments`` (sorted keys, compact, UTF-8)."""
-    from mcp_guard.integrity.pins import canonical_json  # not at import: the guard's start-up only needs the path
+    """HMAC-SHA-256 (hex) of the canonical JSON of ``arguments`` (:func:`mcp_guard.canonical.canonical_json`)."""
+    return keyed_digest(arguments, key)
 
-    return hmac.new(key, canonical_json(arguments), sha256).hexdigest()
+
+def subkey(secret: bytes, purpose: str) -> bytes:
+    """A key for one use of the secret (``"approval store"``), so that no two uses share a key."""
+    return hmac.new(secret, f"mcp-guard {purpose}".encode(), sha256).digest()
 
 
 def _create(target: Path) -> None:

@@ -96,56 +96,68 @@ class ToolIntegrity:
             if self._pins is not None:
                 self._pins.invalidate()
 
+    @property
+    def enforces_pins(self) -> bool:
+        return self._pins is not None and self.settings.pin_mode == "enforce"
+
     def check_call(self, tool: str, arguments: Mapping[str, Any]) -> Deny | str | None:
-        """A refusal, :data:`NEEDS_LISTING` (the guard must read ``tools/list`` first), or None."""
+        """All three checks in pipeline order: a refusal, :data:`NEEDS_LISTING`, or None."""
+        return self.check_own_files(arguments) or self.check_pin(tool) or self.check_arguments(tool, arguments)
+
+    def check_own_files(self, arguments: Mapping[str, Any]) -> Deny | None:
+        """A refusal when the arguments name the guard's own files or folders (``protect_own_files``)."""
         protected = self.settings.protected
-        if protected is not None:
-            found = protected.find_reference(arguments)
-            if found is not None:
-                token, path = found
-                return Deny(
-                    "protected",
-                    "protect_own_files",
-                    f"This call's arguments name the guard's own file {path} ({token!r}); a tool may not read "
-                    "or change the guard's policy, lock file, stores or audit log.",
-                )
+        return protected.refusal(arguments) if protected is not None else None
+
+    def check_pin(self, tool: str) -> Deny | str | None:
+        """A refusal when the tool breaks its pin, :data:`NEEDS_LISTING` when it was not listed yet, or None."""
+        if self._pins is None:
+            return None
         with self._lock:
-            if self._pins is not None:
-                finding = self._pins.allowed(tool)
-                if finding is not None:
-                    if finding.kind == "unseen":
-                        if not self._complete:
-                            return NEEDS_LISTING
-                        if self.settings.pin_mode == "enforce":
-                            return Deny(
-                                "pin",
-                                "pins",
-                                f"Tool {tool!r} is not in the server's tool list, so it has no pin to check it "
-                                "against; it was refused.",
-                            )
-                    if self.settings.pin_mode == "enforce":
-                        return Deny(
-                            "pin",
-                            "pins",
-                            f"Tool {tool!r} does not match its pinned definition: {finding.summary}. It stays "
-                            "blocked until a person reviews the change (mcp-guard pins diff / pins accept).",
-                            {"changes": list(finding.changes)},
-                        )
-            if not self.wants_validation(tool):
-                return None
+            finding = self._pins.allowed(tool)
+            complete = self._complete
+        if finding is None:
+            return None
+        enforce = self.settings.pin_mode == "enforce"
+        if finding.kind == "unseen":
+            if not complete:
+                return NEEDS_LISTING
+            if enforce:
+                return Deny(
+                    "pin",
+                    "pins",
+                    f"Tool {tool!r} is not in the server's tool list, so it has no pin to check it against; it was "
+                    "refused.",
+                )
+        if not enforce:
+            return None
+        return Deny(
+            "pin",
+            "pins",
+            f"Tool {tool!r} does not match its pinned definition: {finding.summary}. It stays blocked until a "
+            "person reviews the change (mcp-guard pins diff / pins accept).",
+            {"changes": list(finding.changes)},
+        )
+
+    def check_arguments(self, tool: str, arguments: Mapping[str, Any]) -> Deny | str | None:
+        """A refusal when the arguments break the tool's ``inputSchema`` (``validate_arguments``)."""
+        if not self.wants_validation(tool):
+            return None
+        with self._lock:
             definition = self._schema_source(tool)
-            if definition is None:
-                return None if self._complete else NEEDS_LISTING
-            schema = definition.get("inputSchema")
-            assert self._validator is not None  # noqa: S101 - wants_validation checked it
-            problem = self._validator.check(schema, dict(arguments)) if isinstance(schema, dict) else None
-        if problem is not None:
-            return Deny(
-                "invalid_arguments",
-                "validate_arguments",
-                f"The arguments do not match the tool's input schema: {problem}. Correct them and call again.",
-            )
-        return None
+            complete = self._complete
+        if definition is None:
+            return None if complete else NEEDS_LISTING
+        schema = definition.get("inputSchema")
+        assert self._validator is not None  # noqa: S101 - wants_validation checked it
+        problem = self._validator.check(schema, dict(arguments)) if isinstance(schema, dict) else None
+        if problem is None:
+            return None
+        return Deny(
+            "invalid_arguments",
+            "validate_arguments",
+            f"The arguments do not match the tool's input schema: {problem}. Correct them and call again.",
+        )
 
     def _schema_source(self, tool: str) -> Mapping[str, Any] | None:
         if self.settings.lock is not None:

@@ -30,9 +30,9 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def state_dir() -> Path:
-    import platformdirs
+    from mcp_guard import paths
 
-    return Path(platformdirs.user_state_dir("mcp-guard", appauthor=False))
+    return paths.state_dir()
 
 
 def sqlite_path(url: str, base_dir: Path | None = None) -> Path:

@@ -19,6 +19,7 @@ DenyKind = Literal[
     "protected",
     "pin",
     "invalid_arguments",
+    "busy",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mcp_guard.policy.model import Policy
-from mcp_guard.policy.source import PathKey, Position, SourceDocument, SourceError, read_document
+from mcp_guard.policy.source import PathKey, Position, SourceDocument, SourceError, parse_json, parse_yaml
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ class PolicyError(Exception):
             field = f" {p.dotted()}:" if p.path else ""
             lines.append(f"{where}:{field} {p.message}")
         return "\n".join(lines)
+
+
+class PolicyHashMismatch(PolicyError):
+    """The policy file is not the one pinned with ``--policy-sha256``."""
+
+    def __init__(self, file: str, actual: str, expected: str) -> None:
+        self.actual = actual
+        self.expected = expected
+        message = f"has SHA-256 {actual}, not the {expected} given with --policy-sha256: it was changed"
+        super().__init__(file, [Problem((), message, None)])
 
 
 def _fields_of(model: type[BaseModel], path: PathKey) -> list[str]:
@@ -179,22 +190,47 @@ def validate_document(doc: SourceDocument, file: str) -> Policy:
     return policy
 
 
-def load_policy(path: Path) -> Policy:
-    """Read, parse and validate a policy file, or raise :class:`PolicyError`."""
-    return load_document(path)[0]
+def load_policy(path: Path, expected_sha256: str | None = None) -> Policy:
+    """Read, check and validate a policy file, or raise :class:`PolicyError`.
+
+    The file is read once. With ``expected_sha256`` (``--policy-sha256``) the bytes whose hash
+    is checked are the bytes parsed, so a file swapped between a check and a second read can
+    never be loaded; a different hash raises :class:`PolicyHashMismatch`.
+    """
+    return load_document(path, expected_sha256)[0]
 
 
-def load_document(path: Path) -> tuple[Policy, SourceDocument]:
+def load_document(path: Path, expected_sha256: str | None = None) -> tuple[Policy, SourceDocument]:
     """Like :func:`load_policy`, also returning the parsed source (for locating warnings)."""
     file = str(path)
     try:
-        doc = read_document(path)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise PolicyError(file, [Problem((), "file not found", None)]) from None
     except IsADirectoryError:
         raise PolicyError(file, [Problem((), "is a directory, not a policy file", None)]) from None
     except PermissionError:
         raise PolicyError(file, [Problem((), "permission denied", None)]) from None
+    except OSError as exc:
+        raise PolicyError(file, [Problem((), f"cannot be read: {exc.strerror or exc}", None)]) from None
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(raw).hexdigest()
+        expected = expected_sha256.strip().lower()
+        if actual != expected:
+            raise PolicyHashMismatch(file, actual, expected)
+    return load_bytes(raw, path)
+
+
+def load_bytes(raw: bytes, path: Path) -> tuple[Policy, SourceDocument]:
+    """Parse and validate a policy from ``raw``, the bytes of ``path`` (named in messages; a ``.yaml`` or
+    ``.yml`` suffix means YAML)."""
+    file = str(path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(file, [Problem((), f"not valid UTF-8 (byte {exc.start})", None)]) from None
+    try:
+        doc = parse_yaml(text) if path.suffix.lower() in (".yaml", ".yml") else parse_json(text)
     except SourceError as exc:
         raise PolicyError(file, [Problem((), exc.message, exc.position)]) from None
     return validate_document(doc, file), doc

@@ -1,17 +1,20 @@
 """Read a policy file into plain data, remembering where every value came from.
 
 Error messages must name the line and column of the offending field, which
-``json.loads`` cannot tell us, so JSON is read by a small position-tracking parser
-and YAML through PyYAML's node graph (which carries marks). Both refuse duplicate
-keys: in a policy a repeated key silently drops one of the two rules.
+``json.loads`` cannot tell us, so JSON is read by :mod:`mcp_guard.jsonpos` (the reader
+the client-config editor uses too) and YAML through PyYAML's node graph (which carries
+marks). Both refuse duplicate keys: in a policy a repeated key silently drops one of the
+two rules. A lone surrogate (``"\\ud800"``) is refused too: it is not a character, so
+no tool name or argument could ever match it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mcp_guard.jsonpos import JArray, JNode, JObject, JScalar, JsonSyntaxError, LineIndex, parse
 
 PathKey = tuple[str | int, ...]
 
@@ -47,171 +50,43 @@ class SourceError(Exception):
         self.position = position
 
 
-_WS = re.compile(r"[ \t\n\r]*")
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-_STRING_CHUNK = re.compile(r'[^"\\\x00-\x1f]*')
-_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-
-
-class _JsonReader:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.positions: dict[PathKey, Position] = {}
-        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-
-    def where(self, offset: int) -> Position:
-        lo, hi = 0, len(self._line_starts) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self._line_starts[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid - 1
-        return Position(lo + 1, offset - self._line_starts[lo] + 1)
-
-    def fail(self, message: str, offset: int | None = None) -> SourceError:
-        return SourceError(message, self.where(self.pos if offset is None else offset))
-
-    def skip_ws(self) -> None:
-        m = _WS.match(self.text, self.pos)
-        self.pos = m.end() if m else self.pos
-
-    def document(self) -> Any:
-        self.skip_ws()
-        value = self.value(())
-        self.skip_ws()
-        if self.pos != len(self.text):
-            raise self.fail("unexpected text after the end of the JSON document")
-        return value
-
-    def value(self, path: PathKey, depth: int = 0) -> Any:
-        if depth > 200:
-            raise self.fail("nested too deeply")
-        self.positions.setdefault(path, self.where(self.pos))
-        ch = self.text[self.pos : self.pos + 1]
-        if ch == "{":
-            return self.obj(path, depth)
-        if ch == "[":
-            return self.array(path, depth)
-        if ch == '"':
-            return self.string()
-        for literal, result in (("true", True), ("false", False), ("null", None)):
-            if self.text.startswith(literal, self.pos):
-                self.pos += len(literal)
-                return result
-        m = _NUMBER.match(self.text, self.pos)
-        if m and m.end() > self.pos:
-            self.pos = m.end()
-            token = m.group()
-            return float(token) if any(c in token for c in ".eE") else int(token)
-        if not ch:
-            raise self.fail("unexpected end of file: a value was expected")
-        raise self.fail(f"unexpected character {ch!r}: a JSON value was expected")
-
-    def obj(self, path: PathKey, depth: int) -> dict[str, Any]:
-        self.pos += 1
-        result: dict[str, Any] = {}
-        self.skip_ws()
-        if self.text.startswith("}", self.pos):
-            self.pos += 1
-            return result
-        while True:
-            self.skip_ws()
-            if not self.text.startswith('"', self.pos):
-                raise self.fail("expected a key in double quotes (is there a trailing comma?)")
-            key_at = self.pos
-            key = self.string()
-            if key in result:
-                raise self.fail(f"duplicate key {key!r}: each key may appear once", key_at)
-            key_path = (*path, key)
-            self.positions[key_path] = self.where(key_at)
-            self.skip_ws()
-            if not self.text.startswith(":", self.pos):
-                raise self.fail(f"expected ':' after the key {key!r}")
-            self.pos += 1
-            self.skip_ws()
-            # The key's position is more useful in messages than its value's.
-            saved = self.positions[key_path]
-            result[key] = self.value(key_path, depth + 1)
-            self.positions[key_path] = saved
-            self.skip_ws()
-            if self.text.startswith(",", self.pos):
-                self.pos += 1
-                continue
-            if self.text.startswith("}", self.pos):
-                self.pos += 1
-                return result
-            raise self.fail("expected ',' or '}' in an object")
-
-    def array(self, path: PathKey, depth: int) -> list[Any]:
-        self.pos += 1
-        result: list[Any] = []
-        self.skip_ws()
-        if self.text.startswith("]", self.pos):
-            self.pos += 1
-            return result
-        while True:
-            self.skip_ws()
-            result.append(self.value((*path, len(result)), depth + 1))
-            self.skip_ws()
-            if self.text.startswith(",", self.pos):
-                self.pos += 1
-                continue
-            if self.text.startswith("]", self.pos):
-                self.pos += 1
-                return result
-            raise self.fail("expected ',' or ']' in an array")
-
-    def string(self) -> str:
-        start = self.pos
-        self.pos += 1
-        parts: list[str] = []
-        while True:
-            m = _STRING_CHUNK.match(self.text, self.pos)
-            if m:
-                parts.append(m.group())
-                self.pos = m.end()
-            ch = self.text[self.pos : self.pos + 1]
-            if ch == '"':
-                self.pos += 1
-                return "".join(parts)
-            if ch == "\\":
-                esc = self.text[self.pos + 1 : self.pos + 2]
-                if esc in _ESCAPES:
-                    parts.append(_ESCAPES[esc])
-                    self.pos += 2
-                elif esc == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", self.text[self.pos + 2 : self.pos + 6]):
-                    parts.append(chr(int(self.text[self.pos + 2 : self.pos + 6], 16)))
-                    self.pos += 6
-                else:
-                    raise self.fail("invalid escape in a string")
-            elif not ch:
-                raise self.fail("unterminated string", start)
-            else:
-                raise self.fail("control character in a string (escape it)")
-
-
 def parse_json(text: str) -> SourceDocument:
-    reader = _JsonReader(text)
-    data = reader.document()
-    # Re-join surrogate pairs written as two \u escapes.
-    data = _fix_surrogates(data)
-    return SourceDocument(data, reader.positions)
+    """Read strict JSON (no comments, no trailing commas, no duplicate keys) with every value's position."""
+    where = LineIndex(text)
+    positions: dict[PathKey, Position] = {}
 
+    def at(offset: int) -> Position:
+        return Position(*where(offset))
 
-def _fix_surrogates(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16") if _has_surrogate(value) else value
-    if isinstance(value, list):
-        return [_fix_surrogates(v) for v in value]
-    if isinstance(value, dict):
-        return {_fix_surrogates(k): _fix_surrogates(v) for k, v in value.items()}
-    return value
+    def check_unicode(value: str, offset: int) -> None:
+        if not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value):
+            raise SourceError("a lone surrogate (\\ud800-\\udfff) in a string is not a character", at(offset))
 
+    def convert(node: JNode, path: PathKey) -> Any:
+        positions.setdefault(path, at(node.start))
+        if isinstance(node, JObject):
+            out: dict[str, Any] = {}
+            for member in node.members:
+                if member.key in out:
+                    raise SourceError(f"duplicate key {member.key!r}: each key may appear once", at(member.key_start))
+                check_unicode(member.key, member.key_start)
+                key_path = (*path, member.key)
+                # The key's position is more useful in messages than its value's.
+                positions[key_path] = at(member.key_start)
+                out[member.key] = convert(member.value, key_path)
+            return out
+        if isinstance(node, JArray):
+            return [convert(item, (*path, index)) for index, item in enumerate(node.items)]
+        assert isinstance(node, JScalar)  # noqa: S101  (the reader makes no other kind)
+        if isinstance(node.value, str):
+            check_unicode(node.value, node.start)
+        return node.value
 
-def _has_surrogate(text: str) -> bool:
-    return any("\ud800" <= ch <= "\udfff" for ch in text)
+    try:
+        root = parse(text)
+    except JsonSyntaxError as exc:
+        raise SourceError(exc.message, Position(exc.line, exc.column)) from None
+    return SourceDocument(convert(root, ()), positions)
 
 
 def parse_yaml(text: str) -> SourceDocument:

@@ -32,9 +32,19 @@ class FrameError(Exception):
 
 
 class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, other: str | None = None) -> None:
         super().__init__(key)
         self.key = key
+        self.other = other  # set when the two keys differ only in case (under Unicode folding)
+
+
+def fold(key: str) -> str:
+    """A key as Go's ``encoding/json`` matches it: case-insensitively, with Unicode folding.
+
+    ``casefold`` folds a little more than Go's simple folding (``ß`` and ``ss``), which only
+    refuses more; it covers the folds that matter (``K`` KELVIN SIGN to k, ``ſ`` LONG S to s).
+    """
+    return key.lower() if key.isascii() else key.casefold()
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -45,6 +55,12 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             if key in seen:
                 raise _DuplicateKey(key)
             seen.add(key)
+    if len(result) > 1 and len({fold(key) for key in result}) != len(result):
+        first: dict[str, str] = {}
+        for key in result:
+            other = first.setdefault(fold(key), key)
+            if other != key:
+                raise _DuplicateKey(key, other)
     return result
 
 
@@ -100,6 +116,12 @@ def strict_loads(line: bytes) -> Any:
     except StopIteration as exc:
         raise FrameError(PARSE_ERROR, f"the frame is not valid JSON (at character {exc.value})") from None
     except _DuplicateKey as exc:
+        if exc.other is not None:
+            raise FrameError(
+                INVALID_REQUEST,
+                f"keys {exc.other!r} and {exc.key!r} in the frame differ only in case: some JSON readers (Go's "
+                "encoding/json) treat them as the same key, so the guard refuses it",
+            ) from None
         raise FrameError(
             INVALID_REQUEST,
             f"duplicate key {exc.key!r} in the frame: JSON parsers disagree on which value wins, "

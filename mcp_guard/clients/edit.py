@@ -1,13 +1,11 @@
-"""Rewrite MCP client config files so stdio servers start through mcp-guard, and back.
-
-Pure logic, no argparse: :mod:`mcp_guard.commands.wrap` is the command line on top.
+"""Wrap and unwrap the stdio server entries in one client config file's text, in place.
 
 How the edit is made
-    The file is never re-serialised. A small JSON parser that also accepts the JSONC
-    that VS Code and Cursor allow (comments, trailing commas) records where every value
-    sits in the text, and wrapping is a handful of splices: the ``command`` value is
-    replaced and the guard's own arguments are inserted in front of the first ``args``
-    item. Everything else (key order, indentation, line endings, comments, escapes,
+    The file is never re-serialised. :mod:`mcp_guard.jsonpos` reads it (accepting the
+    JSONC that VS Code and Cursor allow: comments, trailing commas) and records where
+    every value sits in the text, and wrapping is a handful of splices: the ``command``
+    value is replaced and the guard's own arguments are inserted in front of the first
+    ``args`` item. Everything else (key order, indentation, line endings, comments, escapes,
     non-ASCII text, the trailing newline) is left byte for byte as it was.
 
 Where the original is kept
@@ -34,301 +32,24 @@ Where the original is kept
 
 from __future__ import annotations
 
-import difflib
 import json
-import ntpath
 import os
-import re
-import shutil
-import stat
-import sys
-import tempfile
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-CLIENTS: dict[str, str] = {
-    "claude-desktop": "Claude Desktop",
-    "claude-code": "Claude Code",
-    "cursor": "Cursor",
-    "vscode": "VS Code",
-}
+from mcp_guard.clients.files import ConfigError
+from mcp_guard.clients.launch import GuardLaunch, split_guard_args
+from mcp_guard.jsonpos import JArray, JMember, JNode, JObject, JScalar, JsonSyntaxError, parse
 
-GUARD_NAME = "mcp-guard"
-GUARD_MODULE = "mcp_guard"
 REMOTE_TYPES = frozenset({"sse", "http", "streamable-http", "streamablehttp", "ws", "websocket"})
 
 
-class ConfigError(Exception):
-    """A config file that cannot be read or changed; ``str()`` says where and why."""
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-@dataclass
-class JNode:
-    """A JSON value and where its text is: ``text[start:end]``."""
-
-    start: int
-    end: int
-
-
-@dataclass
-class JScalar(JNode):
-    value: Any
-
-
-@dataclass
-class JArray(JNode):
-    items: list[JNode] = field(default_factory=list)
-    commas: list[int] = field(default_factory=list)
-
-
-@dataclass
-class JMember:
-    key: str
-    key_start: int
-    key_end: int
-    value: JNode
-
-
-@dataclass
-class JObject(JNode):
-    members: list[JMember] = field(default_factory=list)
-
-    def get(self, key: str) -> JMember | None:
-        """The member named ``key`` (the last one, as JavaScript's JSON.parse keeps it)."""
-        found = None
-        for member in self.members:
-            if member.key == key:
-                found = member
-        return found
-
-
-_STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"')
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_LITERALS = {"true": True, "false": False, "null": None}
-
-
-class _Parser:
-    def __init__(self, text: str, file: str) -> None:
-        self.text = text
-        self.file = file
-        self.pos = 1 if text.startswith("\ufeff") else 0
-
-    def fail(self, message: str, pos: int | None = None) -> ConfigError:
-        at = self.pos if pos is None else pos
-        line = self.text.count("\n", 0, at) + 1
-        column = at - (self.text.rfind("\n", 0, at) + 1) + 1
-        return ConfigError(f"{self.file}:{line}:{column}: {message}")
-
-    def skip(self) -> None:
-        text = self.text
-        while self.pos < len(text):
-            ch = text[self.pos]
-            if ch in " \t\r\n":
-                self.pos += 1
-            elif text.startswith("//", self.pos):
-                end = text.find("\n", self.pos)
-                self.pos = len(text) if end < 0 else end
-            elif text.startswith("/*", self.pos):
-                end = text.find("*/", self.pos + 2)
-                if end < 0:
-                    raise self.fail("unterminated /* comment")
-                self.pos = end + 2
-            else:
-                return
-
-    def document(self) -> JNode:
-        self.skip()
-        node = self.value()
-        self.skip()
-        if self.pos != len(self.text):
-            raise self.fail("unexpected text after the JSON document")
-        return node
-
-    def value(self) -> JNode:
-        text = self.text
-        if self.pos >= len(text):
-            raise self.fail("unexpected end of file")
-        ch = text[self.pos]
-        if ch == "{":
-            return self.object()
-        if ch == "[":
-            return self.array()
-        if ch == '"':
-            return self.string()
-        m = _NUMBER.match(text, self.pos)
-        if m:
-            self.pos = m.end()
-            return JScalar(m.start(), m.end(), json.loads(m.group()))
-        for word, literal in _LITERALS.items():
-            if text.startswith(word, self.pos):
-                start = self.pos
-                self.pos += len(word)
-                return JScalar(start, self.pos, literal)
-        raise self.fail(f"unexpected character {ch!r}")
-
-    def string(self) -> JScalar:
-        m = _STRING.match(self.text, self.pos)
-        if m is None:
-            raise self.fail("invalid string")
-        self.pos = m.end()
-        return JScalar(m.start(), m.end(), json.loads(m.group()))
-
-    def object(self) -> JObject:
-        node = JObject(self.pos, self.pos)
-        self.pos += 1
-        while True:
-            self.skip()
-            if self.text.startswith("}", self.pos):
-                self.pos += 1
-                node.end = self.pos
-                return node
-            if not self.text.startswith('"', self.pos):
-                raise self.fail("expected a key in double quotes or '}'")
-            key = self.string()
-            self.skip()
-            if not self.text.startswith(":", self.pos):
-                raise self.fail("expected ':'")
-            self.pos += 1
-            self.skip()
-            value = self.value()
-            node.members.append(JMember(str(key.value), key.start, key.end, value))
-            self.skip()
-            if self.text.startswith(",", self.pos):
-                self.pos += 1
-            elif not self.text.startswith("}", self.pos):
-                raise self.fail("expected ',' or '}'")
-
-    def array(self) -> JArray:
-        node = JArray(self.pos, self.pos)
-        self.pos += 1
-        while True:
-            self.skip()
-            if self.text.startswith("]", self.pos):
-                self.pos += 1
-                node.end = self.pos
-                return node
-            node.items.append(self.value())
-            self.skip()
-            if self.text.startswith(",", self.pos):
-                node.commas.append(self.pos)
-                self.pos += 1
-            elif not self.text.startswith("]", self.pos):
-                raise self.fail("expected ',' or ']'")
-
-
-def parse(text: str, file: str = "<config>") -> JNode:
-    """Parse JSON (with JSONC comments and trailing commas) keeping every value's position."""
+def _parse(text: str, file: str) -> JNode:
     try:
-        return _Parser(text, file).document()
-    except RecursionError:
-        raise ConfigError(f"{file}: nested too deeply to edit") from None
-
-
-# --------------------------------------------------------------------------- the guard's command
-
-
-@dataclass(frozen=True)
-class GuardLaunch:
-    """How a wrapped entry starts the guard: ``command`` and the args before the server's command."""
-
-    command: str
-    prefix: tuple[str, ...]
-
-    @property
-    def options(self) -> tuple[str, ...]:
-        """The guard's own options (``--policy FILE``), without the interpreter part and ``--``."""
-        start = 2 if self.prefix[:2] == ("-m", GUARD_MODULE) else 0
-        return self.prefix[start:-1]
-
-
-def find_guard_command() -> list[str]:
-    """An absolute command that starts mcp-guard, so a client with a minimal PATH finds it.
-
-    The console script next to this interpreter (a venv's ``bin/``, or ``Scripts\\`` on
-    Windows), else ``mcp-guard`` on PATH, else ``python -m mcp_guard`` with this interpreter.
-    """
-    name = f"{GUARD_NAME}.exe" if sys.platform == "win32" else GUARD_NAME
-    if sys.executable:
-        here = Path(sys.executable).parent
-        for candidate in (here / name, here / "Scripts" / name):
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return [os.path.abspath(candidate)]
-    found = shutil.which(GUARD_NAME)
-    if found:
-        return [os.path.abspath(found)]
-    return [os.path.abspath(sys.executable), "-m", GUARD_MODULE]
-
-
-def guard_launch(
-    policy: str | None, guard_command: Sequence[str] | None = None, policy_sha256: str | None = None
-) -> GuardLaunch:
-    """The launch to write; ``policy`` should already be absolute."""
-    command = list(guard_command) if guard_command is not None else find_guard_command()
-    options = ["--policy", policy] if policy is not None else []
-    if policy_sha256 is not None:
-        options += ["--policy-sha256", policy_sha256]
-    return GuardLaunch(command[0], (*command[1:], *options, "--"))
-
-
-_GUARD_OPTIONS_WITH_VALUE = frozenset(
-    {
-        "--policy",
-        "--policy-sha256",
-        "--name",
-        "--state",
-        "--audit-log",
-        "--approval",
-        "--approval-command",
-        "--approval-timeout",
-        "--pins",
-    }
-)
-
-
-def _guard_start(command: str, args: Sequence[str]) -> int | None:
-    """Where the guard's own argv starts in ``args`` if the entry runs the guard, else None."""
-    base = ntpath.basename(command).lower()  # ntpath splits on both / and \
-    for suffix in (".exe", ".cmd", ".bat"):
-        base = base.removesuffix(suffix)
-    if base == GUARD_NAME:
-        return 0
-    if list(args[:2]) == ["-m", GUARD_MODULE]:
-        return 2
-    return None
-
-
-def split_guard_args(command: str, args: Sequence[str]) -> tuple[list[str], int] | None:
-    """For an entry that runs the guard: its options and the index of the server's command in args.
-
-    Follows the guard's own command line: options up to ``--``, or up to the first word
-    that is not an option. Returns None for an entry that does not run the guard; raises
-    ``ValueError`` for one that runs it without a server command.
-    """
-    start = _guard_start(command, args)
-    if start is None:
-        return None
-    i = start
-    while i < len(args):
-        word = args[i]
-        if word == "--":
-            i += 1
-            break
-        if not word.startswith("-"):
-            break
-        i += 2 if word in _GUARD_OPTIONS_WITH_VALUE else 1
-    if i >= len(args):
-        raise ValueError("it runs mcp-guard but no server command follows")
-    options = [a for a in args[start:i] if a != "--"]
-    return options, i
-
-
-# --------------------------------------------------------------------------- entries
+        return parse(text, jsonc=True)
+    except JsonSyntaxError as exc:
+        raise ConfigError(f"{file}:{exc.line}:{exc.column}: {exc.message}") from None
 
 
 @dataclass
@@ -425,7 +146,7 @@ def _entries(root: JNode, project_dir: Path | None, notes: list[str] | None = No
 
 
 def _parse_root(text: str, file: str) -> JObject:
-    root = parse(text, file)
+    root = _parse(text, file)
     if not isinstance(root, JObject):
         raise ConfigError(f"{file}: expected a JSON object at the top, as MCP client configs are")
     return root
@@ -649,7 +370,7 @@ def wrap_text(
     if rewrap:
         edits = [e for i, entry in plan if i in rewrap for e in _unwrap_edits(text, _object(entry.node))]
         text = _apply(text, edits)
-        fresh = list(_select(_entries(parse(text, file), project_dir), servers, set()))
+        fresh = list(_select(_entries(_parse(text, file), project_dir), servers, set()))
         plan = [(i, fresh[i]) for i, _ in plan]
     edits = [e for _, entry in plan for e in _wrap_edits(text, _object(entry.node), launch)]
     outcome.new_text = _apply(text, edits)
@@ -678,113 +399,3 @@ def unwrap_text(
                 result.detail = str(exc)
     outcome.new_text = _apply(text, edits)
     return outcome
-
-
-# --------------------------------------------------------------------------- files
-
-
-def client_config_paths(
-    client: str,
-    *,
-    project_dir: Path,
-    home: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    platform: str | None = None,
-) -> list[Path]:
-    """The config files ``client`` reads, whether or not they exist, user-level first."""
-    env = os.environ if environ is None else environ
-    home = Path.home() if home is None else home
-    platform = sys.platform if platform is None else platform
-
-    def app_dir(name: str) -> Path:
-        if platform == "darwin":
-            return home / "Library" / "Application Support" / name
-        if platform == "win32":
-            return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / name
-        return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / name
-
-    if client == "claude-desktop":
-        paths = [app_dir("Claude") / "claude_desktop_config.json"]
-    elif client == "claude-code":
-        user_dir = Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else home
-        paths = [user_dir / ".claude.json", project_dir / ".mcp.json"]
-    elif client == "cursor":
-        paths = [home / ".cursor" / "mcp.json", project_dir / ".cursor" / "mcp.json"]
-    elif client == "vscode":
-        paths = [app_dir("Code") / "User" / "mcp.json", project_dir / ".vscode" / "mcp.json"]
-    else:
-        raise ValueError(f"unknown client {client!r}; expected one of {', '.join(CLIENTS)}")
-    unique: list[Path] = []
-    seen: set[str] = set()
-    for path in paths:
-        key = os.path.normcase(os.path.realpath(path))
-        if key not in seen:
-            seen.add(key)
-            unique.append(path)
-    return unique
-
-
-def read_config(path: Path) -> tuple[bytes, str]:
-    """The file's bytes and their text (UTF-8, a BOM kept as part of the text)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise ConfigError(f"{path}: permission denied") from None
-    try:
-        return data, data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
-def backup_path(path: Path, now: datetime | None = None) -> Path:
-    """``NAME.bak-YYYYmmdd-HHMMSS`` next to ``path``; ``-2``, ``-3``… if that name is taken."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    candidate = path.with_name(f"{path.name}.bak-{stamp}")
-    n = 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.name}.bak-{stamp}-{n}")
-    return candidate
-
-
-def write_config(path: Path, expected: bytes, new_text: str, now: datetime | None = None) -> Path:
-    """Back the file up, then replace it atomically with ``new_text``; returns the backup's path.
-
-    A symlinked config is written through to its target. The file's permission bits are
-    kept. If the file no longer holds ``expected`` (another program wrote it meanwhile),
-    nothing is written.
-    """
-    real = Path(os.path.realpath(path))
-    current = real.read_bytes()
-    if current != expected:
-        raise ConfigError(f"{path}: changed while mcp-guard was editing it; nothing written, try again")
-    mode = stat.S_IMODE(real.stat().st_mode)
-    backup = backup_path(real, now)
-    shutil.copy2(real, backup)
-    fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(new_text.encode("utf-8"))
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, real)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return backup
-
-
-def unified_diff(path: Path, old: str, new: str) -> str:
-    """A unified diff of the change, for ``--dry-run``."""
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=f"{path}", tofile=f"{path} (new)"
-    )
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)

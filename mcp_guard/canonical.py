@@ -1,0 +1,62 @@
+"""Canonical JSON, and the digests made from it: one text per JSON value, one rule for lone surrogates.
+
+Every digest the guard makes of a JSON value (the audit log's keyed fingerprint of the
+arguments, the approval store's call fingerprint, pins of tool definitions, schema caches)
+starts from :func:`canonical_json`: keys sorted, no whitespace, non-ASCII text as UTF-8.
+
+JSON lets a string hold an unpaired surrogate (``"\\ud800"``), and Python reads it as one,
+but UTF-8 cannot encode it. The rule, here and only here: such a code point is written as its
+JSON escape (``\\ud800``, lower-case hex), never raised as an error. The result is valid JSON
+that reads back as the same value, and it is unambiguous: a backslash that was in the text is
+itself escaped (``\\\\``), so no other value has the same canonical text. Text without lone
+surrogates is unchanged, so digests made before this rule stay valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from typing import Any
+
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate written as ``\\udXXX``: always encodable as UTF-8.
+
+    Inside JSON text this is the JSON escape, so nothing is lost; in plain text (a name to store
+    or show) it is only a spelling, and ``"\\ud800"`` written out reads the same.
+    """
+    if text.isascii():
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def utf8(json_text: str) -> bytes:
+    """JSON text as UTF-8, its lone surrogates written as ``\\udXXX`` escapes (they can only be inside strings)."""
+    # The error handler runs only when there is a surrogate, so the common case costs one encode.
+    return json_text.encode("utf-8", "backslashreplace")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8, lone surrogates escaped: the one text every digest starts from."""
+    return utf8(_CANONICAL(value))
+
+
+def compact_json(value: Any) -> str:
+    """Compact JSON in the value's own key order, with lone surrogates escaped: always encodable as UTF-8."""
+    return escape_surrogates(_COMPACT(value))
+
+
+def sha256_hex(value: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def keyed_digest(value: Any, key: bytes) -> str:
+    """HMAC-SHA-256 (hex) of the canonical JSON of ``value`` under ``key``."""
+    return hmac.new(key, canonical_json(value), hashlib.sha256).hexdigest()

@@ -1,0 +1,66 @@
+"""One call through the live guard's pipeline, with nothing sent anywhere: what ``explain`` reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mcp_guard.pipeline import Approved, CallIn, Hold, Pipeline, Refuse, Relay, Snapshot, Verdict
+from mcp_guard.policy.decision import Allow, Approve
+from mcp_guard.policy.model import Policy
+
+
+class _WouldAsk:
+    """The approval stage of a dry run: a person would be asked."""
+
+    def consider(self, call: CallIn, decision: Approve) -> Verdict | Approved:
+        return Hold("approval", decision)
+
+
+def explain_call(
+    policy: Policy, policy_path: Path | None, tool: str, arguments: dict[str, Any], lock: str | None = None
+) -> dict[str, Any]:
+    """The decision the running guard would reach for this call, as a JSON-ready dict.
+
+    The same stages run as in the guard, in the same order: hidden, own files, pins and schema (the
+    lock file stands in for the server's listing), the rule, approval, and limits (an empty counter).
+    ValueError when the lock file cannot be used.
+    """
+    from mcp_guard.integrity.setup import IntegrityError, build_integrity
+    from mcp_guard.judge import Judge
+    from mcp_guard.limits.memory import MemoryLimiter
+    from mcp_guard.policy.engine import Engine
+
+    # Report what the policy decides even in monitor mode (the guard would only report it then).
+    engine = Engine(policy.model_copy(update={"mode": "enforce"})) if policy.mode == "monitor" else Engine(policy)
+    try:
+        integrity = build_integrity(policy, policy_path, lock=Path(lock) if lock else None)
+    except IntegrityError as exc:
+        raise ValueError(str(exc)) from None
+    if integrity is not None and integrity.settings.lock is not None:
+        integrity.listed([pin.definition for pin in integrity.settings.lock.tools.values()], complete=True)
+    snapshot = Snapshot(engine, integrity)
+    pipeline = Pipeline(Judge(engine, MemoryLimiter()), _WouldAsk())
+    params = {"name": tool, "arguments": arguments}
+    call = CallIn(
+        1, tool, arguments, params, {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}, False
+    )
+    verdict = pipeline.judge_call(call, snapshot)
+    decided = engine.decide(tool, arguments)
+    charges = decided.charges if isinstance(decided, (Allow, Approve)) else ()
+    out: dict[str, Any]
+    if isinstance(verdict, Relay):
+        out = {"decision": "allow", "rule": verdict.record.rule or "default", "reason": None}
+    elif isinstance(verdict, Refuse):
+        deny = verdict.deny
+        out = {"decision": "deny", "rule": deny.rule, "reason": deny.reason, "kind": deny.kind}
+    elif isinstance(verdict, Hold) and verdict.decision is not None:
+        out = {"decision": "approve", "rule": verdict.decision.rule, "reason": verdict.decision.reason}
+    else:  # a listing the lock could not stand in for
+        out = {"decision": "deny", "rule": "pins", "reason": f"Tool {tool!r} is not in the lock file.", "kind": "pin"}
+    out["limits"] = [
+        {"rule": c.rule, "counter": c.counter, "window_s": c.window_s, "max": c.max, "cost": c.cost} for c in charges
+    ]
+    if policy.mode == "monitor":
+        out["mode"] = "monitor"
+    return out

@@ -1,0 +1,145 @@
+"""Listing a server's tools for pinning: start it once with the MCP SDK's client and read every page.
+
+The server is started with ``server/discover`` first, falling back to the ``initialize``
+handshake; every page of ``tools/list`` is read as the server sent it (the raw JSON, not the
+SDK's models, so fields the SDK does not know are pinned too). ``init``, ``pins create``,
+``pins diff`` and ``pins accept`` all list through :func:`fetch_listing`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PAGE_CAP = 10_000
+
+
+@dataclass
+class Listing:
+    """A server's complete tool list, as sent, and what it said about itself."""
+
+    tools: list[dict[str, Any]]
+    server: dict[str, Any] = field(default_factory=dict)  # command, name, version, protocolVersion
+    problems: list[str] = field(default_factory=list)  # entries that cannot be pinned, duplicate names
+
+
+def say(message: str) -> None:
+    sys.stderr.write(f"mcp-guard: {message}\n")
+    sys.stderr.flush()
+
+
+def innermost(exc: BaseException) -> BaseException:
+    while True:
+        inner = getattr(exc, "exceptions", None)
+        if not inner:
+            return exc
+        exc = inner[0]
+
+
+def add_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up if the server has not listed its tools by then (default: 60)",
+    )
+
+
+async def list_raw_tools(command: Sequence[str], timeout: float) -> Listing:
+    """Start the server, read every ``tools/list`` page as raw JSON; the tools in the server's order."""
+    import anyio
+    from mcp import Client, StdioServerParameters, types
+    from pydantic import BaseModel, ConfigDict
+
+    class RawResult(BaseModel):
+        """Any result object, its fields kept as sent (in ``model_extra``)."""
+
+        model_config = ConfigDict(extra="allow")
+
+    # The server sees the caller's whole environment, as it would when started by hand.
+    params = StdioServerParameters(command=command[0], args=list(command[1:]), env=dict(os.environ))
+    tools: list[dict[str, Any]] = []
+    server: dict[str, Any] = {}
+    with anyio.fail_after(timeout):
+        async with Client(params, mode="auto") as client:
+            info = client.server_info
+            if info is not None:
+                server["name"] = info.name
+                server["version"] = info.version
+            server["protocolVersion"] = client.protocol_version
+            cursor: str | None = None
+            seen: set[str] = set()
+            for _ in range(PAGE_CAP):
+                request = types.ListToolsRequest(params=types.PaginatedRequestParams(cursor=cursor))
+                page = (await client.session.send_request(request, RawResult)).model_extra or {}
+                listed = page.get("tools")
+                if not isinstance(listed, list):
+                    raise RuntimeError("the server's tools/list result has no tools array")
+                tools.extend(listed)
+                next_cursor = page.get("nextCursor")
+                if next_cursor is None:
+                    break
+                if not isinstance(next_cursor, str):
+                    raise RuntimeError(f"the server sent a nextCursor that is not a string: {next_cursor!r}")
+                if next_cursor in seen:
+                    raise RuntimeError(f"the server sent the tools/list cursor {next_cursor!r} twice")
+                seen.add(next_cursor)
+                cursor = next_cursor
+            else:
+                raise RuntimeError(f"tools/list did not end after {PAGE_CAP} pages")
+    problems: list[str] = []
+    names: set[str] = set()
+    for index, tool in enumerate(tools):
+        name = tool.get("name") if isinstance(tool, dict) else None
+        if not isinstance(name, str):
+            problems.append(f"tools/list entry {index} has no string name; it cannot be pinned")
+        elif name in names:
+            problems.append(f"the server lists {name!r} more than once; the first definition is pinned")
+        else:
+            names.add(name)
+    return Listing(tools=tools, server=server, problems=problems)
+
+
+def fetch_listing(command: list[str], timeout: float) -> Listing | None:
+    """Resolve and start ``command`` and list its tools; None (after saying why) if that fails."""
+    from mcp_guard.upstream import CommandNotFound, resolve_command
+
+    try:
+        resolved = resolve_command(command)
+    except CommandNotFound as exc:
+        say(f"command not found: {exc.command!r}")
+        return None
+    except PermissionError as exc:
+        say(f"command is not executable: {exc}")
+        return None
+
+    import anyio
+
+    say(f"starting {' '.join(command)} to list its tools...")
+    try:
+        listing = anyio.run(list_raw_tools, resolved, timeout)
+    except Exception as exc:  # the SDK wraps failures in exception groups; report the cause
+        cause = innermost(exc)
+        if isinstance(cause, TimeoutError):
+            say(f"the server did not list its tools within {timeout:g} s (raise it with --timeout)")
+        else:
+            say(f"could not list the server's tools: {type(cause).__name__}: {cause}")
+        return None
+    listing.server = {"command": list(command), **listing.server}
+    for problem in listing.problems:
+        say(f"warning: {problem}")
+    return listing
+
+
+def server_label(server: dict[str, Any]) -> str:
+    name = server.get("name")
+    version = server.get("version")
+    if isinstance(name, str) and name:
+        return f"{name} {version}" if isinstance(version, str) and version else name
+    command = server.get("command")
+    return " ".join(map(str, command)) if isinstance(command, list) else "the server"

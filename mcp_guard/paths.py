@@ -1,0 +1,61 @@
+"""Where the guard keeps its files by default, per user, in the platform's usual places.
+
+Each function asks :mod:`platformdirs` when called (it is imported then, not with this
+module), so tests that point HOME or the XDG variables elsewhere see their own directories.
+On Linux:
+
+========================  ==================================================
+``config_dir()``          ``~/.config/mcp-guard``
+``policy_path()``         ``~/.config/mcp-guard/policy.json``
+``state_dir()``           ``~/.local/state/mcp-guard`` (shared counters, approvals)
+``approval_store_path()`` ``~/.local/state/mcp-guard/approvals.db``
+``audit_log_path()``      ``~/.local/state/mcp-guard/log/audit.jsonl``
+``secret_path()``         ``~/.local/share/mcp-guard/secret.key``
+========================  ==================================================
+
+A relative ``sqlite:`` counter store (``--state sqlite:counters.db``) lives in ``state_dir()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+APP = "mcp-guard"
+POLICY_FILE = "policy.json"
+AUDIT_FILE = "audit.jsonl"
+SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
+APPROVAL_STORE_FILE = "approvals.db"
+
+
+def config_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP, appauthor=False))
+
+
+def policy_path() -> Path:
+    """The policy the guard uses when neither ``--policy`` nor ``$MCP_GUARD_POLICY`` names one."""
+    return config_dir() / POLICY_FILE
+
+
+def state_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+
+
+def approval_store_path() -> Path:
+    return state_dir() / APPROVAL_STORE_FILE
+
+
+def audit_log_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir(APP, appauthor=False)) / AUDIT_FILE
+
+
+def secret_path() -> Path:
+    """The installation's secret key (audit fingerprints, the approval store's seals)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP, appauthor=False)) / SECRET_FILE

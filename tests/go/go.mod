@@ -1,0 +1,3 @@
+module mcpguard.test/goreader
+
+go 1.19

@@ -1,0 +1,119 @@
+"""The guard's own command line: where its options end and the server's command starts, and the spellings."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import PYTHON, guard_command, isolated_env
+
+from mcp_guard import cli, exits
+
+
+def run_parser_options() -> list[tuple[str, bool]]:
+    """Every option string of the guard's parser, and whether it takes a value (read from argparse itself).
+
+    Without ``--help`` and ``--version``: they end the program before a command is read.
+    """
+    parser = cli._run_parser()
+    return [
+        (option, action.nargs != 0)
+        for action in parser._actions
+        for option in action.option_strings
+        if option not in ("-h", "--help", "--version")
+    ]
+
+
+@pytest.mark.parametrize(("option", "takes_value"), run_parser_options())
+def test_every_option_is_split_from_the_command_without_dashes(option: str, takes_value: bool) -> None:
+    given = [option, "VALUE"] if takes_value else [option]
+    assert cli.split_command([*given, "srv", "--flag", "x"]) == (given, ["srv", "--flag", "x"])
+    assert cli.split_command([*given, "--", "srv", "--flag"]) == (given, ["srv", "--flag"])
+    if takes_value:
+        assert cli.split_command([f"{option}=VALUE", "srv"]) == ([f"{option}=VALUE"], ["srv"])
+
+
+def test_split_command_edge_cases() -> None:
+    split = cli.split_command
+    # The reported bug: the lock file was taken for the server's command.
+    assert split(["--pins", "L.json", "npx", "srv"]) == (["--pins", "L.json"], ["npx", "srv"])
+    assert split(["--lock", "L.json", "--policy-sha256", "ab", "npx"]) == (
+        ["--lock", "L.json", "--policy-sha256", "ab"],
+        ["npx"],
+    )
+    # An unambiguous abbreviation takes its value as argparse does; an ambiguous one is left to argparse.
+    assert split(["--approval-t", "5", "srv"]) == (["--approval-t", "5"], ["srv"])
+    assert split(["--pol", "p.json", "srv"]) == (["--pol"], ["p.json", "srv"])
+    # A `--` after the server's command belongs to it.
+    assert split(["--monitor", "npx", "srv", "--", "x"]) == (["--monitor"], ["npx", "srv", "--", "x"])
+    # A value cannot be `--`: argparse then says the option lacks one.
+    assert split(["--name", "--", "srv"]) == (["--name"], ["srv"])
+    assert split(["--policy"]) == (["--policy"], [])
+    assert split([]) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("words", "dest", "value"),
+    [
+        (["--lock", "L.json"], "pins", "L.json"),
+        (["--pins", "L.json"], "pins", "L.json"),
+        (["--store", "a.db"], "approval_store", "a.db"),
+        (["--approval-store", "a.db"], "approval_store", "a.db"),
+    ],
+)
+def test_lock_and_store_spellings(words: list[str], dest: str, value: str) -> None:
+    args = cli._run_parser().parse_args(words)
+    assert getattr(args, dest) == value
+
+
+def test_help_names_the_commands_and_the_older_spellings(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == exits.OK
+    out = capsys.readouterr().out
+    assert "--lock FILE, --pins FILE" in out
+    assert "--store PATH, --approval-store PATH" in out
+    assert "mcp-guard pins," in out and "mcp-guard approvals" in out
+    assert (
+        "older spellings, still accepted: pin = pins create, approve = approvals approve, deny = approvals deny" in out
+    )
+
+
+def test_lock_before_the_command_without_dashes(tmp_path: Path) -> None:
+    """``mcp-guard --pins L.json CMD``: L.json is the lock file, not the server."""
+    ran = tmp_path / "server-ran"
+    server = [PYTHON, "-c", f"open({str(ran)!r}, 'w').close()"]
+    for option in ("--pins", "--lock"):
+        done = subprocess.run(
+            [*guard_command(), option, str(tmp_path / "missing.lock.json"), "--no-audit", *server],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=isolated_env(tmp_path),
+            check=False,
+        )
+        assert done.returncode == exits.USAGE, done.stderr
+        assert "expected one argument" not in done.stderr
+        assert f"{tmp_path / 'missing.lock.json'}: no such lock file" in done.stderr
+        assert done.stdout == ""
+
+
+def test_subcommands_and_aliases_resolve() -> None:
+    assert set(cli.ALIASES) <= set(cli.SUBCOMMANDS)
+    for name in ("approvals", "approve", "deny", "pins", "pin"):
+        assert name in cli.SUBCOMMANDS
+    parser = argparse.ArgumentParser()
+    import importlib
+
+    importlib.import_module(cli.SUBCOMMANDS["pins"]).add_arguments(parser)
+    args = parser.parse_args(["create", "--lock", "x.json", "--", "srv"])
+    assert (args.action, args.lock, args.command) == ("create", "x.json", ["--", "srv"])
+
+
+def test_one_table_of_exit_codes() -> None:
+    table = (exits.OK, exits.REFUSED, exits.DIFFERS, exits.FAILED, exits.USAGE, exits.NEEDS_APPROVAL)
+    assert table == (0, 1, 1, 1, 2, 3)
+    assert (exits.CANNOT_RUN, exits.NOT_FOUND, exits.INTERRUPTED) == (126, 127, 130)
+    assert cli.EXIT_USAGE == exits.USAGE
