@@ -14,10 +14,10 @@ from mcp_guard import __version__, exits
 from mcp_guard.paths import policy_path as default_policy_path
 
 if TYPE_CHECKING:
+    from mcp_guard.config import GuardConfig
     from mcp_guard.limits.base import Limiter
     from mcp_guard.policy.model import Policy
 
-POLICY_ENV = "MCP_GUARD_POLICY"
 EXIT_USAGE = exits.USAGE
 
 _RUN_DESCRIPTION = """\
@@ -161,18 +161,6 @@ def split_command(argv: Sequence[str], parser: argparse.ArgumentParser | None = 
     return list(argv[:i]), list(argv[i:])
 
 
-def _find_policy(explicit: str | None) -> tuple[Path | None, str]:
-    if explicit:
-        return Path(explicit), "--policy"
-    env = os.environ.get(POLICY_ENV)
-    if env:
-        return Path(env), f"${POLICY_ENV}"
-    path = default_policy_path()
-    if path.is_file():
-        return path, "user config"
-    return None, ""
-
-
 def _err(message: str) -> None:
     sys.stderr.write(f"mcp-guard: {message}\n")
     sys.stderr.flush()
@@ -187,38 +175,24 @@ def run(argv: list[str]) -> int:
         _err("no server command given: put it after `--`, e.g. mcp-guard --policy policy.json -- npx some-server")
         return EXIT_USAGE
 
-    from mcp_guard.policy.engine import Engine
-    from mcp_guard.policy.load import PolicyError, load_policy
-    from mcp_guard.policy.model import ALLOW_ALL
+    from mcp_guard.config import ConfigError, resolve
 
-    policy_path, source = _find_policy(args.policy)
-    if policy_path is None:
-        policy = ALLOW_ALL
-        _err(
-            f"no policy found: relaying every call (allow-all). Pass --policy FILE, set ${POLICY_ENV}, "
-            f"or create {default_policy_path()}"
-        )
-    else:
-        from mcp_guard.policy.load import PolicyHashMismatch
-        from mcp_guard.reload import file_stamp
+    try:
+        config = resolve(args, command)
+    except ConfigError as exc:
+        _err(exc.message)
+        return exc.code
+    for note in config.notes:
+        _err(note)
+    return _guard(config)
 
-        stamp = file_stamp(policy_path)
-        try:
-            # One read: the bytes checked against --policy-sha256 are the bytes loaded.
-            policy = load_policy(policy_path, args.policy_sha256 or None)
-        except PolicyHashMismatch as exc:
-            _err(f"{exc}; not starting the server")
-            return EXIT_USAGE
-        except PolicyError as exc:
-            _err(f"invalid policy (from {source}), not starting the server:\n{exc}")
-            return EXIT_USAGE
-    if args.monitor or policy.mode == "monitor":
-        _err("monitor mode: every call is judged and reported on stderr, but nothing is refused")
 
+def _guard(config: GuardConfig) -> int:
+    """Start the server and relay until the session ends, all from ``config``."""
     from mcp_guard.upstream import CommandNotFound, resolve_command
 
     try:
-        resolved = resolve_command(command)
+        resolved = resolve_command(config.command)
     except CommandNotFound as exc:
         _err(f"command not found: {exc.command!r} (PATH={os.environ.get('PATH', '')})")
         return exits.NOT_FOUND
@@ -228,73 +202,73 @@ def run(argv: list[str]) -> int:
 
     import anyio
 
-    from mcp_guard.audit import server_identity, server_name_from
+    from mcp_guard.approval.flow import ApprovalSettings
+    from mcp_guard.approval.lazy import LazyApprovalStore
     from mcp_guard.judge import Judge
     from mcp_guard.pipeline import Snapshot
+    from mcp_guard.policy.engine import Engine
     from mcp_guard.relay import relay, stderr_line
     from mcp_guard.session import Session
     from mcp_guard.upstream import Upstream
 
-    server_name = args.name or server_name_from(command)
-    limiter, store_name = _limiter(args.state or policy.state, policy, server_name)
+    limiter, store_name = _limiter(config.state_url, config.policy, config.server_name)
     if limiter is None:
         return EXIT_USAGE
-    engine = Engine(policy)
-    judge = Judge(engine, limiter, force_monitor=args.monitor, warn=stderr_line, store_name=store_name)
+    engine = Engine(config.policy)
+    judge = Judge(engine, limiter, force_monitor=config.monitor, warn=stderr_line, store_name=store_name)
     audit = None
-    if not args.no_audit:
-        from mcp_guard.audit import AuditLog, default_audit_path
+    if config.audit_log is not None:
+        from mcp_guard.audit import AuditLog
 
-        audit = AuditLog(Path(args.audit_log) if args.audit_log else default_audit_path(), stderr_line)
-    from mcp_guard.approval.flow import ApprovalSettings, parse_channels
-    from mcp_guard.approval.lazy import LazyApprovalStore
-    from mcp_guard.policy.model import window_seconds
-
-    try:
-        channels = parse_channels(args.approval)
-    except ValueError as exc:
-        _err(f"--approval: {exc}")
-        return EXIT_USAGE
-    if "command" in channels and not args.approval_command:
-        _err("--approval lists 'command' but no --approval-command was given; that channel will be skipped")
+        audit = AuditLog(config.audit_log, stderr_line)
     approvals = ApprovalSettings(
-        channels=channels,
-        timeout_s=args.approval_timeout or window_seconds(policy.approval_timeout),
-        command=args.approval_command,
-        store=LazyApprovalStore(Path(args.approval_store) if args.approval_store else None),
+        channels=config.approval.channels,
+        timeout_s=config.approval.timeout_s,
+        command=config.approval.command,
+        store=LazyApprovalStore(config.approval.store, warn=stderr_line),
     )
-    integrity = _integrity(args, policy, policy_path, audit, approvals)
+    integrity = _integrity(config, config.policy, approvals.store.path)
     if integrity is False:
         return EXIT_USAGE
     session = Session(
         judge,
-        Snapshot(engine, integrity or None, args.monitor),
+        Snapshot(engine, integrity or None, config.monitor),
         stderr_line,
         audit=audit,
-        server_name=server_name,
-        server_identity=server_identity(command, args.name),
+        server_name=config.server_name,
+        server_identity=config.server_identity,
         approvals=approvals,
     )
     background = []
-    if policy_path is not None and not args.no_reload:
+    if config.reload and config.policy_path is not None:
         from functools import partial
 
         from mcp_guard.reload import watch_policy
 
         def apply(new_policy: Policy, new_engine: Engine) -> bool:
             """Pins, validation and self-protection follow the reloaded policy, in the same snapshot."""
-            rebuilt = _integrity(args, new_policy, policy_path, audit, approvals, reloading=True)
+            rebuilt = _integrity(config, new_policy, approvals.store.path, reloading=True)
             if rebuilt is False:
                 return False
-            session.snapshot = Snapshot(new_engine, rebuilt or None, args.monitor)
+            session.snapshot = Snapshot(new_engine, rebuilt or None, config.monitor)
             return True
 
-        background.append(partial(watch_policy, policy_path, judge, stderr_line, stamp, args.policy_sha256, apply))
+        background.append(
+            partial(
+                watch_policy,
+                config.policy_path,
+                judge,
+                stderr_line,
+                config.policy_stamp,
+                config.policy_sha256,
+                apply,
+            )
+        )
     # Started last: a configuration error above must not leave a server running.
     try:
         upstream = Upstream(resolved)
     except OSError as exc:
-        _err(f"could not start {command[0]!r}: {exc.strerror or exc}")
+        _err(f"could not start {config.command[0]!r}: {exc.strerror or exc}")
         return exits.CANNOT_RUN
     try:
         return anyio.run(relay, upstream, session, 0, background)
@@ -351,14 +325,7 @@ def run_subcommand(name: str, argv: list[str]) -> int:
     return code
 
 
-def _integrity(
-    args: argparse.Namespace,
-    policy: Policy,
-    policy_path: Path | None,
-    audit: Any,
-    approvals: Any,
-    reloading: bool = False,
-) -> Any:
+def _integrity(config: GuardConfig, policy: Policy, store_path: Path, reloading: bool = False) -> Any:
     """The session's tool-integrity checks from the policy (None when none is on; False after an error)."""
     from mcp_guard.integrity.setup import IntegrityError, build_integrity
     from mcp_guard.relay import stderr_line
@@ -366,11 +333,11 @@ def _integrity(
     try:
         return build_integrity(
             policy,
-            policy_path,
-            lock=Path(args.pins) if args.pins else None,
-            audit_path=getattr(audit, "path", None),
-            store_path=getattr(getattr(approvals, "store", None), "path", None),
-            state_url=args.state,
+            config.policy_path,
+            lock=config.lock,
+            audit_path=config.audit_log,
+            store_path=store_path,
+            state_url=config.state_url,
             warn=stderr_line,
         )
     except IntegrityError as exc:

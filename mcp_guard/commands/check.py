@@ -22,10 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mcp_guard.policy.engine import policy_warnings
-    from mcp_guard.policy.load import PolicyError, dotted_path, load_document
+    from mcp_guard.policy.load import PolicyError, dotted_path, load_bytes, load_document
 
     try:
-        policy, doc = load_document(args.policy)
+        raw = args.policy.read_bytes()
+    except OSError:
+        raw = None  # load_document says what is wrong with the file
+    try:
+        # The hash printed is of the very bytes validated, never of a second read.
+        policy, doc = load_bytes(raw, args.policy) if raw is not None else load_document(args.policy)
     except PolicyError as exc:
         print(exc, file=sys.stderr)
         return exits.USAGE
@@ -33,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         pos = doc.position_of(path)
         where = f"{args.policy}:{pos.line}:{pos.column}" if pos else str(args.policy)
         print(f"{where}: warning: {dotted_path(path)}: {message}", file=sys.stderr)
-    digest = hashlib.sha256(args.policy.read_bytes()).hexdigest()
+    digest = hashlib.sha256(raw or b"").hexdigest()
     if args.sha256:
         print(digest)
         return exits.OK

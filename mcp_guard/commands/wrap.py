@@ -250,7 +250,7 @@ def _report(path: Path, outcome: Outcome) -> None:
 
 
 def _no_policy_note() -> None:
-    from mcp_guard.cli import POLICY_ENV
+    from mcp_guard.config import POLICY_ENV
     from mcp_guard.paths import policy_path
 
     default = policy_path()

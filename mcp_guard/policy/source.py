@@ -11,7 +11,6 @@ no tool name or argument could ever match it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mcp_guard.jsonpos import JArray, JNode, JObject, JScalar, JsonSyntaxError, LineIndex, parse
@@ -129,15 +128,3 @@ def parse_yaml(text: str) -> SourceDocument:
     if root is None:
         return SourceDocument(None, positions)
     return SourceDocument(convert(root, ()), positions)
-
-
-def read_document(path: Path) -> SourceDocument:
-    """Read ``path`` as YAML when it ends in .yaml/.yml, else as JSON."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"not valid UTF-8 (byte {exc.start})", None) from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return parse_yaml(text)
-    return parse_json(text)
