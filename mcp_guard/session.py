@@ -213,6 +213,13 @@ class Session:
 
     def _claim(self, key: Key, m: Message) -> dict[str, Any] | None:
         """An error answer when this request id cannot be taken (already in flight, or too many in flight)."""
+        if self._client_ids.owns(m.id) or self._upstream_ids.owns(m.id):
+            # The answer would be taken for the answer to the guard's own request, and dropped.
+            return error_answer(
+                m.id,
+                INVALID_REQUEST,
+                f"mcp-guard: request id {m.id!r} is one of the guard's own ids; use another id",
+            )
         with self._lock:
             if key in self._inflight or key in self._held:
                 return error_answer(

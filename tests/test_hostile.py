@@ -1332,11 +1332,21 @@ MALFORMED_CALLS = {
     "name-number": (call("m1", 7), NEEDS_NAME),
     "name-null": (call("m1", None), NEEDS_NAME),
     "params-missing": (M1 + b"}", NEEDS_PARAMS),
-    "name-surrogate": (
-        M1 + b',"params":{"name":"allowed_tool\\ud800"}}',
-        "the tool name contains an unpaired surrogate",
-    ),
 }
+
+
+def test_unpaired_surrogates_anywhere_are_refused(guard: GuardUnderTest) -> None:
+    """Readers disagree on a lone surrogate escape: the Python SDK drops the frame, Go reads U+FFFD."""
+    message = (
+        "the frame holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): readers disagree on it (the "
+        "Python SDK drops the frame, Go reads U+FFFD, JavaScript keeps it)"
+    )
+    for frame in (
+        M1 + b',"params":{"name":"allowed_tool\\ud800"}}',
+        M1 + b',"params":{"name":"allowed_tool","arguments":{"note":"\\udfff"}}}',
+    ):
+        answers, recorded = send(guard, frame)
+        assert (answers, recorded) == ([error("m1", INVALID_REQUEST, message)], [])
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED_CALLS))

@@ -241,14 +241,29 @@ def test_a_refused_batch_element_is_answered_at_once(tmp_path: Path) -> None:
     assert wire.client[1] == ok(2)
 
 
-def test_unpaired_surrogates_in_arguments_do_not_end_the_session(tmp_path: Path) -> None:
+def test_unpaired_surrogates_are_refused_and_do_not_end_the_session(tmp_path: Path) -> None:
+    # Readers disagree on a lone surrogate (the Python SDK drops the frame unanswered, Go reads U+FFFD).
     wire = Wire(tmp_path, LIMITED)
+    wire.send(b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"evil","arguments":{"\\ud800k":"v"}}}\n')
+    wire.send(b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"safe","arguments":{"x":"\\udfff"}}}\n')
     wire.send(
-        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"evil","arguments":{"\\ud800k":"\\udfffv"}}}\n'
+        b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"safe","arguments":{"x":"\\ud83d\\ude00"}}}\n'
     )
-    wire.send(call(2, "safe", {"x": "\ud800"}))
-    assert wire.client[0]["id"] == 1 and wire.client[0]["result"]["isError"] is True
-    assert [m["id"] for m in wire.upstream] == [2]
+    assert [(m["id"], m["error"]["code"]) for m in wire.client] == [(1, -32600), (2, -32600)]
+    assert [m["id"] for m in wire.upstream] == [3]  # a proper pair is one character, read alike everywhere
+
+
+def test_a_request_may_not_use_the_guards_own_ids(tmp_path: Path) -> None:
+    wire = Wire(tmp_path, {"version": "1", "default": "allow", "hide": ["secret_tool"]})
+    wire.send(call(1, "secret_tool"))
+    for _ in range(100):
+        if wire.upstream:
+            break
+        threading.Event().wait(0.01)
+    [probe] = wire.upstream
+    wire.send(call(probe["id"], "other"))
+    assert wire.client[-1]["id"] == probe["id"] and wire.client[-1]["error"]["code"] == -32600
+    assert len(wire.upstream) == 1
 
 
 @pytest.mark.parametrize(

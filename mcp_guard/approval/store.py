@@ -812,7 +812,7 @@ class ApprovalStore:
             str(self.path), timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             if _schema_version(conn) != _SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
@@ -835,6 +835,19 @@ class ApprovalStore:
             conn.close()
             raise
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL. Several processes opening a new store at once can get "database is locked" here
+        at once, without SQLite's busy handler waiting: retry for as long as the busy timeout allows."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _close(self) -> None:
         if self._conn is not None:

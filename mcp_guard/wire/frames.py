@@ -17,6 +17,7 @@ What survives is a list of :class:`Message` whose shape is JSON-RPC 2.0 as MCP u
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -69,6 +70,27 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, level)
             stack.extend((v, level + 1) for v in item)
     return deepest
+
+
+# Only a frame with such an escape can decode to a lone surrogate (raw ones are not valid UTF-8).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string (key or value) holds a surrogate left unpaired after decoding, without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 @dataclass(slots=True)
@@ -135,6 +157,13 @@ def read_frame(line: bytes) -> Frame | None:
         raise Refused(
             INVALID_REQUEST,
             f"the frame is nested more than {MAX_DEPTH} levels deep, beyond what some readers (the Python SDK) read",
+            *_probe(body)[:2],
+        )
+    if _SURROGATE_ESCAPE.search(body) is not None and _has_lone_surrogate(value):
+        raise Refused(
+            INVALID_REQUEST,
+            "the frame holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): readers disagree on it (the "
+            "Python SDK drops the frame, Go reads U+FFFD, JavaScript keeps it)",
             *_probe(body)[:2],
         )
     if isinstance(value, dict):
