@@ -104,6 +104,7 @@ class Session:
         # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once.
         self._unknown_answers: dict[bool, tuple[str, dict[str, Any]]] = {}
         self._stopping = False
+        self._version: str | None = None  # negotiated in the handshake era's initialize
         desk: ApprovalDesk | None = None
         if approvals is not None:
             from mcp_guard.approval.desk import ApprovalDesk
@@ -175,8 +176,29 @@ class Session:
         if frame is None:
             return []
         if frame.batch:
+            version = self._batchless_version(frame.messages)
+            if version is not None:
+                return self._refused_frame(
+                    Refused(
+                        INVALID_REQUEST,
+                        f"JSON-RPC batches are not part of MCP {version} (removed in 2025-06-18), which this session "
+                        "uses, and its servers do not answer them: send the messages one at a time",
+                        [m.id for m in frame.messages if m.kind == "request"],
+                        batch=True,
+                    )
+                )
             return self._batch(line, frame.messages)
         return self._one(line, frame.messages[0])
+
+    def _batchless_version(self, messages: list[Message]) -> str | None:
+        """The session's protocol version when it has no batches (2025-06-18 and later), else None."""
+        versions = [self._version] if self._version else []
+        for m in messages:
+            meta = m.params.get("_meta")
+            version = meta.get("io.modelcontextprotocol/protocolVersion") if isinstance(meta, dict) else None
+            if isinstance(version, str):
+                versions.append(version)
+        return next((v for v in versions if v >= "2025-06-18"), None)
 
     def _refused_frame(self, exc: Refused) -> list[Action]:
         """A frame the guard did not fully understand: never forwarded; one error per request in it."""
@@ -653,6 +675,8 @@ class Session:
                 line = self._filter_listing(line, ident)
             elif request.method == "server/discover":
                 self._remember_server_meta(line)
+            elif request.method == "initialize":
+                self._remember_version(line)
             if request.call is not None:
                 line = self._call_outcome(line, request.call)
         actions.append(ToClient(line))
@@ -776,6 +800,17 @@ class Session:
             return line
         result["tools"] = kept
         return encode(message)
+
+    def _remember_version(self, line: bytes) -> None:
+        """The protocol version the server chose in the handshake (it decides whether batches exist)."""
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError):
+            return
+        result = message.get("result") if isinstance(message, dict) else None
+        version = result.get("protocolVersion") if isinstance(result, dict) else None
+        if isinstance(version, str):
+            self._version = version
 
     def _remember_server_meta(self, line: bytes) -> None:
         """Keep the 2026-07-28 ``_meta`` server identity, so the guard's own answers carry it like the server's."""

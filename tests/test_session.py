@@ -189,13 +189,13 @@ def test_a_cancel_inside_a_batch_stops_a_call_held_for_approval(tmp_path: Path) 
             "id": 0,
             "method": "initialize",
             "params": {
-                "protocolVersion": "2025-06-18",
+                "protocolVersion": "2025-03-26",
                 "capabilities": {"elicitation": {}},
                 "clientInfo": {"name": "t", "version": "1"},
             },
         }
     )
-    wire.answer({"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "2025-06-18", "capabilities": {}}})
+    wire.answer({"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "2025-03-26", "capabilities": {}}})
     wire.send(call(7, "pay", {"amount": 5}))
     for _ in range(200):
         if any(m.get("method") == "elicitation/create" for m in wire.client):
@@ -214,6 +214,27 @@ def test_a_cancel_inside_a_batch_stops_a_call_held_for_approval(tmp_path: Path) 
     # No answer to 7 (the client gave up on it), and the guard took its question back.
     assert not any(m.get("id") == 7 for m in wire.client)
     assert wire.client[-1]["method"] == "notifications/cancelled"
+
+
+def test_batches_are_refused_once_the_session_is_2025_06_18_or_later(tmp_path: Path) -> None:
+    # Servers of those versions drop a batch unanswered: the guard answers every request in it instead.
+    wire = Wire(tmp_path, LIMITED)
+    wire.send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}})
+    wire.answer({"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "2025-06-18", "capabilities": {}}})
+    wire.send([call(1, "safe"), {"jsonrpc": "2.0", "method": "notifications/progress", "params": {}}, call(2, "safe")])
+    assert len(wire.upstream) == 1  # the initialize only
+    [[first, second]] = wire.client[1:]
+    assert (first["id"], second["id"], first["error"]["code"]) == (1, 2, -32600)
+    assert "send the messages one at a time" in first["error"]["message"]
+
+
+def test_a_batch_of_2026_calls_is_refused(tmp_path: Path) -> None:
+    wire = Wire(tmp_path, LIMITED)
+    modern = call(1, "safe")
+    modern["params"]["_meta"] = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+    wire.send([modern])
+    assert wire.upstream == []
+    assert [[e["id"] for e in wire.client[0]]] == [[1]]
 
 
 def test_tools_list_in_a_batch_is_filtered(tmp_path: Path) -> None:
