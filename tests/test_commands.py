@@ -106,3 +106,28 @@ def test_schema_is_generated_from_the_models_and_committed() -> None:
     committed = json.loads((POLICIES / "policy.schema.json").read_text())
     assert committed == policy_schema(), "run: mcp-guard schema -o examples/policies/policy.schema.json"
     assert "deny_if" in committed["$defs"]["ToolRule"]["properties"]
+
+
+def test_explain_runs_the_same_checks_as_the_guard(tmp_path: Path) -> None:
+    """Issue 16 bug 2: explain said ALLOW for calls the running guard refuses."""
+    from mcp_guard.integrity.lockfile import LockFile
+
+    schema = {"type": "object", "properties": {"amount": {"type": "number"}}, "required": ["amount"]}
+    LockFile.from_tools([{"name": "pay", "description": "Pay.", "inputSchema": schema}]).save(tmp_path / "p.lock.json")
+    policy = write_policy(
+        tmp_path,
+        {"version": "1", "default": "allow", "validate_arguments": True, "pins": {"file": "p.lock.json"}},
+    )
+
+    def run(tool: str, arguments: dict[str, Any]) -> tuple[int, str, str]:
+        result = guard("explain", str(policy), tool, json.dumps(arguments), "--json")
+        out = json.loads(result.stdout)
+        return result.returncode, out["decision"], out["rule"]
+
+    # A path to the policy file itself: protect_own_files refuses it in the guard, so explain must too.
+    assert run("pay", {"amount": 1, "note": str(policy)}) == (1, "deny", "protect_own_files")
+    # Arguments that break the pinned schema.
+    assert run("pay", {"amount": "lots"}) == (1, "deny", "validate_arguments")
+    # A tool the lock does not know.
+    assert run("other", {}) == (1, "deny", "pins")
+    assert run("pay", {"amount": 1}) == (0, "allow", "default")
