@@ -96,7 +96,72 @@ _SCAN: Callable[[str, int], tuple[Any, int]] = getattr(  # noqa: B009 - set in _
     json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int, parse_float=_float),
     "scan_once",
 )
+# The same without the hooks that run Python code for every object and integer (about two thirds of
+# the cost of a small frame): a frame it reads is accepted only when _same_as_strict proves the strict
+# decoder would read the same value (see strict_loads).
+_FAST_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(  # noqa: B009
+    json.JSONDecoder(parse_constant=_constant, parse_float=_float), "scan_once"
+)
 _JSON_WHITESPACE = " \t\r\n"
+
+
+def _same_as_strict(value: Any, colons: int) -> bool:
+    """Whether the strict decoder reads ``value`` from its text too: no key dropped as a duplicate, no
+    two keys equal under case folding, no integer outside ±2^53. ``colons`` counts ``:`` in the text,
+    which holds no ``\\u`` escape.
+
+    Every key in JSON text is followed by one colon; every other colon is inside a string. A string
+    without ``\\u`` escapes decodes to as many colons as it has in the text. So the keys and the
+    colons in the strings of the parsed value add up to ``colons`` exactly when no pair was dropped
+    (a dropped pair takes its key's colon with it), and to fewer otherwise.
+    """
+    if type(value) is not dict and type(value) is not list:
+        return type(value) is not int or -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT
+    keys = 0
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item = pop()
+        if type(item) is dict:
+            size = len(item)
+            keys += size
+            if size > 1:
+                names = tuple(item)
+                if names not in _FOLDS_APART:
+                    if len(set(map(str.casefold, names))) != size:  # casefold is fold() for every key
+                        return False
+                    if size <= 16:
+                        if len(_FOLDS_APART) >= 1024:
+                            _FOLDS_APART.clear()
+                        _FOLDS_APART[names] = None
+            values: Any = item.values()
+        else:
+            values = item
+        for element in values:
+            kind = type(element)
+            if kind is dict or kind is list:
+                push(element)
+            elif kind is int and (element > _MAX_EXACT_INT or element < -_MAX_EXACT_INT):
+                return False
+    if keys == colons:
+        return True
+    in_strings = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            in_strings += item.count(":")
+        elif kind is dict:
+            stack.extend(item)
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return keys + in_strings == colons
+
+
+# Key sets seen before whose keys stay apart under folding (the same few shapes arrive call after call).
+_FOLDS_APART: dict[tuple[str, ...], None] = {}
 
 
 def strict_loads(line: bytes) -> Any:
@@ -111,6 +176,16 @@ def strict_loads(line: bytes) -> Any:
     start = 0
     while start < len(text) and text[start] in _JSON_WHITESPACE:
         start += 1
+    if line.find(b"\\u") < 0:  # not `in`: on bytes it raises and clears a TypeError first (CPython 3.11)
+        try:
+            value, end = _FAST_SCAN(text, start)
+        except (StopIteration, ValueError, RecursionError, FrameError):
+            pass  # the strict decoder below says what is wrong, as it always did
+        else:
+            if _same_as_strict(value, line.count(b":")):
+                if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+                    raise FrameError(PARSE_ERROR, f"the frame is not valid JSON: extra data at character {end}")
+                return value
     try:
         value, end = _SCAN(text, start)
     except StopIteration as exc:
