@@ -6,15 +6,17 @@
 
 Measured with ``time.process_time`` (CPU time of the whole process, the audit writer thread
 included), not wall-clock time, so other work on a shared machine moves the figures less.
-Variants: allow-all and one sliding-window limit on the called tool, each with the audit log on
-(the default: records go to a file in a temporary folder) and off; a client writing compact
-JSON (the SDKs' layout) and one writing JSON with spaces.
+The session is built as the guard builds it (``mcp_guard.cli.build_session``: integrity checks,
+approvals, audit log), in the benchmarks' isolated user directories. Variants: allow-all and one
+sliding-window limit on the called tool, each with the audit log on (the default) and off
+(``--no-audit``); a client writing compact JSON (the SDKs' layout) and one writing JSON with spaces.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -23,30 +25,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import LIMITER_POLICY, fmt, print_table, setup_driver, write_results
+from _common import LIMITER_POLICY, fmt, isolated_env, print_table, setup_driver, write_results
 
 ALLOW_ALL: dict[str, Any] = {"version": "1", "default": "allow"}
 VARIANTS = ("allow", "allow+audit", "limit", "limit+audit", "limit+audit spaced")
 
 
 def build(variant: str, tmp: Path) -> tuple[Any, Callable[[], None]]:
-    from mcp_guard.judge import Judge
-    from mcp_guard.limits.memory import MemoryLimiter
-    from mcp_guard.pipeline import Snapshot
-    from mcp_guard.policy.engine import Engine
-    from mcp_guard.policy.load import load_policy
-    from mcp_guard.session import Session
+    """The session exactly as ``mcp-guard --policy FILE -- server`` builds it (``cli.build_session``):
+    the policy's integrity checks (own files), approvals, and the audit log unless ``--no-audit``."""
+    from mcp_guard import cli
+    from mcp_guard.config import resolve
 
     policy = LIMITER_POLICY if variant.startswith("limit") else ALLOW_ALL
-    path = tmp / f"{variant.replace(' ', '_')}.json"
+    path = tmp / f"{variant.replace(' ', '_').replace('+', '_')}.json"
     path.write_text(json.dumps(policy))
-    engine = Engine(load_policy(path))
-    audit = None
-    if "audit" in variant:
-        from mcp_guard.audit import AuditLog
-
-        audit = AuditLog(tmp / f"{variant.replace(' ', '_')}.jsonl", lambda _: None, key=b"k" * 32)
-    session = Session(Judge(engine, MemoryLimiter()), Snapshot(engine), lambda _: None, audit=audit)
+    options = ["--policy", str(path)] + ([] if "audit" in variant else ["--no-audit"])
+    os.environ.update(isolated_env())  # the audit log, the secret and the approval store go to scratch folders
+    config = resolve(cli._run_parser().parse_args(options), ["server"])
+    built = cli.build_session(config) if hasattr(cli, "build_session") else _build_as_before(config)
+    if isinstance(built, int):
+        raise SystemExit(f"the guard would not start with {options}")
+    session, audit, _ = built
     session.from_client(
         b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
         b'"capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}\n'
@@ -56,6 +56,41 @@ def build(variant: str, tmp: Path) -> tuple[Any, Callable[[], None]]:
         b'"serverInfo":{"name":"upstream","version":"1"}}}\n'
     )
     return session, (audit.close if audit is not None else (lambda: None))
+
+
+def _build_as_before(config: Any) -> Any:
+    """What ``cli._guard`` built before ``build_session`` existed (to measure an older tree, PYTHONPATH)."""
+    from mcp_guard import cli
+    from mcp_guard.approval.flow import ApprovalSettings
+    from mcp_guard.approval.lazy import LazyApprovalStore
+    from mcp_guard.audit import AuditLog
+    from mcp_guard.judge import Judge
+    from mcp_guard.pipeline import Snapshot
+    from mcp_guard.policy.engine import Engine
+    from mcp_guard.session import Session
+
+    limiter, store_name = cli._limiter(config.state_url, config.policy, config.server_name)
+    engine = Engine(config.policy)
+    judge = Judge(engine, limiter, force_monitor=config.monitor, store_name=store_name)
+    audit = AuditLog(config.audit_log, print) if config.audit_log is not None else None
+    approvals = ApprovalSettings(
+        channels=config.approval.channels,
+        timeout_s=config.approval.timeout_s,
+        command=config.approval.command,
+        store=LazyApprovalStore(config.approval.store),
+    )
+    integrity = cli._integrity(config, config.policy, approvals.store.path)
+    snapshot = Snapshot(engine, integrity or None, config.monitor)
+    session = Session(
+        judge,
+        snapshot,
+        print,
+        audit=audit,
+        server_name=config.server_name,
+        server_identity=config.server_identity,
+        approvals=approvals,
+    )
+    return session, audit, []
 
 
 def frames(variant: str, first: int, count: int) -> list[tuple[bytes, bytes]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +14,11 @@ from mcp_guard import __version__, exits
 from mcp_guard.paths import policy_path as default_policy_path
 
 if TYPE_CHECKING:
+    from mcp_guard.audit import AuditLog
     from mcp_guard.config import GuardConfig
     from mcp_guard.limits.base import Limiter
     from mcp_guard.policy.model import Policy
+    from mcp_guard.session import Session
 
 EXIT_USAGE = exits.USAGE
 
@@ -202,25 +204,53 @@ def _guard(config: GuardConfig) -> int:
 
     import anyio
 
+    from mcp_guard.relay import relay
+    from mcp_guard.upstream import Upstream
+
+    built = build_session(config)
+    if isinstance(built, int):
+        return built
+    session, audit, background = built
+    # Started last: a configuration error above must not leave a server running.
+    try:
+        upstream = Upstream(resolved)
+    except OSError as exc:
+        _err(f"could not start {config.command[0]!r}: {exc.strerror or exc}")
+        if audit is not None:
+            audit.close()
+        return exits.CANNOT_RUN
+    try:
+        return anyio.run(relay, upstream, session, 0, background)
+    except KeyboardInterrupt:
+        # Ctrl-C before the relay watches signals: the server must not outlive the guard (no parent-death
+        # signal outside Linux).
+        upstream.kill_now()
+        _err("interrupted")
+        return exits.INTERRUPTED
+    finally:
+        if audit is not None:
+            audit.close()
+
+
+def build_session(
+    config: GuardConfig,
+) -> tuple[Session, AuditLog | None, list[Callable[[], Coroutine[Any, Any, None]]]] | int:
+    """The session the guard relays with, its audit log and its background tasks (the policy watcher),
+    exactly as configured; an exit status after a configuration error (said on stderr).
+    ``benchmarks/session.py`` measures the session built here."""
     from mcp_guard.approval.flow import ApprovalSettings
     from mcp_guard.approval.lazy import LazyApprovalStore
     from mcp_guard.judge import Judge
     from mcp_guard.pipeline import Snapshot
     from mcp_guard.policy.engine import Engine
-    from mcp_guard.relay import relay, stderr_line
+    from mcp_guard.relay import stderr_line
     from mcp_guard.session import Session
-    from mcp_guard.upstream import Upstream
 
     limiter, store_name = _limiter(config.state_url, config.policy, config.server_name)
     if limiter is None:
         return EXIT_USAGE
     engine = Engine(config.policy)
     judge = Judge(engine, limiter, force_monitor=config.monitor, warn=stderr_line, store_name=store_name)
-    audit = None
-    if config.audit_log is not None:
-        from mcp_guard.audit import AuditLog
-
-        audit = AuditLog(config.audit_log, stderr_line)
     approvals = ApprovalSettings(
         channels=config.approval.channels,
         timeout_s=config.approval.timeout_s,
@@ -230,6 +260,11 @@ def _guard(config: GuardConfig) -> int:
     integrity = _integrity(config, config.policy, approvals.store.path)
     if integrity is False:
         return EXIT_USAGE
+    audit = None
+    if config.audit_log is not None:
+        from mcp_guard.audit import AuditLog
+
+        audit = AuditLog(config.audit_log, stderr_line)
     session = Session(
         judge,
         Snapshot(engine, integrity or None, config.monitor),
@@ -239,7 +274,7 @@ def _guard(config: GuardConfig) -> int:
         server_identity=config.server_identity,
         approvals=approvals,
     )
-    background = []
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
     if config.reload and config.policy_path is not None:
         from functools import partial
 
@@ -264,23 +299,7 @@ def _guard(config: GuardConfig) -> int:
                 apply,
             )
         )
-    # Started last: a configuration error above must not leave a server running.
-    try:
-        upstream = Upstream(resolved)
-    except OSError as exc:
-        _err(f"could not start {config.command[0]!r}: {exc.strerror or exc}")
-        return exits.CANNOT_RUN
-    try:
-        return anyio.run(relay, upstream, session, 0, background)
-    except KeyboardInterrupt:
-        # Ctrl-C before the relay watches signals: the server must not outlive the guard (no parent-death
-        # signal outside Linux).
-        upstream.kill_now()
-        _err("interrupted")
-        return exits.INTERRUPTED
-    finally:
-        if audit is not None:
-            audit.close()
+    return session, audit, background
 
 
 # Subcommands live in their own modules, imported only when used, so the relay's
