@@ -40,6 +40,7 @@ from mcp_guard.wire.jsonrpc import (
     error_frame,
     id_key,
     is_modern,
+    loads_or_none,
     strict_loads,
 )
 from mcp_guard.wire.peek import classify, peek
@@ -699,10 +700,7 @@ class Session:
         needs_refund = call.refund is not None and not call.cancelled
         message: Any = None
         if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval:
-            try:
-                message = json.loads(line)
-            except (ValueError, RecursionError):
-                message = None
+            message = loads_or_none(line)
         status = (
             _status(message) if message is not None else ("ok" if len(line) > _STATUS_PARSE_LIMIT else "unreadable")
         )

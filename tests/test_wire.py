@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mcp_guard.wire import jsonrpc
 from mcp_guard.wire.frames import Refused, read_frame
-from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, strict_loads
+from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, loads_or_none, strict_loads
 from mcp_guard.wire.peek import classify, peek
 from mcp_guard.wire.tools_list import filter_tools_result
 
@@ -216,6 +216,24 @@ def test_a_plain_call_is_read_without_the_hooked_decoder() -> None:
     line = b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"url":"https://x"}}}'
     with patch.object(jsonrpc, "_SCAN", None):  # calling it would fail
         assert strict_loads(line)["params"]["arguments"] == {"url": "https://x"}
+
+
+def _json_loads_or_none(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
+@given(
+    text=json_texts(),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"]),
+    around=st.sampled_from(["", " ", "\n", " \t\r\n", "x", " 1", "\x00"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_bookkeeping_reads_what_json_loads_reads(text: str, encoding: str, around: str) -> None:
+    line = (" " + text + around).encode(encoding, "surrogatepass")
+    assert repr(loads_or_none(line)) == repr(_json_loads_or_none(line))
 
 
 def test_tools_list_filter_keeps_every_other_field() -> None:

@@ -118,7 +118,7 @@ def _same_as_strict(value: Any, colons: int) -> bool:
     if type(value) is not dict and type(value) is not list:
         return type(value) is not int or -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT
     keys = 0
-    stack = [value]
+    stack: list[Any] = [value]
     pop, push = stack.pop, stack.append
     while stack:
         item = pop()
@@ -270,8 +270,27 @@ def id_key(ident: Any) -> tuple[bool, Any]:
 
 
 def loads_or_none(line: bytes) -> Any:
-    """The parsed frame, or None if it is not JSON (for frames read only for bookkeeping)."""
+    """The parsed frame, or None if it is not JSON (for frames read only for bookkeeping).
+
+    What ``json.loads`` reads, at half its cost for a small frame: UTF-8 goes straight to the C scanner
+    (``json.loads`` detects the encoding and matches whitespace with regular expressions in Python);
+    anything that scanner does not read whole is left to ``json.loads`` itself (a BOM, UTF-16/32,
+    encoded surrogates, errors).
+    """
+    try:
+        text = line.decode("utf-8")
+        start = 0
+        while start < len(text) and text[start] in _JSON_WHITESPACE:
+            start += 1
+        value, end = _PLAIN_SCAN(text, start)
+        if end == len(text) or not text[end:].strip(_JSON_WHITESPACE):
+            return value
+    except (ValueError, StopIteration, RecursionError):
+        pass
     try:
         return json.loads(line)
     except (ValueError, RecursionError):
         return None
+
+
+_PLAIN_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
