@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_guard.canonical import KeyedDigest, canonical_json, compact_json, sha256_hex, utf8
+from mcp_guard.wire.jsonrpc import answer_status, loads_or_none
 
 Decision = str  # allowed | refused | approved | declined | monitored
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -92,6 +93,7 @@ class Event:
     status: str | None = None  # ok | error (isError) | rpc_error | server_exited, for relayed calls
     duration_ms: float | None = None
     when: float = 0.0  # time.time() at the decision
+    answer: bytes | None = None  # the server's answer, when status is None: the writer reads the status from it
 
 
 class AuditLog:
@@ -173,14 +175,18 @@ class AuditLog:
         # Keys in a fixed order, so people reading the file see the same layout on every line. Built from
         # pieces, the ones that repeat from call to call (server, client, tool, rule, keys) encoded once:
         # the same text as encoding the whole record, at a third of the cost.
+        status = event.status
+        if status is None and event.answer is not None:
+            status = answer_status(loads_or_none(event.answer))
         duration = event.duration_ms
         if duration is None:
             duration_text = "null"
         else:
             duration = round(duration, 3)
             duration_text = repr(duration) if type(duration) is float and math.isfinite(duration) else _ENCODE(duration)
+        middle = self._middle(event, status)
         text = (
-            f'{{"ts":"{self._ts_prefix}.{millis:03d}+00:00",{self._middle(event)},"duration_ms":{duration_text},'
+            f'{{"ts":"{self._ts_prefix}.{millis:03d}+00:00",{middle},"duration_ms":{duration_text},'
             f'"arg_keys":{self._keys(event.arguments)},"args_hmac":"{self._fingerprint(event.arguments)}",'
             f'"pid":{self._pid}'
         )
@@ -189,11 +195,11 @@ class AuditLog:
             self._dropped = 0
         return utf8(text + "}") + b"\n"  # a lone surrogate anywhere is written escaped, never dropped
 
-    def _middle(self, event: Event) -> str:
+    def _middle(self, event: Event, status: str | None) -> str:
         """``"server":…`` to ``"status":…``, encoded once per distinct combination."""
         client = event.client
         try:
-            key: Any = (event.server, event.tool, event.decision, event.rule, event.reason, event.status)
+            key: Any = (event.server, event.tool, event.decision, event.rule, event.reason, status)
             key += (tuple(client.items()),) if client is not None else (None,)
             text = self._middles.get(key)
         except TypeError:  # an unhashable value in the client's name: encode it every time
@@ -207,7 +213,7 @@ class AuditLog:
                     "decision": event.decision,
                     "rule": event.rule,
                     "reason": event.reason,
-                    "status": event.status,
+                    "status": status,
                 }
             )[1:-1]
             if key is not None:

@@ -35,6 +35,7 @@ from mcp_guard.wire.jsonrpc import (
     INVALID_REQUEST,
     SERVER_ERROR,
     FrameError,
+    answer_status,
     encode,
     error_answer,
     error_frame,
@@ -60,6 +61,9 @@ MAX_IN_FLIGHT = 4096
 # Answers up to this size are parsed to learn whether the call failed (refund, audit). Larger ones are
 # parsed only when a refund depends on it: reading 20 MB for an audit word costs more than relaying it.
 _STATUS_PARSE_LIMIT = 1 << 20
+# Answers up to this size go to the audit writer unread when only the audit log wants their status: bounded
+# so the writer's backlog (0.2 s of calls) holds little memory.
+_DEFERRED_STATUS_LIMIT = 2048
 _LIST_TIMEOUT_S = 10.0
 
 
@@ -698,18 +702,29 @@ class Session:
     def _call_outcome(self, line: bytes, call: Call) -> bytes:
         """Audit (and maybe refund) a relayed call from the server's answer, read by parsing it."""
         needs_refund = call.refund is not None and not call.cancelled
+        if not needs_refund and not call.modern_approval:
+            # Only the audit log wants the answer's status: a small answer is read by the audit writer, off
+            # the relay's path (it costs as much as the rest of the answer's handling), a larger one here.
+            if self._audit is None:
+                return line
+            if len(line) <= _DEFERRED_STATUS_LIMIT:
+                self._audit_outcome(call, None, line)
+                return line
         message: Any = None
         if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval:
             message = loads_or_none(line)
         status = (
-            _status(message) if message is not None else ("ok" if len(line) > _STATUS_PARSE_LIMIT else "unreadable")
+            answer_status(message)
+            if message is not None
+            else ("ok" if len(line) > _STATUS_PARSE_LIMIT else "unreadable")
         )
         if call.modern_approval and self.desk is not None and isinstance(message, dict):
             line = self.desk.wrap_upstream_state(message, call) or line
         self._audit_outcome(call, status)
         return line
 
-    def _audit_outcome(self, call: Call, status: str) -> None:
+    def _audit_outcome(self, call: Call, status: str | None, answer: bytes | None = None) -> None:
+        """Refund and audit a relayed call; ``status`` None: the audit writer reads it from ``answer``."""
         if call.refund is not None and status in ("error", "rpc_error") and not call.cancelled:
             try:
                 self.judge.limiter.refund(call.refund)
@@ -731,6 +746,7 @@ class Session:
                 status=status,
                 duration_ms=(time.perf_counter() - call.started) * 1000,
                 when=call.when,
+                answer=answer,
             )
         )
 
@@ -852,18 +868,6 @@ class Session:
         for key, _ in held:
             actions.append(ToClient(error_frame(key[1], SERVER_ERROR, text)))
         return actions
-
-
-def _status(message: Any) -> str:
-    """ok, error (a result with ``isError: true``) or rpc_error (a JSON-RPC error), from the parsed answer."""
-    if not isinstance(message, dict):
-        return "unreadable"
-    if "error" in message:
-        return "rpc_error"
-    result = message.get("result")
-    if isinstance(result, dict) and result.get("isError") is True:
-        return "error"
-    return "ok"
 
 
 def _from_template(template: tuple[str, dict[str, Any]], call: CallIn) -> dict[str, Any]:

@@ -293,4 +293,17 @@ def loads_or_none(line: bytes) -> Any:
         return None
 
 
+def answer_status(message: Any) -> str:
+    """ok, error (a result with ``isError: true``), rpc_error (a JSON-RPC error) or unreadable (not an object),
+    of a server's parsed answer to a call."""
+    if not isinstance(message, dict):
+        return "unreadable"
+    if "error" in message:
+        return "rpc_error"
+    result = message.get("result")
+    if isinstance(result, dict) and result.get("isError") is True:
+        return "error"
+    return "ok"
+
+
 _PLAIN_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
