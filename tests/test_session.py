@@ -441,7 +441,8 @@ def test_the_audit_log_records_each_answers_status_and_refunds_still_happen(tmp_
         3: b'{"jsonrpc":"2.0","id":3,"error":{"code":-32000,"message":"no"}}\n',
         4: b'{"jsonrpc":"2.0","id":4,"result":{"content":[]} trailing\n',
         5: b'{"jsonrpc":"2.0","id":5,"result":{"content":[],"is\\u0045rror":true}}\n',
-        6: b'{"jsonrpc":"2.0","id":6,"result":{"content":[{"type":"text","text":"%s"}],"isError":true}}\n' % big.encode(),
+        6: b'{"jsonrpc":"2.0","id":6,"result":{"content":[{"type":"text","text":"%s"}],"isError":true}}\n'
+        % big.encode(),
         7: b'{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":true}}\n',
         8: b'{"jsonrpc":"2.0","id":8,"result":{"content":[],"isError":false}}\n',
     }
