@@ -41,7 +41,7 @@ def explain_call(
         integrity.listed([pin.definition for pin in integrity.settings.lock.tools.values()], complete=True)
     snapshot = Snapshot(engine, integrity)
     pipeline = Pipeline(Judge(engine, MemoryLimiter()), _WouldAsk())
-    params = {"name": tool, "arguments": arguments}
+    params: dict[str, Any] = {"name": tool, "arguments": arguments}
     call = CallIn(
         1, tool, arguments, params, {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}, False
     )

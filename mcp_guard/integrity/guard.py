@@ -8,12 +8,13 @@ result it relays (:meth:`ToolIntegrity.listed`) and asks it about every call
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcp_guard.policy.decision import Deny
+from mcp_guard.wire.json_types import JSON
 
 if TYPE_CHECKING:
     # Imported when a feature is on, not at every start (the default guard only protects its files).
@@ -64,15 +65,17 @@ class ToolIntegrity:
         overrides = self.settings.validate_tools or {}
         return overrides.get(tool, self.settings.validate_all) if self._validator is not None else False
 
-    def listed(self, tools: list[Any], complete: bool = False) -> tuple[list[Any], list[Finding]]:
+    def listed(self, tools: Sequence[JSON], complete: bool = False) -> tuple[list[JSON], list[Finding]]:
         """Filter one ``tools/list`` page (enforce mode drops tools that break their pins); remember schemas."""
         with self._lock:
             kept, findings = self._pins.filter_tools(tools, complete=complete) if self._pins else (list(tools), [])
             if complete:
                 self._complete = True
             for tool in tools:
-                if isinstance(tool, dict) and isinstance(tool.get("name"), str):
-                    self._definitions[tool["name"]] = tool
+                if isinstance(tool, dict):
+                    name = tool.get("name")
+                    if isinstance(name, str):
+                        self._definitions[name] = tool
             fresh = []
             for finding in findings:
                 key = (finding.tool, finding.kind, finding.current_sha256)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+
+from mcp_guard.wire.json_types import JSON, JSONLike, JSONObject, Scalar
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -47,7 +48,7 @@ def fold(key: str) -> str:
     return key.lower() if key.isascii() else key.casefold()
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _pairs(pairs: list[tuple[str, JSON]]) -> JSONObject:
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
@@ -64,7 +65,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _constant(name: str) -> Any:
+def _constant(name: str) -> JSON:
     raise FrameError(PARSE_ERROR, f"{name} is not valid JSON")
 
 
@@ -92,14 +93,14 @@ def _float(text: str) -> float:
 # One decoder for every frame: json.loads with hooks builds a new one per call.
 # Built once (json.loads with hooks builds a decoder per call); its scanner is called directly,
 # skipping decode()'s Python-level whitespace handling.
-_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(  # noqa: B009 - set in __init__, absent from the stubs
+_SCAN: Callable[[str, int], tuple[JSON, int]] = getattr(  # noqa: B009 - set in __init__, absent from the stubs
     json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int, parse_float=_float),
     "scan_once",
 )
 _JSON_WHITESPACE = " \t\r\n"
 
 
-def strict_loads(line: bytes) -> Any:
+def strict_loads(line: bytes) -> JSON:
     """Parse one frame strictly, or raise :class:`FrameError` saying what is wrong."""
     if line.startswith(b"\xef\xbb\xbf"):
         raise FrameError(PARSE_ERROR, "the frame starts with a UTF-8 byte-order mark, which JSON-RPC does not allow")
@@ -114,7 +115,8 @@ def strict_loads(line: bytes) -> Any:
     try:
         value, end = _SCAN(text, start)
     except StopIteration as exc:
-        raise FrameError(PARSE_ERROR, f"the frame is not valid JSON (at character {exc.value})") from None
+        where: int = exc.value  # the scanner stops with the index it could not read
+        raise FrameError(PARSE_ERROR, f"the frame is not valid JSON (at character {where})") from None
     except _DuplicateKey as exc:
         if exc.other is not None:
             raise FrameError(
@@ -145,13 +147,14 @@ def _any_int(text: str) -> int:
         return 0
 
 
-def lenient_loads(line: bytes) -> Any:
+def lenient_loads(line: bytes) -> JSON:
     """Read a frame as leniently as possible (bad UTF-8 replaced, huge numbers tolerated), or raise ValueError."""
     text = line.decode("utf-8", "replace").lstrip("\ufeff")
-    return json.loads(text, parse_int=_any_int)
+    value: JSON = json.loads(text, parse_int=_any_int)
+    return value
 
 
-def lenient_id(line: bytes) -> Any:
+def lenient_id(line: bytes) -> str | int | None:
     """Best-effort request id of a frame that failed strict parsing, for addressing the error answer."""
     try:
         obj = lenient_loads(line)
@@ -166,20 +169,20 @@ def lenient_id(line: bytes) -> Any:
     return None
 
 
-def encode(message: dict[str, Any] | list[Any]) -> bytes:
+def encode(message: JSONLike) -> bytes:
     """One compact frame, newline-terminated."""
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
-def error_answer(ident: Any, code: int, message: str) -> dict[str, Any]:
+def error_answer(ident: JSON, code: int, message: str) -> JSONObject:
     return {"jsonrpc": "2.0", "id": ident, "error": {"code": code, "message": message}}
 
 
-def error_frame(ident: Any, code: int, message: str) -> bytes:
+def error_frame(ident: JSON, code: int, message: str) -> bytes:
     return encode(error_answer(ident, code, message))
 
 
-def is_modern(params: Any) -> bool:
+def is_modern(params: JSON) -> bool:
     """Whether a request belongs to the stateless 2026-07-28 era (its version travels in ``_meta``)."""
     if not isinstance(params, dict):
         return False
@@ -187,16 +190,17 @@ def is_modern(params: Any) -> bool:
     return isinstance(meta, dict) and MODERN_VERSION_KEY in meta
 
 
-def id_key(ident: Any) -> tuple[bool, Any]:
+def id_key(ident: JSON) -> tuple[bool, Scalar]:
     """A dict key for a JSON-RPC id that keeps 1 and "1" apart (and survives invalid ids: objects, arrays)."""
     if isinstance(ident, (dict, list)):
         return (False, json.dumps(ident, sort_keys=True))
     return (isinstance(ident, str), ident)
 
 
-def loads_or_none(line: bytes) -> Any:
+def loads_or_none(line: bytes) -> JSON:
     """The parsed frame, or None if it is not JSON (for frames read only for bookkeeping)."""
     try:
-        return json.loads(line)
+        value: JSON = json.loads(line)
+        return value
     except (ValueError, RecursionError):
         return None
