@@ -109,6 +109,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "(see: mcp-guard check --sha256 FILE)",
     )
     parser.add_argument("--no-audit", action="store_true", help="write no audit log")
+    parser.add_argument(
+        "--remote-entry",
+        metavar="JSON",
+        help="written by `mcp-guard wrap --remote`: the client's original entry for a remote server, kept for "
+        "`mcp-guard unwrap`; ignored when the guard runs",
+    )
 
 
 def _takes_value(parser: argparse.ArgumentParser) -> dict[str, bool]:

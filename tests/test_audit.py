@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 from conftest import PYTHON, RECORDER_SERVER, Start, guard_command, tool_call, write_policy
 
-from mcp_guard.audit import AuditLog, Event, arguments_sha256, canonical_arguments, log_files, server_name_from
+from mcp_guard.audit import (
+    AuditLog,
+    Event,
+    arguments_sha256,
+    canonical_arguments,
+    log_files,
+    server_identity,
+    server_name_from,
+)
+from mcp_guard.canonical import sha256_hex
 
 SECRET_CARD = "4242424242424242"
 SECRET_MAIL = "jane.doe@example.com"
@@ -124,10 +133,28 @@ def test_unwritable_log_warns_once_and_never_raises(tmp_path: Path) -> None:
         (["uvx", "mcp-server-git"], "mcp-server-git"),
         (["/usr/bin/python3", "/srv/demo_server.py"], "demo_server"),
         (["/opt/bin/my-server", "--x"], "my-server"),
+        # Remote servers through the mcp-remote bridge: named after the URL, not the bridge.
+        (["npx", "-y", "mcp-remote", "https://mcp.example.com/mcp", "--header", "A: b"], "mcp.example.com/mcp"),
+        (["npx", "mcp-remote@0.15.1", "https://tok@mcp.linear.app/sse?x=1"], "mcp.linear.app/sse"),
+        (["/usr/local/bin/mcp-remote", "http://127.0.0.1:8123/"], "127.0.0.1:8123"),
+        (["npx", "-y", "mcp-remote"], "mcp-remote"),
     ],
 )
 def test_server_names(command: list[str], name: str) -> None:
     assert server_name_from(command) == name
+
+
+def test_remote_credentials_stay_out_of_the_server_identity() -> None:
+    """What approvals are bound to (and `approvals` shows) hashes mcp-remote's header values."""
+    bridge = ["npx", "-y", "mcp-remote", "https://mcp.example.com/mcp", "--header"]
+    one = server_identity([*bridge, "Authorization: Bearer s3cr3t-one"])
+    two = server_identity([*bridge, "Authorization: Bearer s3cr3t-two"])
+    assert "s3cr3t" not in one and "s3cr3t" not in two
+    assert one != two  # still bound to the credential
+    digest = sha256_hex("Bearer s3cr3t-one")[:16]
+    assert json.loads(one) == [*bridge, f"Authorization: sha256:{digest}"]
+    # Other commands are kept whole, --header included.
+    assert json.loads(server_identity(["curl-mcp", "--header", "A: b"])) == ["curl-mcp", "--header", "A: b"]
 
 
 def test_guard_session_is_audited_without_values(

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from mcp_guard.clients.launch import GuardLaunch
 
 HELP = (
-    "Rewrite an MCP client's config so each chosen stdio server is started through mcp-guard. "
-    "Idempotent; backs the file up before writing; `mcp-guard unwrap` undoes it exactly."
+    "Rewrite an MCP client's config so each chosen stdio server (and, with --remote, each remote one) is started "
+    "through mcp-guard. Idempotent; backs the file up before writing; `mcp-guard unwrap` undoes it exactly."
 )
 UNWRAP_HELP = "Undo `mcp-guard wrap`: give each chosen server its own command, args and env back, exactly as before."
 
@@ -66,7 +66,7 @@ def _add_common(parser: argparse.ArgumentParser, *, wrap: bool) -> None:
         "--server",
         metavar="NAME",
         action="append",
-        help="only this server (repeatable); default: every stdio server in the file",
+        help="only this server (repeatable); default: every stdio server in the file (and remote, with --remote)",
     )
     if wrap:
         parser.add_argument(
@@ -84,6 +84,13 @@ def _add_common(parser: argparse.ArgumentParser, *, wrap: bool) -> None:
             help="the lock file the wrapped servers check their tools against (mcp-guard pins create), written as "
             "an absolute path (passed on as the guard's --lock FILE). Without FILE, --lock is the older "
             "spelling of --pin-policy-hash",
+        )
+        parser.add_argument(
+            "--remote",
+            action="store_true",
+            help="also wrap remote servers (entries with a 'url': Streamable HTTP or SSE): each becomes "
+            "`mcp-guard [options] -- npx -y mcp-remote URL` with its headers as --header arguments (needs Node.js; "
+            "mcp-remote does any OAuth sign-in in the browser). `mcp-guard unwrap` restores the entry exactly",
         )
         parser.add_argument(
             "--pin-policy-hash",
@@ -145,6 +152,7 @@ def _run(args: argparse.Namespace, *, wrap: bool) -> int:
                     servers=servers,
                     project_dir=project_dir,
                     update_options=bool(args.policy),
+                    remote=args.remote,
                     file=str(path),
                 )
             else:
@@ -167,6 +175,8 @@ def _run(args: argparse.Namespace, *, wrap: bool) -> int:
 
     if launch is not None and any(outcome.changed for _, _, outcome in planned):
         _ephemeral_note(launch.command)
+        if any(e.remote for _, _, outcome in planned for e in outcome.entries):
+            _remote_note()
     wrote = False
     for path, data, outcome in planned:
         if not outcome.changed:
@@ -247,6 +257,24 @@ def _report(path: Path, outcome: Outcome) -> None:
         _say(
             "  note: Claude Code rewrites this file while it runs; quit its sessions first, or check the change stayed"
         )
+
+
+def _remote_note() -> None:
+    """What a user of a remote server wrapped through mcp-remote needs to know before the client starts it."""
+    import shutil
+
+    from mcp_guard.clients.remote import BRIDGE
+
+    if shutil.which(BRIDGE[0]) is None:
+        _say(
+            f"note: {BRIDGE[0]} is not on PATH here; the wrapped remote servers start mcp-remote with it, so install "
+            "Node.js (18 or later) where the client runs"
+        )
+    _say(
+        "note: remote servers run through mcp-remote (npm); one that asks for OAuth opens the sign-in page in your "
+        "browser when the client first starts it, and mcp-remote keeps the tokens in ~/.mcp-auth "
+        "(or $MCP_REMOTE_CONFIG_DIR)"
+    )
 
 
 def _no_policy_note() -> None:
