@@ -31,6 +31,11 @@ SEED_POLICY = ROOT / "examples" / "policies" / "seed.json"
 
 READ_TIMEOUT_S = 15.0
 
+# A shell starts background jobs with SIGINT ignored, and children inherit that: the Ctrl-C tests
+# would then test nothing. The suite behaves the same however it was launched.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 Frame = Mapping[str, Any] | bytes
 
 
