@@ -264,6 +264,8 @@ def _guard(config: GuardConfig) -> int:
                 apply,
             )
         )
+    # Said before the server starts, so it comes before anything the server writes to the same stderr.
+    _err(_start_line(config, store_name))
     # Started last: a configuration error above must not leave a server running.
     try:
         upstream = Upstream(resolved)
@@ -281,6 +283,20 @@ def _guard(config: GuardConfig) -> int:
     finally:
         if audit is not None:
             audit.close()
+
+
+def _start_line(config: GuardConfig, store_name: str) -> str:
+    from mcp_guard.startline import start_line
+
+    return start_line(
+        policy_path=os.path.abspath(config.policy_path) if config.policy_path is not None else None,
+        policy_sha256=config.policy_digest,
+        policy_source=config.policy_source,
+        mode="monitor" if config.monitor or config.policy.mode == "monitor" else "enforce",
+        mode_source="--monitor" if config.monitor else "policy",
+        counters=store_name,
+        command=config.command,
+    )
 
 
 # Subcommands live in their own modules, imported only when used, so the relay's

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -77,6 +78,15 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return isolated_env(tmp_path)
+
+
+START_LINE = re.compile(r"^mcp-guard: started [^\n]*\n", re.MULTILINE)
+
+
+def without_start_line(stderr: str) -> str:
+    """The guard's stderr minus its one start line (tests/test_start_line.py checks that line itself)."""
+    assert len(START_LINE.findall(stderr)) == 1, stderr
+    return START_LINE.sub("", stderr, count=1)
 
 
 def user_policy_path(env: Mapping[str, str]) -> Path:

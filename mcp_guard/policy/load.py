@@ -208,6 +208,17 @@ def load_policy(path: Path, expected_sha256: str | None = None) -> Policy:
 
 def load_document(path: Path, expected_sha256: str | None = None) -> tuple[Policy, SourceDocument]:
     """Like :func:`load_policy`, also returning the parsed source (for locating warnings)."""
+    return load_bytes(_read_checked(path, expected_sha256), path)
+
+
+def load_policy_and_digest(path: Path, expected_sha256: str | None = None) -> tuple[Policy, str]:
+    """Like :func:`load_policy`, also returning the SHA-256 of the very bytes loaded (for the start line)."""
+    raw = _read_checked(path, expected_sha256)
+    return load_bytes(raw, path)[0], hashlib.sha256(raw).hexdigest()
+
+
+def _read_checked(path: Path, expected_sha256: str | None) -> bytes:
+    """The file's bytes, read once, checked against ``expected_sha256`` when given."""
     file = str(path)
     try:
         raw = path.read_bytes()
@@ -224,7 +235,7 @@ def load_document(path: Path, expected_sha256: str | None = None) -> tuple[Polic
         expected = expected_sha256.strip().lower()
         if actual != expected:
             raise PolicyHashMismatch(file, actual, expected)
-    return load_bytes(raw, path)
+    return raw
 
 
 def load_bytes(raw: bytes, path: Path) -> tuple[Policy, SourceDocument]:
