@@ -386,10 +386,50 @@ def _limiter(state: str | None, policy: Policy, server_name: str) -> tuple[Limit
     return ScopedLimiter(MemoryLimiter(), shared, server_name), describe_store(state)
 
 
+def _close_subcommand(word: str) -> str | None:
+    """The subcommand ``word`` looks like a typo of (``chekc`` -> ``check``), if any.
+
+    Only plain words count: paths, versioned names (``python3``) and options never look like one.
+    """
+    import difflib
+    import re
+
+    if not re.fullmatch(r"[A-Za-z][A-Za-z-]*", word):
+        return None
+    close = difflib.get_close_matches(word.lower(), list(SUBCOMMANDS), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _mistyped_subcommand(word: str) -> bool:
+    """Refuse a first word that is a typo of a subcommand (exit 2), so it never starts as an allow-all server.
+
+    A program of that name on PATH still runs, as it always has (``deno`` is close to ``deny``), with a
+    note; ``mcp-guard -- WORD`` runs it without one.
+    """
+    meant = _close_subcommand(word)
+    if meant is None:
+        return False
+    import shutil
+
+    if shutil.which(word) is not None:
+        _err(
+            f"note: {word!r} is a program on PATH, so it runs as the server (not `mcp-guard {meant}`); "
+            f"write `mcp-guard [options] -- {word} ...` to say so"
+        )
+        return False
+    _err(
+        f"unknown command {word!r}: did you mean {meant}? "
+        f"(to run a program named {word!r} as the server: mcp-guard [options] -- {word} ...)"
+    )
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
         return run_subcommand(args[0], args[1:])
+    if args and _mistyped_subcommand(args[0]):
+        return EXIT_USAGE
     try:
         code = run(args)
     except KeyboardInterrupt:  # Ctrl-C while the guard was still starting: no traceback, nothing started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 from pathlib import Path
 
@@ -117,3 +118,72 @@ def test_one_table_of_exit_codes() -> None:
     assert table == (0, 1, 1, 1, 2, 3)
     assert (exits.CANNOT_RUN, exits.NOT_FOUND, exits.INTERRUPTED) == (126, 127, 130)
     assert cli.EXIT_USAGE == exits.USAGE
+
+
+# --- a mistyped subcommand is never started as a server (issue 18, trap 6) ---------------------------------
+
+
+def _fake_program(folder: Path, name: str, marker: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    program = folder / name
+    program.write_text(f"#!/bin/sh\necho ran > '{marker}'\n")
+    program.chmod(0o755)
+
+
+def _guard_run(args: list[str], tmp_path: Path, path_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = isolated_env(tmp_path)
+    if path_dir is not None:
+        env["PATH"] = f"{path_dir}{os.pathsep}{env['PATH']}"
+    return subprocess.run(
+        [*guard_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("chekc", "check"), ("stast", "stats"), ("approvls", "approvals"), ("unwarp", "unwrap"), ("exaplin", "explain")],
+)
+def test_a_word_close_to_a_subcommand_is_refused_with_a_suggestion(typed: str, meant: str, tmp_path: Path) -> None:
+    done = _guard_run([typed, "x.json"], tmp_path)
+    assert done.returncode == exits.USAGE
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"mcp-guard: unknown command {typed!r}: did you mean {meant}? "
+        f"(to run a program named {typed!r} as the server: mcp-guard [options] -- {typed} ...)\n"
+    )
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a shell script as the fake server")
+def test_after_dashes_or_when_it_is_a_real_program_the_word_runs(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    marker = tmp_path / "ran"
+    _fake_program(bin_dir, "chekc", marker)
+    done = _guard_run(["--no-audit", "--", "chekc", "x.json"], tmp_path, bin_dir)
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "ran\n"
+    marker.unlink()
+    # A program on PATH wins over the suggestion, `mcp-guard deno run srv.ts` keeps working, and says so once.
+    _fake_program(bin_dir, "deno", marker)
+    done = _guard_run(["deno", "run", "srv.ts"], tmp_path, bin_dir)
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "ran\n"
+    assert done.stderr.startswith(
+        "mcp-guard: note: 'deno' is a program on PATH, so it runs as the server (not `mcp-guard deny`); "
+        "write `mcp-guard [options] -- deno ...` to say so\n"
+    )
+
+
+def test_a_word_far_from_every_subcommand_still_runs_as_the_server(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    done = _guard_run(["--no-audit", PYTHON, "-c", f"open({str(marker)!r}, 'w').close()"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()
+    missing = _guard_run(["no-such-server-xyz"], tmp_path)
+    assert missing.returncode == exits.NOT_FOUND
+    assert "command not found: 'no-such-server-xyz'" in missing.stderr
