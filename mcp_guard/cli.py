@@ -32,18 +32,20 @@ policy discovery (first found wins):
 
 
 def _run_parser() -> argparse.ArgumentParser:
+    from mcp_guard.helptext import SUMMARIES, HelpFormatter, examples_epilog
     from mcp_guard.paths import audit_log_path
 
     older = ", ".join(f"{alias} = {name}" for alias, name in ALIASES.items())
+    width = max(len(name) for name in SUMMARIES)
+    commands = "\n".join(f"  {name:{width}}  {SUMMARIES[name]}" for name in SUBCOMMANDS if name not in ALIASES)
     parser = argparse.ArgumentParser(
         prog="mcp-guard",
-        usage="mcp-guard [options] -- COMMAND [ARGS...]",
+        usage="mcp-guard [options] -- COMMAND [ARGS...]\n       mcp-guard SUBCOMMAND [options]",
         description=_RUN_DESCRIPTION,
-        epilog=f"user config policy: {default_policy_path()}\naudit log: {audit_log_path()}\n\n"
-        "other commands: "
-        + ", ".join(f"mcp-guard {name}" for name in SUBCOMMANDS if name not in ALIASES)
-        + f" (each has --help)\nolder spellings, still accepted: {older}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"subcommands (mcp-guard SUBCOMMAND --help for each):\n{commands}\n"
+        f"older spellings, still accepted: {older}\n\n"
+        f"user config policy: {default_policy_path()}\naudit log: {audit_log_path()}\n\n{examples_epilog('')}",
+        formatter_class=HelpFormatter,
     )
     _add_run_options(parser)
     return parser
@@ -325,13 +327,22 @@ ALIASES: dict[str, str] = {
 """Older spellings that stay, and the command each is the same as."""
 
 
-def run_subcommand(name: str, argv: list[str]) -> int:
+def subcommand_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
+    """The parser of subcommand ``name``, with its examples, and the module that runs it."""
     import importlib
 
+    from mcp_guard.helptext import decorate
+
+    module = importlib.import_module(SUBCOMMANDS[name])
+    parser = argparse.ArgumentParser(prog=f"mcp-guard {name}", description=module.HELP)
+    module.add_arguments(parser)
+    decorate(parser, name)
+    return parser, module
+
+
+def run_subcommand(name: str, argv: list[str]) -> int:
     try:
-        module = importlib.import_module(SUBCOMMANDS[name])
-        parser = argparse.ArgumentParser(prog=f"mcp-guard {name}", description=module.HELP)
-        module.add_arguments(parser)
+        parser, module = subcommand_parser(name)
         args = parser.parse_args(argv)
         code: int = module.run(args)
     except KeyboardInterrupt:

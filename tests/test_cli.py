@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -76,7 +78,6 @@ def test_help_names_the_commands_and_the_older_spellings(capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert "--lock FILE, --pins FILE" in out
     assert "--store PATH, --approval-store PATH" in out
-    assert "mcp-guard pins," in out and "mcp-guard approvals" in out
     assert (
         "older spellings, still accepted: pin = pins create, approve = approvals approve, deny = approvals deny" in out
     )
@@ -187,3 +188,70 @@ def test_a_word_far_from_every_subcommand_still_runs_as_the_server(tmp_path: Pat
     missing = _guard_run(["no-such-server-xyz"], tmp_path)
     assert missing.returncode == exits.NOT_FOUND
     assert "command not found: 'no-such-server-xyz'" in missing.stderr
+
+
+# --- every --help ends with real examples; the main help lists the subcommands (issue 18, trap 8) ----------
+
+
+def _all_parsers() -> list[tuple[str, argparse.ArgumentParser]]:
+    from mcp_guard.helptext import subparsers_of
+
+    found: list[tuple[str, argparse.ArgumentParser]] = []
+
+    def walk(path: str, parser: argparse.ArgumentParser) -> None:
+        found.append((path, parser))
+        for name, child in subparsers_of(parser).items():
+            walk(f"{path} {name}", child)
+
+    for name in cli.SUBCOMMANDS:
+        walk(name, cli.subcommand_parser(name)[0])
+    return found
+
+
+def _parses(example: str) -> None:
+    """Run ``example``'s words through the parser mcp-guard would use; argparse exits on any mistake."""
+    words = shlex.split(example)
+    assert words[0] == "mcp-guard"
+    if words[1] in cli.SUBCOMMANDS:
+        cli.subcommand_parser(words[1])[0].parse_args(words[2:])
+    else:
+        parser = cli._run_parser()
+        options, command = cli.split_command(words[1:], parser)
+        parser.parse_args(options)
+        assert command, example
+
+
+@pytest.mark.parametrize(("path", "parser"), _all_parsers(), ids=lambda x: x if isinstance(x, str) else "")
+def test_every_subcommand_help_ends_with_examples_that_parse(path: str, parser: argparse.ArgumentParser) -> None:
+    from mcp_guard.helptext import EXAMPLES
+
+    examples = EXAMPLES[path]
+    assert 1 <= len(examples) <= 2
+    text = parser.format_help()
+    assert text.rstrip().endswith("examples:\n" + "\n".join(f"  {example}" for example in examples))
+    for example in examples:
+        assert example == f"mcp-guard {path}" or example.startswith(f"mcp-guard {path} "), example
+        _parses(example)
+
+
+def test_examples_table_has_no_command_that_does_not_exist() -> None:
+    from mcp_guard.helptext import EXAMPLES
+
+    assert set(EXAMPLES) == {"", *(path for path, _ in _all_parsers())}
+
+
+def test_main_help_lists_each_subcommand_with_one_line_and_ends_with_examples(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mcp_guard.helptext import EXAMPLES, SUMMARIES
+
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for name in cli.SUBCOMMANDS:
+        if name in cli.ALIASES:
+            continue
+        assert re.search(rf"^  {name} +{re.escape(SUMMARIES[name])}$", out, re.MULTILINE), name
+    assert out.rstrip().endswith("examples:\n" + "\n".join(f"  {example}" for example in EXAMPLES[""]))
+    for example in EXAMPLES[""]:
+        _parses(example)
