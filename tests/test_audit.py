@@ -255,15 +255,21 @@ def test_logs_and_stats_commands(tmp_path: Path) -> None:
     table = guard("logs", "--server", "srv", "-n", "2").stdout.splitlines()
     assert table[0].startswith("time") and len(table) == 3 and "tools.pay.limits[0]" in table[2]
     stats = json.loads(guard("stats", "--json").stdout)
-    assert stats == [
-        {"server": "other", "tool": "refund", "counts": {"refused": 1}, "refused_by_rule": {"default": 1}},
-        {
-            "server": "srv",
-            "tool": "pay",
-            "counts": {"allowed": 3, "refused": 1},
-            "refused_by_rule": {"tools.pay.limits[0]": 1},
-        },
-    ]
+    none = dict.fromkeys(("allowed", "approved", "refused", "declined", "monitored"), 0)
+    assert stats == {
+        "since": "1d",
+        "audit_log": str(path),
+        "decisions": [
+            {"server": "other", "tool": "refund", "counts": {**none, "refused": 1}, "refused_by_rule": {"default": 1}},
+            {
+                "server": "srv",
+                "tool": "pay",
+                "counts": {**none, "allowed": 3, "refused": 1},
+                "refused_by_rule": {"tools.pay.limits[0]": 1},
+            },
+        ],
+        "counters": [],
+    }
     assert guard("logs", "--since", "1h", "--tool", "nope").stderr.strip() == "mcp-guard: no decisions match"
     assert PYTHON
 
@@ -323,7 +329,7 @@ def test_logs_and_stats_escape_what_they_print(tmp_path: Path) -> None:
     logs = _run("logs", "--audit-log", str(path))
     assert logs.returncode == 0, logs.stderr
     _no_tricks(logs.stdout)
-    assert "pay\\x1b[2J\\u202e…" in logs.stdout  # the column is 24 wide, and an escape is never split
+    assert "pay\\x1b[2J\\u202e\\U000e0041" in logs.stdout  # escaped, and never cut
     assert "srv\\x9b31m\\x7f" in logs.stdout and "tools.pay\\x1b]0;owned\\x07" in logs.stdout
     assert "r\\x1b[1m" in logs.stdout and "t\\ud800" in logs.stdout and "ok\\u2067" in logs.stdout
 
@@ -345,7 +351,77 @@ def test_logs_json_stays_json_with_surrogates_and_tricks(tmp_path: Path) -> None
     assert (lone["tool"], lone["server"], lone["client"]) == ("t\ud800", "s\udc00", {"name": "c\ud800"})
     stats = _run("stats", "--audit-log", str(path), "--json")
     assert stats.returncode == 0, stats.stderr
-    assert {(row["server"], row["tool"]) for row in json.loads(stats.stdout)} == {
+    assert {(row["server"], row["tool"]) for row in json.loads(stats.stdout)["decisions"]} == {
         (TRICKY_SERVER, TRICKY_TOOL),
         ("s\udc00", "t\ud800"),
     }
+
+
+# --- names are never cut; stats --json is what its help says (issue 18, trap 7) ----------------------------
+
+LONG_SERVER = "@modelcontextprotocol/server-everything"
+LONG_TOOL = "trigger-long-running-operation"
+LONG_RULE = "tools.trigger-long-running-operation.limits[0]"
+
+
+def _long_names_log(path: Path) -> None:
+    log = AuditLog(path, warn=lambda m: None, key=KEY)
+    log.record(event(LONG_TOOL, server=LONG_SERVER, status="ok", duration_ms=1234.5))
+    log.record(event(LONG_TOOL, server=LONG_SERVER + "-fork", decision="refused", rule=LONG_RULE, status="limit"))
+    log.record(event("echo", server="s", decision="refused", rule="default", reason="x" * 200, status="default_deny"))
+    log.close()
+
+
+def test_logs_never_cut_names_and_align_columns(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _long_names_log(path)
+    out = _run("logs", "--audit-log", str(path))
+    assert out.returncode == 0, out.stderr
+    header, *rows = out.stdout.splitlines()
+    assert len(rows) == 3
+    # Every column starts where its header does, on every row, with the whole value in it.
+    expected = [
+        {"server": LONG_SERVER, "tool": LONG_TOOL, "decision": "allowed", "status": "ok"},
+        {"server": f"{LONG_SERVER}-fork", "tool": LONG_TOOL, "decision": "refused", "rule": LONG_RULE},
+        {"server": "s", "tool": "echo", "rule": "default", "reason": "x" * 200},
+    ]
+    for row, cells in zip(rows, expected, strict=True):
+        for column, value in cells.items():
+            at = header.index(column)
+            assert row[at:].split("  ")[0] == value, (column, row)
+    # The duration column is right-aligned under its header.
+    assert header.index("duration") + len("duration") == rows[0].index("1234.5ms") + len("1234.5ms")
+
+
+def test_stats_never_cut_names_and_align_columns(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _long_names_log(path)
+    out = _run("stats", "--audit-log", str(path))
+    assert out.returncode == 0, out.stderr
+    _, header, *rows = out.stdout.splitlines()
+    assert len(rows) == 3
+    assert rows[0].startswith(f"{LONG_SERVER}       {LONG_TOOL}  ")
+    assert rows[1].startswith(f"{LONG_SERVER}-fork  {LONG_TOOL}  ")
+    assert rows[1].endswith(f"  {LONG_RULE} ×1")
+    end_of_refused = header.index("refused") + len("refused")
+    assert [row[end_of_refused - 1] for row in rows] == ["0", "1", "1"]
+
+
+def test_stats_json_is_what_its_help_says(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _long_names_log(path)
+    help_text = " ".join(_run("stats", "--help").stdout.split())
+    assert '--json print one JSON object for scripts: {"since", "audit_log", "decisions": [{"server", "tool",' in (
+        help_text
+    )
+    document = json.loads(_run("stats", "--audit-log", str(path), "--json", "--since", "1h").stdout)
+    assert list(document) == ["since", "audit_log", "decisions", "counters"]
+    assert (document["since"], document["audit_log"], document["counters"]) == ("1h", str(path), [])
+    for row in document["decisions"]:
+        assert list(row) == ["server", "tool", "counts", "refused_by_rule"]
+        assert list(row["counts"]) == ["allowed", "approved", "refused", "declined", "monitored"]
+    assert [row["server"] for row in document["decisions"]] == [LONG_SERVER, f"{LONG_SERVER}-fork", "s"]
+    logs_help = " ".join(_run("logs", "--help").stdout.split())
+    assert "--json print each decision as the audit log has it: one JSON object per line" in logs_help
+    for line in _run("logs", "--audit-log", str(path), "--json").stdout.splitlines():
+        assert isinstance(json.loads(line), dict)

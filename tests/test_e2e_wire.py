@@ -28,6 +28,7 @@ from conftest import (
     tool_call,
     user_policy_path,
     wait_gone,
+    without_start_line,
     write_policy,
 )
 
@@ -98,7 +99,7 @@ def test_transcript_identical_direct_and_guarded(
     assert guarded.received == direct.received
     assert direct.received.count(b"\n") == sum("id" in frame for frame in script)
     assert guarded.returncode == 0
-    assert guarded.stderr == direct.stderr + (no_policy_line(env) if config == "no-policy" else "")
+    assert without_start_line(guarded.stderr) == direct.stderr + (no_policy_line(env) if config == "no-policy" else "")
 
 
 # --- (2) big frames ---------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ def test_upstream_crash_answers_pending_and_propagates_code(
     assert session.read_rest() == []
     assert session.wait(10) == 7
     _, stderr = session.finish()
-    assert stderr == no_policy_line(env) + "mcp-guard: the MCP server exited with code 7\n"
+    assert without_start_line(stderr) == no_policy_line(env) + "mcp-guard: the MCP server exited with code 7\n"
 
 
 def test_upstream_killed_by_signal(guard_cmd: list[str], start: Start, env: dict[str, str]) -> None:
@@ -185,7 +186,7 @@ def test_upstream_killed_by_signal(guard_cmd: list[str], start: Start, env: dict
     assert session.wait(10) == 128 + signal.SIGKILL
     code, stderr = session.finish()
     assert code == 137
-    assert stderr == no_policy_line(env) + "mcp-guard: the MCP server was killed by SIGKILL\n"
+    assert without_start_line(stderr) == no_policy_line(env) + "mcp-guard: the MCP server was killed by SIGKILL\n"
 
 
 # --- (4, 5) shutdown ----------------------------------------------------------------------------------
@@ -312,7 +313,7 @@ def test_no_policy_one_stderr_line_and_clean_stdout(guard_cmd: list[str], start:
     assert session.request(tool_call(1, "echo", {"text": "x"}))["result"]["content"] == [{"type": "text", "text": "x"}]
     code, stderr = session.finish()
     assert code == 0
-    assert stderr == no_policy_line(env)
+    assert without_start_line(stderr) == no_policy_line(env)
     assert len(session.received) == 2
     assert_only_json_rpc(session.received)
 
@@ -329,7 +330,7 @@ def test_stray_stdout_lines_are_dropped_with_a_warning(guard_cmd: list[str], sta
     assert code == 0
     assert len(session.received) == 3
     assert_only_json_rpc(session.received)
-    assert stderr == (
+    assert without_start_line(stderr) == (
         f"{NOT_JSON_RPC}everything-server v1.0.0 starting (this banner is not JSON-RPC)\n"
         f"{NOT_JSON_RPC}stray line, not JSON\n"
     )
@@ -426,7 +427,7 @@ def test_refused_calls_and_their_cancellations_stay_in_the_guard(
 
     code, stderr = session.finish()
     assert code == 0
-    assert stderr == ""
+    assert without_start_line(stderr) == ""
     recording = record.read_bytes()
     assert recording == b"".join(forwarded)
     assert b"denied_tool" not in recording
@@ -493,5 +494,6 @@ def test_frames_the_guard_cannot_read_strictly_are_never_forwarded(
 
     code, stderr = session.finish()
     assert code == 0
-    assert "could not" not in stderr and stderr.count("mcp-guard:") == 1  # the dropped response, reported
+    # One line besides the start line: the dropped response, reported.
+    assert "could not" not in stderr and without_start_line(stderr).count("mcp-guard:") == 1
     assert record.read_bytes() == ping

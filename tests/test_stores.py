@@ -120,7 +120,7 @@ def _redis_package() -> None:
     try:
         import redis  # noqa: F401
     except ImportError:
-        _missing("the redis package is not installed (pip install 'mcp-guard[redis]')")
+        _missing("the redis package is not installed (pip install redis)")
 
 
 def _redis_binary() -> str:

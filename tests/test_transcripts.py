@@ -41,6 +41,7 @@ from conftest import (
     ROOT,
     RawSession,
     user_policy_path,
+    without_start_line,
     write_policy,
 )
 from scripted import Run, ScriptedClient, all_of, asked, notified, scripted_responder
@@ -217,7 +218,7 @@ def test_npm_reference_server_transcript(
     assert len(direct.lines) > 50
     assert_same_lines([normalise_node(x) for x in direct.lines], [normalise_node(x) for x in guarded.lines])
     # The guard says its piece before it starts the server, which then logs what it logs directly.
-    assert guarded.stderr == (no_policy_line(env) if config == "no-policy" else "") + direct.stderr
+    assert without_start_line(guarded.stderr) == (no_policy_line(env) if config == "no-policy" else "") + direct.stderr
 
 
 # --- tests/servers/everything_server.py ------------------------------------------------------------------
@@ -343,7 +344,7 @@ def test_everything_server_transcript(
     assert guarded.returncode == 0
     assert_same_lines([normalise_py(x) for x in direct.lines], [normalise_py(x) for x in guarded.lines])
     # The guard says its piece before it starts the server, which then logs what it logs directly.
-    assert guarded.stderr == (no_policy_line(env) if config == "no-policy" else "") + direct.stderr
+    assert without_start_line(guarded.stderr) == (no_policy_line(env) if config == "no-policy" else "") + direct.stderr
 
 
 # --- the same, under a policy that hides tools -----------------------------------------------------------

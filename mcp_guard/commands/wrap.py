@@ -300,6 +300,7 @@ def _ephemeral_note(command: str) -> None:
     if ".cache" in parts or "cache" in parts or any(p.startswith("archive-v") for p in parts) or path.startswith(temp):
         _say(
             f"note: mcp-guard is running from what looks like a temporary environment ({command}); the config "
-            "will point there. Install it for good (pipx install mcp-guard, or uv tool install mcp-guard) "
-            "and wrap again from that install if the servers stop starting"
+            "will point there. Install it for good (in a checkout of mcp-guard: pipx install . or uv tool install .; "
+            "once it is published: pipx install mcp-guard) and wrap again from that install if the servers stop "
+            "starting"
         )

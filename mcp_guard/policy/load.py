@@ -43,7 +43,8 @@ class PolicyError(Exception):
 
     def __init__(self, file: str, problems: list[Problem]) -> None:
         self.file = file
-        self.problems = problems
+        # In the order of the file, whatever order the checks ran in; problems of the whole file first.
+        self.problems = sorted(problems, key=lambda p: (p.position.line, p.position.column) if p.position else (0, 0))
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -106,6 +107,12 @@ def _problems_from(exc: ValidationError, doc: SourceDocument, model: type[BaseMo
     for error in exc.errors(include_url=False):
         loc = _document_path(tuple(error["loc"]))
         kind = error["type"]
+        ctx = error.get("ctx") or {}
+        got = error.get("input")
+        if "field" in ctx:
+            # A check across fields names the one field it is about, so the message points at it.
+            loc = (*loc, ctx["field"])
+            got = ctx.get("input")
         if kind == "extra_forbidden":
             name = str(loc[-1])
             parent = loc[:-1]
@@ -120,7 +127,6 @@ def _problems_from(exc: ValidationError, doc: SourceDocument, model: type[BaseMo
         elif kind == "missing":
             message = f"required field {loc[-1]!r} is missing"
         else:
-            got = error.get("input")
             message = f"{_expected(error)}; got {got!r}" if not isinstance(got, (dict, list)) else _expected(error)
         key = (loc, message)
         if key in seen:
@@ -202,6 +208,17 @@ def load_policy(path: Path, expected_sha256: str | None = None) -> Policy:
 
 def load_document(path: Path, expected_sha256: str | None = None) -> tuple[Policy, SourceDocument]:
     """Like :func:`load_policy`, also returning the parsed source (for locating warnings)."""
+    return load_bytes(_read_checked(path, expected_sha256), path)
+
+
+def load_policy_and_digest(path: Path, expected_sha256: str | None = None) -> tuple[Policy, str]:
+    """Like :func:`load_policy`, also returning the SHA-256 of the very bytes loaded (for the start line)."""
+    raw = _read_checked(path, expected_sha256)
+    return load_bytes(raw, path)[0], hashlib.sha256(raw).hexdigest()
+
+
+def _read_checked(path: Path, expected_sha256: str | None) -> bytes:
+    """The file's bytes, read once, checked against ``expected_sha256`` when given."""
     file = str(path)
     try:
         raw = path.read_bytes()
@@ -218,7 +235,7 @@ def load_document(path: Path, expected_sha256: str | None = None) -> tuple[Polic
         expected = expected_sha256.strip().lower()
         if actual != expected:
             raise PolicyHashMismatch(file, actual, expected)
-    return load_bytes(raw, path)
+    return raw
 
 
 def load_bytes(raw: bytes, path: Path) -> tuple[Policy, SourceDocument]:
