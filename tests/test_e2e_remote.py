@@ -180,12 +180,11 @@ async def test_wrapped_remote_server_is_guarded(
         *(["--transport", "sse-only"] if sse else []),
     ]
 
-    home = tmp_path / "home"
-    home.mkdir()
+    env = isolated_env(tmp_path)
+    home = Path(env["HOME"])
     auth_dir = tmp_path / "mcp-auth"
     env = {
-        **isolated_env(tmp_path),
-        "HOME": str(home),
+        **env,
         "MCP_REMOTE_CONFIG_DIR": str(auth_dir),
         # Claude Code would expand ${TICKETS_TOKEN} itself; a client that does not leaves it to mcp-remote,
         # which expands it from its environment (the entry's env, passed on by the guard). This tests that path.
