@@ -17,7 +17,10 @@ from mcp_guard.policy.load import load_policy
 
 pytestmark = pytest.mark.timeout(90)
 
-DENY_REASON = 'destructive (destructiveHint); change to "approve" to ask a person, or "allow"'
+DENY_REASON = "The server marks this tool as destructive: it can delete or change data."
+DENY_NOTE = (
+    'destructive (destructiveHint): refused. Set "action" to "approve" to ask a person before each call, or to "allow"'
+)
 
 
 def sandbox_env(tmp_path: Path) -> dict[str, str]:
@@ -74,19 +77,19 @@ def test_init_demo_server(tmp_path: Path) -> None:
         "create_charge",
         "refund",
     ]
-    # Not annotated: allowed with a rate limit and a reason.
+    # Not annotated: allowed with a rate limit; the note (for the author, never the model) says why.
     for name in ("track_behavior_event", "send_order_for_analysis"):
-        assert set(tools[name]) == {"reason", "limits"}
+        assert set(tools[name]) == {"note", "limits"}
         assert tools[name]["limits"] == rate(name)
-        assert "30 calls a minute" in tools[name]["reason"]
+        assert "30 calls a minute" in tools[name]["note"]
         assert "action" not in tools[name]
-    # readOnlyHint: allowed, no limit; the reason says why.
+    # readOnlyHint: allowed, no limit; the note says why.
     for name in ("get_order_status", "list_customers"):
-        assert set(tools[name]) == {"reason"}
-        assert "readOnlyHint" in tools[name]["reason"]
-    # destructiveHint: denied.
+        assert set(tools[name]) == {"note"}
+        assert "readOnlyHint" in tools[name]["note"]
+    # destructiveHint: denied, with a reason for the model and a note for the author.
     for name in ("create_charge", "refund"):
-        assert tools[name] == {"action": "deny", "reason": DENY_REASON}
+        assert tools[name] == {"action": "deny", "reason": DENY_REASON, "note": DENY_NOTE}
     # It loads with the guard's own loader.
     loaded = load_policy(path)
     assert loaded.default == "deny"

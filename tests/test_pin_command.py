@@ -93,7 +93,7 @@ def test_pin_diff_accept(tmp_path: Path) -> None:
 
     unknown = guard(tmp_path, "pins", "accept", "nosuch", "--", *server(24))
     assert unknown.returncode == 2
-    assert "neither pinned nor listed by the server: nosuch" in unknown.stderr
+    assert f"nosuch: neither pinned in {path} nor listed by the server to a client declaring" in unknown.stderr
     assert LockFile.load(path).tools.keys() == names  # nothing written
 
     accepted = guard(tmp_path, "pins", "accept", "tool_23", "--lock", str(path), "--", *server(24))
@@ -144,7 +144,7 @@ def test_pin_and_pins_usage_errors(tmp_path: Path) -> None:
     assert "after `--`" in no_dashes.stderr
     no_lock = guard(tmp_path, "pins", "diff", "--", *server(0))
     assert no_lock.returncode == 2
-    assert "no lock file at mcp-guard.lock.json" in no_lock.stderr
+    assert f"no lock file at {tmp_path / 'mcp-guard.lock.json'}" in no_lock.stderr
     (tmp_path / "bad.lock.json").write_text('{"version": 1,\n  "tools": [}\n', encoding="utf-8")
     bad = guard(tmp_path, "pins", "diff", "bad.lock.json", "--", *server(0))
     assert bad.returncode == 2

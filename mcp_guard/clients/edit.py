@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -403,7 +403,7 @@ def _chosen_entries(
 
 def wrap_text(
     text: str,
-    launch: GuardLaunch,
+    launch: GuardLaunch | Mapping[str, GuardLaunch],
     *,
     servers: Collection[str] | None = None,
     project_dir: Path | None = None,
@@ -413,18 +413,25 @@ def wrap_text(
 ) -> Outcome:
     """Wrap the chosen stdio servers (all when ``servers`` is None) in ``text``; with ``remote``, remote ones too.
 
-    An entry that already runs the guard is left alone, unless ``update_options`` is set
-    and its guard options differ from ``launch``'s: then it is unwrapped and wrapped
-    again with ``launch`` (e.g. to point it at a different policy); an entry that ``--remote``
-    wrapped is wrapped again the same way.
+    ``launch`` is one launch for every entry, or one per server name (``wrap --init``: each
+    server its own policy; an entry whose name has none is skipped). An entry that already
+    runs the guard is left alone, unless ``update_options`` is set and its guard options
+    differ from its launch's: then it is unwrapped and wrapped again (e.g. to point it at a
+    different policy); an entry that ``--remote`` wrapped is wrapped again the same way.
     """
     outcome = Outcome(text, text)
     root = _parse_root(text, file)
     rewrap: list[int] = []
     plan: list[tuple[int, _Entry]] = []
     literal: list[str] = []
-    chosen = _chosen_entries(root, project_dir, servers, outcome, remote="wrap" if remote else "offer")
-    for index, entry, result, is_remote in chosen:
+    launches: dict[int, GuardLaunch] = {}
+    chosen_entries = _chosen_entries(root, project_dir, servers, outcome, remote="wrap" if remote else "offer")
+    for index, entry, result, is_remote in chosen_entries:
+        chosen = launch if isinstance(launch, GuardLaunch) else launch.get(entry.name)
+        if chosen is None:
+            result.detail = "no policy made for it"
+            continue
+        launches[index] = chosen
         if is_remote:
             result.action = "wrapped"
             result.detail = "remote, through mcp-remote"
@@ -444,9 +451,9 @@ def wrap_text(
         if split is None:
             result.action = "wrapped"
             plan.append((index, entry))
-        elif update_options and tuple(_remote.split_record(split[0])[0]) != launch.options:
+        elif update_options and tuple(_remote.split_record(split[0])[0]) != chosen.options:
             result.action = "rewrapped"
-            result.detail = f"guard options {_remote.split_record(split[0])[0]} -> {list(launch.options)}"
+            result.detail = f"guard options {_remote.split_record(split[0])[0]} -> {list(chosen.options)}"
             rewrap.append(index)
             plan.append((index, entry))
         else:
@@ -457,12 +464,12 @@ def wrap_text(
         fresh = list(_select(_entries(_parse(text, file), project_dir), servers, set()))
         plan = [(i, fresh[i]) for i, _ in plan]
     edits = []
-    for _, entry in plan:
+    for index, entry in plan:
         node = _object(entry.node)
         if _remote.remote_kind(node) is not None:
-            edits.extend(_remote_wrap_edits(text, node, launch))
+            edits.extend(_remote_wrap_edits(text, node, launches[index]))
         else:
-            edits.extend(_wrap_edits(text, node, launch))
+            edits.extend(_wrap_edits(text, node, launches[index]))
     outcome.new_text = _apply(text, edits)
     if literal:
         outcome.notes.append(
@@ -499,3 +506,61 @@ def unwrap_text(
                 result.detail = str(exc)
     outcome.new_text = _apply(text, edits)
     return outcome
+
+
+@dataclass(frozen=True)
+class StdioServer:
+    """A stdio server entry as a client would start it: the server's own argv (after the guard's ``--``
+    when the entry is wrapped), and the ``env`` and ``cwd`` the client gives it."""
+
+    container: str
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    guard_options: list[str] | None  # the guard's options when the entry is wrapped, else None
+
+    @property
+    def label(self) -> str:
+        return f"{self.container}.{self.name}"
+
+
+def stdio_servers(
+    text: str,
+    *,
+    servers: Collection[str] | None = None,
+    project_dir: Path | None = None,
+    file: str = "<config>",
+) -> list[StdioServer]:
+    """The chosen stdio server entries of a config file's text (all when ``servers`` is None), in file order.
+
+    Entries :func:`wrap_text` would skip (remote servers, malformed entries) are left out.
+    """
+    outcome = Outcome(text, text)
+    found: list[StdioServer] = []
+    for _, entry, _result, is_remote in _chosen_entries(
+        _parse_root(text, file), project_dir, servers, outcome, remote="offer"
+    ):
+        if is_remote:
+            continue
+        node = _object(entry.node)
+        try:
+            launch = _launch_of(node)
+            command = _string(launch.command.value)
+            assert command is not None  # noqa: S101  (checked by _launch_of)
+            split = split_guard_args(command, launch.values)
+        except (_Skip, ValueError):
+            continue
+        argv = [command, *launch.values] if split is None else launch.values[split[1] :]
+        env_member = node.get("env")
+        env: dict[str, str] = {}
+        if env_member is not None and isinstance(env_member.value, JObject):
+            for member in env_member.value.members:
+                value = _string(member.value)
+                if value is not None:
+                    env[member.key] = value
+        cwd_member = node.get("cwd")
+        cwd = _string(cwd_member.value) if cwd_member is not None else None
+        options = None if split is None else list(split[0])
+        found.append(StdioServer(entry.container, entry.name, argv, env, cwd, options))
+    return found

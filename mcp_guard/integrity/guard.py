@@ -83,14 +83,38 @@ class ToolIntegrity:
                     self._reported.add(key)
                     fresh.append(finding)
         for finding in fresh:
-            action = (
-                "hidden and refused"
-                if self.settings.pin_mode == "enforce" and finding.kind != "removed"
-                else "reported"
-            )
-            detail = f"\n{finding.diff}" if finding.diff else ""
-            self._warn(f"tool pin: {finding.summary} ({action}; `mcp-guard pins accept` after review){detail}")
+            self._warn(self._describe(finding))
         return kept, fresh
+
+    def _describe(self, finding: Finding) -> str:
+        """The stderr line for one finding: what is wrong, where the lock is, the command that pins it."""
+        import os
+        import shlex
+
+        from mcp_guard.integrity.diff import NO_NAME
+
+        action = (
+            "hidden and refused" if self.settings.pin_mode == "enforce" and finding.kind != "removed" else "reported"
+        )
+        detail = f"\n{finding.diff}" if finding.diff else ""
+        lock, path = self.settings.lock, self.settings.lock_path
+        if lock is None or path is None or finding.tool == NO_NAME:
+            return f"tool pin: {finding.summary} ({action}; `mcp-guard pins accept` after review){detail}"
+        where = os.path.abspath(path)
+        command = lock.server_command
+        accept = f"mcp-guard pins accept {shlex.quote(finding.tool)} --lock {shlex.quote(where)} -- " + (
+            shlex.join(command) if command else "COMMAND [ARGS...]"
+        )
+        if finding.kind == "new":
+            # Most often the lock was made by a client that was offered fewer tools than this one.
+            declared = lock.client_capabilities or ()
+            made_as = ", ".join(declared) if declared else "no capabilities"
+            return (
+                f"tool pin: {finding.tool}: offered to this client but not in the lock file {where}, which was made "
+                f"listing tools as a client declaring {made_as} ({action}); after review, pin it with: {accept}{detail}"
+            )
+        verb = "drop it from the lock" if finding.kind == "removed" else "pin it as listed now"
+        return f"tool pin: {finding.summary} ({action}); after review, {verb} with: {accept}{detail}"
 
     def forget_listing(self) -> None:
         """The server said its tools changed: calls wait for a fresh listing."""

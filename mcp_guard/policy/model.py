@@ -49,6 +49,9 @@ def _version_schema(schema: dict[str, Any]) -> None:
     schema["enum"] = ["1", 1]
 
 
+NOTE_HELP = "For people reading the policy (why it is there, what to change); never sent to the model."
+
+
 class _Strict(BaseModel):
     # strict: a value of the wrong type is an error, never converted ("3" is not a max, "yes" not a boolean).
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -65,6 +68,7 @@ class Condition(_Strict):
     value: Any = Field(default=None, description="What to compare with (a list for in/not_in, a pattern for regex).")
     not_: bool = Field(default=False, alias="not", description="Invert the test.")
     reason: str | None = Field(default=None, description="Shown to the model when this condition refuses a call.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
 
 
 class ConditionGroup(_Strict):
@@ -72,6 +76,7 @@ class ConditionGroup(_Strict):
 
     conditions: list[Condition] = Field(description="All must match for the group to match; [] always matches.")
     on_deny: str | None = Field(default=None, description="Shown to the model when the group refuses a call.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
 
 
 def _entry_kind(value: Any) -> str:
@@ -111,6 +116,7 @@ class Limit(_Strict):
         description="Make this a spend cap: each call adds the number at this path (e.g. 'args.amount').",
     )
     reason: str | None = Field(default=None, description="Shown to the model when this limit refuses a call.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
 
     @field_validator("window")
     @classmethod
@@ -142,6 +148,7 @@ class ToolRule(_Strict):
         default="allow", description="allow, deny, or approve (ask a person first)."
     )
     reason: str | None = Field(default=None, description="Shown to the model when this rule refuses a call.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
     deny_if: list[ConditionEntry] = Field(default_factory=list, description="Any match refuses the call.")
     require: list[ConditionEntry] = Field(default_factory=list, description="All must hold, else the call is refused.")
     approve_if: list[ConditionEntry] = Field(default_factory=list, description="Any match asks a person first.")
