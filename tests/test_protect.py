@@ -114,9 +114,10 @@ def test_typical_and_large_calls_stay_cheap(layout: dict[str, Path]) -> None:
     big_code = (code * (1_000_000 // len(code)))[:1_000_000]
     big_prose = ("Lorem ipsum dolor sit amet, consectetur? adipiscing elit. " * 20_000)[:1_000_000]
     for text in (big_code, big_prose):
-        start = time.perf_counter()
+        # CPU time, not wall time: linear work stays far below this bound however loaded the machine is.
+        start = time.process_time()
         assert protected.refusal({"content": text}) is None
-        assert time.perf_counter() - start < 2.0
+        assert time.process_time() - start < 2.0
 
 
 # --- the guard's folders --------------------------------------------------------------------------
