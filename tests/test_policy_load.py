@@ -225,3 +225,15 @@ def test_start_loads_the_bytes_it_checked(tmp_path: Path, monkeypatch: pytest.Mo
     assert cli.run(["--policy", str(path), "--policy-sha256", digest, "--no-audit", "--", sys.executable]) == 2
     assert [getattr(policy, "default", None) for policy in started] == ["deny"]
     assert len(reads) == 1
+
+
+def test_relative_within_directory_is_located(tmp_path: Path) -> None:
+    text = (
+        '{\n  "version": "1",\n  "tools": {\n    "read_file": {"require": [\n'
+        '      {"path": "args.path", "op": "within",\n       "value": ["/srv/data", "notes"]}\n    ]}\n  }\n}\n'
+    )
+    message = errors_of(write(tmp_path, text))
+    assert message == (
+        f"{tmp_path / 'policy.json'}:6:31: tools.read_file.require[0].value[1]: directory 'notes' is not an "
+        "absolute path; write it in full (/srv/data) or from the home directory (~/data)"
+    )
