@@ -288,3 +288,15 @@ def test_errors_are_sorted_by_line(tmp_path: Path) -> None:
     )
     lines = errors_of(write(tmp_path, text)).splitlines()
     assert [line.split(":")[1] for line in lines] == ["3", "4", "5"], lines
+
+
+def test_relative_within_directory_is_located(tmp_path: Path) -> None:
+    text = (
+        '{\n  "version": "1",\n  "tools": {\n    "read_file": {"require": [\n'
+        '      {"path": "args.path", "op": "within",\n       "value": ["/srv/data", "notes"]}\n    ]}\n  }\n}\n'
+    )
+    message = errors_of(write(tmp_path, text))
+    assert message == (
+        f"{tmp_path / 'policy.json'}:6:31: tools.read_file.require[0].value[1]: directory 'notes' is not an "
+        "absolute path; write it in full (/srv/data) or from the home directory (~/data)"
+    )

@@ -57,7 +57,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-Operator = Literal["eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists"]
+Operator = Literal["eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists", "within"]
 
 
 class Condition(_Strict):
@@ -65,7 +65,11 @@ class Condition(_Strict):
 
     path: str = Field(description="'tool', or 'args.KEY' with nested keys and list indexes (args.items[0].sku).")
     op: Operator = Field(description="How the value at path is compared with 'value'.")
-    value: Any = Field(default=None, description="What to compare with (a list for in/not_in, a pattern for regex).")
+    value: Any = Field(
+        default=None,
+        description="What to compare with (a list for in/not_in, a pattern for regex, an absolute directory or a "
+        "list of them for within).",
+    )
     not_: bool = Field(default=False, alias="not", description="Invert the test.")
     reason: str | None = Field(default=None, description="Shown to the model when this condition refuses a call.")
     note: str | None = Field(default=None, description=NOTE_HELP)
