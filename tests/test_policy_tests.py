@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -365,6 +366,18 @@ def test_tests_inside_the_policy(tmp_path: Path) -> None:
     assert report.results[0].line == lines.index('  "tests": [') + 2  # the case's opening brace, below it
 
 
+def test_a_malformed_test_stops_the_policy_from_loading(tmp_path: Path) -> None:
+    """As any unknown field does: the guard's loader checks the section it otherwise ignores."""
+    from mcp_guard.policy.load import load_policy
+
+    policy = write_policy(
+        tmp_path, 'version: "1"\ntests:\n  - name: a\n    call: {tool: x}\n    expct: deny\n', "p.yaml"
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policy(policy)
+    assert str(caught.value) == f"{policy}:5:5: tests[0].expct: unknown field 'expct'; did you mean 'expect'?"
+
+
 def test_a_policy_without_tests_is_a_usage_error(tmp_path: Path) -> None:
     policy = write_policy(tmp_path, RATE)
     with pytest.raises(PolicyError) as caught:
@@ -587,3 +600,35 @@ def test_help_shows_examples(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "mcp-guard test examples/payments.tests.yaml" in result.stdout
     assert 'expect_last: {decision: deny, rule: "tools.track_behavior_event.limits[0]"}' in result.stdout
+
+
+def test_the_guard_does_not_pay_for_tests_it_ignores(tmp_path: Path) -> None:
+    """Loading a policy without tests (the guard's start) never builds the case models."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from mcp_guard.policy.load import load_policy\n"
+        f"load_policy(Path({str(ROOT / 'examples' / 'policies' / 'payments.json')!r}))\n"
+        "print('mcp_guard.policy.cases' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=isolated_env(tmp_path),
+    )
+    assert (result.returncode, result.stdout) == (0, "False\n"), result.stderr
+
+
+def test_the_policy_schema_describes_the_tests_section() -> None:
+    import jsonschema
+
+    schema = json.loads((ROOT / "examples" / "policies" / "policy.schema.json").read_text())
+    cases = yaml.safe_load(EXAMPLE.read_text())["cases"]
+    jsonschema.validate({"version": "1", "tests": cases}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"version": "1", "tests": [{"name": "a", "call": {"tool": "x"}, "expect": "alow"}]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"version": "1", "tests": [{"name": "a", "cal": {"tool": "x"}}]}, schema)

@@ -117,15 +117,16 @@ def load_suite(path: Path, lock: Path | None = None) -> Suite:
     doc = parse_source(read_file(path), path)
     if isinstance(doc.data, dict) and "version" in doc.data:
         # A policy carrying its own tests: the policy loader validates them with the rest.
-        from mcp_guard.policy.load import validate_document
+        from mcp_guard.policy.load import policy_tests, validate_document
 
         policy = validate_document(doc, str(path))
-        if not policy.tests:
+        cases = policy_tests(doc, str(path))
+        if not cases:
             raise PolicyError(
                 str(path),
                 [Problem((), "is a policy without a 'tests' section: add one, or write a test file naming it", None)],
             )
-        return Suite(path, policy, path, lock, policy.tests, _lines(doc, "tests", len(policy.tests)))
+        return Suite(path, policy, path, lock, cases, _lines(doc, "tests", len(cases)))
     if not isinstance(doc.data, dict):
         raise PolicyError(
             str(path), [Problem((), "a policy test file is an object with 'policy' and 'cases' fields", None)]

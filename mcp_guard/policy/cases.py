@@ -173,6 +173,12 @@ class PolicyTests(_Strict):
     cases: list[Case] = Field(min_length=1, description="The test cases.")
 
 
+class TestsSection(_Strict):
+    """A policy's ``tests``, validated apart from the policy (see :mod:`mcp_guard.policy.model`)."""
+
+    tests: list[Case]
+
+
 def case_problems(cases: list[Case], where: PathKey) -> list[tuple[PathKey, str]]:
     """What one field at a time cannot check: a case's shape, the order of its times, unique names."""
     problems: list[tuple[PathKey, str]] = []

@@ -6,12 +6,15 @@ import difflib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from mcp_guard.policy.model import Policy
 from mcp_guard.policy.source import PathKey, Position, SourceDocument, SourceError, parse_json, parse_yaml
+
+if TYPE_CHECKING:
+    from mcp_guard.policy.cases import Case
 
 
 @dataclass(frozen=True)
@@ -194,15 +197,28 @@ def validate_document(doc: SourceDocument, file: str) -> Policy:
         raise PolicyError(file, problems_from(exc, doc, Policy)) from None
     from mcp_guard.policy.engine import compile_problems
 
-    found = compile_problems(policy)
-    if policy.tests is not None:
-        from mcp_guard.policy.cases import case_problems
-
-        found += case_problems(policy.tests, ("tests",))
-    problems = [Problem(path, msg, doc.position_of(path)) for path, msg in found]
+    problems = [Problem(path, msg, doc.position_of(path)) for path, msg in compile_problems(policy)]
     if problems:
         raise PolicyError(file, problems)
+    if policy.tests is not None:
+        policy_tests(doc, file)
     return policy
+
+
+def policy_tests(doc: SourceDocument, file: str) -> list[Case]:
+    """The cases in a policy's ``tests`` section (none without one), or :class:`PolicyError` saying what is wrong."""
+    from mcp_guard.policy.cases import TestsSection, case_problems
+
+    if not isinstance(doc.data, dict) or doc.data.get("tests") is None:
+        return []
+    try:
+        section = TestsSection.model_validate({"tests": doc.data["tests"]})
+    except ValidationError as exc:
+        raise PolicyError(file, problems_from(exc, doc, TestsSection)) from None
+    problems = [Problem(path, msg, doc.position_of(path)) for path, msg in case_problems(section.tests, ("tests",))]
+    if problems:
+        raise PolicyError(file, problems)
+    return section.tests
 
 
 def load_policy(path: Path, expected_sha256: str | None = None) -> Policy:
