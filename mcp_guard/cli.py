@@ -313,6 +313,7 @@ def _start_line(config: GuardConfig, store_name: str) -> str:
 SUBCOMMANDS: dict[str, str] = {
     "check": "mcp_guard.commands.check",
     "explain": "mcp_guard.commands.explain",
+    "test": "mcp_guard.commands.test",
     "schema": "mcp_guard.commands.schema",
     "logs": "mcp_guard.commands.logs",
     "stats": "mcp_guard.commands.stats",

@@ -24,6 +24,7 @@ SUMMARIES: dict[str, str] = {
     "unwrap": "take the guard out of a client's config again, byte for byte",
     "pins": "pin a server's tools in a lock file, compare them later, accept changes",
     "approvals": "list, show, approve or deny calls waiting for a person",
+    "test": "run a policy's test cases through the guard's own checks, on a simulated clock",
 }
 """One line per subcommand for the main help (the older spellings are listed apart)."""
 
@@ -39,6 +40,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         '\'{"amount": 1500, "currency": "USD", "customer_id": "cus_1"}\' --json',
     ),
     "schema": ("mcp-guard schema -o policy.schema.json",),
+    "test": (
+        "mcp-guard test examples/payments.tests.yaml",
+        "mcp-guard test payments.tests.yaml --junit results.xml",
+    ),
     "logs": (
         "mcp-guard logs --decision refused -n 20",
         "mcp-guard logs --follow --server @modelcontextprotocol/server-everything",

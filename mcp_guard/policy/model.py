@@ -239,6 +239,12 @@ class Policy(_Strict):
         "(deny, fail closed) or let them through uncounted (allow).",
     )
     tools: dict[str, ToolRule] = Field(default_factory=dict, description="Rules per tool name or glob.")
+    # Checked as cases (mcp_guard.policy.cases) by the loader, and only when present: building those models
+    # costs every guard's start-up time for a section the guard ignores. The schema shows their shape.
+    tests: list[Any] | None = Field(
+        default=None,
+        description="Test cases run by 'mcp-guard test' against this policy; the guard itself ignores them.",
+    )
 
     @field_validator("version", mode="before")
     @classmethod
