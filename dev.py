@@ -36,6 +36,22 @@ def ensure_env() -> None:
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+def pytest_args(rest: list[str]) -> list[str]:
+    """``rest``, spread over every core (pytest-xdist) unless the caller chose otherwise.
+
+    The suite spends most of its time starting servers that import the MCP SDK, one process at a
+    time, so a second worker roughly halves it on two cores. ``-n 0`` runs everything in this process
+    (what ``--pdb`` and ``-s`` want); tests that share an expensive module fixture stay on one worker
+    (``xdist_group`` marks, ``--dist loadgroup``).
+    """
+    chosen = any(
+        arg in ("-n", "--numprocesses", "--pdb", "--trace", "no:xdist", "-pno:xdist")
+        or arg.startswith(("-n", "--numprocesses=", "--dist"))
+        for arg in rest
+    )
+    return rest if chosen else ["-n", "auto", "--dist", "loadgroup", *rest]
+
+
 def run(*args: str) -> int:
     return subprocess.run(list(args), check=False, cwd=ROOT).returncode
 
@@ -48,7 +64,7 @@ def main(argv: list[str]) -> int:
         return run(str(PY), "examples/demo.py", *rest)
     if command == "test":
         ensure_env()
-        return run(str(PY), "-m", "pytest", *rest)
+        return run(str(PY), "-m", "pytest", *pytest_args(rest))
     if command == "lint":
         ensure_env()
         for step in (

@@ -22,7 +22,8 @@ from test_init import interrupt_while_listing
 from mcp_guard.integrity.digest import tool_digest
 from mcp_guard.integrity.lockfile import LockFile
 
-pytestmark = pytest.mark.timeout(120)
+# One pytest-xdist worker runs both modules, which share their server listings (conftest.listed_once).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("listed-servers")]
 
 
 def server(extra_tools: int) -> list[str]:
