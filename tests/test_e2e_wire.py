@@ -18,6 +18,7 @@ from conftest import (
     PYTHON,
     RECORDER_SERVER,
     Start,
+    Transcript,
     converse,
     encode_frame,
     handshake,
@@ -83,13 +84,20 @@ MODERN_SCRIPT: list[dict[str, Any]] = [
 SCRIPTS = {"handshake": HANDSHAKE_SCRIPT, "modern": MODERN_SCRIPT}
 
 
+# The server's own transcript per era, the same whatever the guard's configuration: recorded once per
+# run (per pytest-xdist worker) and compared with each guarded one.
+_DIRECT: dict[str, Transcript] = {}
+
+
 @pytest.mark.parametrize("era", sorted(SCRIPTS))
 @pytest.mark.parametrize("config", ["no-policy", "allow-all"])
 def test_transcript_identical_direct_and_guarded(
     guard_cmd: list[str], env: dict[str, str], tmp_path: Path, era: str, config: str
 ) -> None:
     script = SCRIPTS[era]
-    direct = converse(EVERYTHING, script, env)
+    if era not in _DIRECT:
+        _DIRECT[era] = converse(EVERYTHING, script, env)
+    direct = _DIRECT[era]
     assert direct.returncode == 0
     policy_args = [] if config == "no-policy" else ["--policy", str(write_policy(tmp_path, ALLOW_ALL))]
     guarded = converse([*guard_cmd, *policy_args, "--", *EVERYTHING], script, env)
