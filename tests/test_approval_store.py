@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import guard_command
+from conftest import Cli, guard_command
 
 from mcp_guard.approval.request import (
     ID_ALPHABET,
@@ -466,11 +466,12 @@ def test_processes_asking_at_once_get_one_request(tmp_path: Path) -> None:
 # --- the commands, as a person runs them ---------------------------------------------------------------
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed script; the other tests run the commands in this process (``conftest.cli``)."""
     return subprocess.run([*guard_command(), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_approvals_lists_pending_requests(tmp_path: Path) -> None:
+def test_approvals_lists_pending_requests(tmp_path: Path, cli: Cli) -> None:
     db = str(tmp_path / "approvals.db")
     empty = cli("approvals", "--store", db)
     assert (empty.returncode, empty.stdout, empty.stderr) == (0, "no pending approvals\n", "")
@@ -512,7 +513,7 @@ def test_approvals_lists_pending_requests(tmp_path: Path) -> None:
     assert first["expires"].endswith("+00:00")
 
 
-def test_approve_and_deny_end_to_end(tmp_path: Path) -> None:
+def test_approve_and_deny_end_to_end(tmp_path: Path, cli: Cli) -> None:
     db = str(tmp_path / "approvals.db")
     store = ApprovalStore(Path(db))
     request = ask(store)
@@ -557,7 +558,7 @@ def test_approve_and_deny_end_to_end(tmp_path: Path) -> None:
     assert f"approval {denied_request.id} was already denied" in approve_denied.stderr
 
 
-def test_commands_report_unknown_expired_and_bad_input(tmp_path: Path) -> None:
+def test_commands_report_unknown_expired_and_bad_input(tmp_path: Path, cli: Cli) -> None:
     db = str(tmp_path / "approvals.db")
     for command in ("approve", "deny"):
         result = cli(command, "ap-zzzzzz", "--store", db)
@@ -585,7 +586,7 @@ def test_commands_report_unknown_expired_and_bad_input(tmp_path: Path) -> None:
 
 
 def test_commands_are_listed_in_help() -> None:
-    result = cli("--help")
+    result = cli_process("--help")
     # approve/deny are the older spellings of approvals approve/deny, listed as such.
     assert "mcp-guard approvals" in result.stdout and "approve = approvals approve" in result.stdout
     assert "deny = approvals deny" in result.stdout
