@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,19 @@ VIOLATION = "mcp-guard/violation"
 @pytest.fixture(scope="module")
 def lock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lock pinned against the everything server with three extra tools."""
-    from conftest import guard_command, isolated_env
+    from conftest import isolated_env
+
+    from mcp_guard import cli
 
     folder = tmp_path_factory.mktemp("pins")
     lock = folder / "server.lock.json"
-    done = subprocess.run(
-        [*guard_command(), "pin", "-o", str(lock), "--", PYTHON, str(EVERYTHING_SERVER), "--tools", "3"],
-        capture_output=True,
-        text=True,
-        env=isolated_env(folder),
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    # In this process (tests/test_pin_command.py runs pin as a subprocess): the server is started and
+    # listed all the same, without a second Python start-up and import of the MCP SDK.
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in isolated_env(folder).items():
+            patch.setenv(name, value)
+        code = cli.main(["pin", "-o", str(lock), "--", PYTHON, str(EVERYTHING_SERVER), "--tools", "3"])
+    assert code == 0
     return lock
 
 
