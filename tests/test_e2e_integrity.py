@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVERYTHING_SERVER, PYTHON, Start, handshake, tool_call, write_policy
+from conftest import EVERYTHING_SERVER, PYTHON, RECORDER_SERVER, Start, handshake, tool_call, write_policy
 
 # One pytest-xdist worker runs the whole module: the lock file is pinned once per module.
 pytestmark = pytest.mark.xdist_group("e2e-integrity")
@@ -128,20 +128,18 @@ def test_the_guard_protects_its_own_policy(guard_cmd: list[str], start: Start, t
         "relative": f"../{tmp_path.name}/policy.json",
         "in-a-command": f"sed -i 's/deny/allow/' {policy}",
     }[form]
-    session = (
-        start(
-            [*guard_cmd, "--policy", str(policy), "--", PYTHON, str(EVERYTHING_SERVER)],
-        )
-        if form != "relative"
-        else None
-    )
+    # The recorder (standard library only) is upstream: what matters here is what the guard lets through,
+    # and a server that imports the MCP SDK would cost a second of start-up per case.
+    record = tmp_path / "received.jsonl"
+    server = [PYTHON, str(RECORDER_SERVER), str(record)]
+    session = start([*guard_cmd, "--policy", str(policy), "--", *server]) if form != "relative" else None
     if session is None:
         import os
 
         cwd = os.getcwd()
         os.chdir(tmp_path)
         try:
-            session = start([*guard_cmd, "--policy", str(policy), "--", PYTHON, str(EVERYTHING_SERVER)])
+            session = start([*guard_cmd, "--policy", str(policy), "--", *server])
         finally:
             os.chdir(cwd)
     handshake(session)
@@ -151,3 +149,5 @@ def test_the_guard_protects_its_own_policy(guard_cmd: list[str], start: Start, t
     assert session.request(tool_call(2, "echo", {"text": control}))["result"]["isError"] is False
     session.close_stdin()
     assert session.wait() == 0
+    received = [json.loads(line) for line in record.read_bytes().splitlines()]
+    assert [m["params"]["arguments"]["text"] for m in received if m.get("method") == "tools/call"] == [control]
