@@ -23,6 +23,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: the property tests are CPU-bound and run beside other workers
+# (pytest-xdist) and servers starting up; a slow example there is load, not a bug, and hypothesis
+# would report it as a flaky failure. Example counts stay as each test sets them.
+settings.register_profile("mcp-guard", deadline=None)
+settings.load_profile("mcp-guard")
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
