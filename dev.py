@@ -41,15 +41,16 @@ def pytest_args(rest: list[str]) -> list[str]:
 
     The suite spends most of its time starting servers that import the MCP SDK, one process at a
     time, so a second worker roughly halves it on two cores. ``-n 0`` runs everything in this process
-    (what ``--pdb`` and ``-s`` want); tests that share an expensive module fixture stay on one worker
-    (``xdist_group`` marks, ``--dist loadgroup``).
+    (what ``--pdb`` and ``-s`` want). ``--dist loadfile`` keeps each module on one worker, so module
+    fixtures (a guard, the differential readers, Redis) start once. (``loadgroup`` would group finer,
+    but it does not group at all with pytest 9 and pytest-xdist 3.8.)
     """
     chosen = any(
         arg in ("-n", "--numprocesses", "--pdb", "--trace", "no:xdist", "-pno:xdist")
         or arg.startswith(("-n", "--numprocesses=", "--dist"))
         for arg in rest
     )
-    return rest if chosen else ["-n", "auto", "--dist", "loadgroup", *rest]
+    return rest if chosen else ["-n", "auto", "--dist", "loadfile", *rest]
 
 
 def run(*args: str) -> int:

@@ -332,13 +332,14 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     return run
 
 
-# Server command -> its tool listing, read once per test run from the real server by the real SDK client.
+# Server command -> its tool listing, read once per process (per pytest-xdist worker) from the real
+# server by the real SDK client.
 _LISTINGS: dict[tuple[str, ...], Any] = {}
 
 
 @pytest.fixture
 def listed_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process ``init`` / ``pins`` commands list each distinct server command once per test run.
+    """In-process ``init`` / ``pins`` commands list each distinct server command once per process.
 
     The servers used (``everything_server.py --tools N``...) list the same tools every time, so a
     second listing of the same command only repeats a server start (about a second of ``import mcp``).

@@ -51,9 +51,6 @@ from conftest import (
     write_policy,
 )
 
-# One pytest-xdist worker runs the whole module: its readers (Python, TypeScript, Go) start once per module.
-pytestmark = pytest.mark.xdist_group("differential")
-
 SDK_READER = ROOT / "tests" / "servers" / "sdk_reader.py"
 TS_READER = ROOT / "tests" / "node" / "ts_reader.mjs"
 GO_READER_SOURCE = ROOT / "tests" / "go"

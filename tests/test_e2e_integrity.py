@@ -9,9 +9,6 @@ from typing import Any
 import pytest
 from conftest import EVERYTHING_SERVER, PYTHON, RECORDER_SERVER, Start, handshake, tool_call, write_policy
 
-# One pytest-xdist worker runs the whole module: the lock file is pinned once per module.
-pytestmark = pytest.mark.xdist_group("e2e-integrity")
-
 VIOLATION = "mcp-guard/violation"
 
 

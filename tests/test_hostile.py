@@ -46,9 +46,6 @@ from conftest import MODERN_META, PYTHON, ROOT, RawSession, guard_command, isola
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-# One pytest-xdist worker runs the whole module: one guard serves the whole module.
-pytestmark = pytest.mark.xdist_group("hostile")
-
 BATCH_RECORDER = ROOT / "tests" / "servers" / "batch_recorder.py"
 ALLOWED, DENIED, HIDDEN = "allowed_tool", "denied_tool", "hidden_tool"
 POLICY: dict[str, Any] = {

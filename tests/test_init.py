@@ -20,8 +20,7 @@ from conftest import DEMO_SERVER, EVERYTHING_SERVER, PYTHON, ROOT, Cli, guard_co
 
 from mcp_guard.policy.load import load_policy
 
-# One pytest-xdist worker runs both modules, which share their server listings (conftest.listed_once).
-pytestmark = [pytest.mark.timeout(90), pytest.mark.xdist_group("listed-servers")]
+pytestmark = pytest.mark.timeout(90)
 
 DENY_REASON = 'destructive (destructiveHint); change to "approve" to ask a person, or "allow"'
 

@@ -22,8 +22,7 @@ from test_init import interrupt_while_listing
 from mcp_guard.integrity.digest import tool_digest
 from mcp_guard.integrity.lockfile import LockFile
 
-# One pytest-xdist worker runs both modules, which share their server listings (conftest.listed_once).
-pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("listed-servers")]
+pytestmark = pytest.mark.timeout(120)
 
 
 def server(extra_tools: int) -> list[str]:

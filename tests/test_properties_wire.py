@@ -40,9 +40,6 @@ from test_differential import (
     strict_parse,
 )
 
-# One pytest-xdist worker runs the whole module: its rigs start once per module.
-pytestmark = pytest.mark.xdist_group("properties-wire")
-
 # No shrinking: each failing example restarts the guard and the SDK server (about a second), so shrinking
 # would outlast the test timeout; the examples are small as generated, and reported as they are.
 SETTINGS = settings(

@@ -45,8 +45,7 @@ from conftest import (
 )
 from scripted import Run, ScriptedClient, all_of, asked, notified, scripted_responder
 
-# One pytest-xdist worker runs the module, so each direct transcript is recorded once (``run_direct``).
-pytestmark = [pytest.mark.timeout(90), pytest.mark.xdist_group("transcripts")]
+pytestmark = pytest.mark.timeout(90)
 
 NODE_DIR = ROOT / "tests" / "node"
 NODE_PACKAGE = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything"
