@@ -92,6 +92,23 @@ def prepare_tests(root: Path = ROOT, path: str | None = None) -> None:
         )
 
 
+def pytest_args(rest: list[str]) -> list[str]:
+    """``rest``, spread over every core (pytest-xdist) unless the caller chose otherwise.
+
+    The suite spends most of its time starting servers that import the MCP SDK, one process at a
+    time, so a second worker roughly halves it on two cores. ``-n 0`` runs everything in this process
+    (what ``--pdb`` and ``-s`` want). ``--dist loadfile`` keeps each module on one worker, so module
+    fixtures (a guard, the differential readers, Redis) start once. (``loadgroup`` would group finer,
+    but it does not group at all with pytest 9 and pytest-xdist 3.8.)
+    """
+    chosen = any(
+        arg in ("-n", "--numprocesses", "--pdb", "--trace", "no:xdist", "-pno:xdist")
+        or arg.startswith(("-n", "--numprocesses=", "--dist"))
+        for arg in rest
+    )
+    return rest if chosen else ["-n", "auto", "--dist", "loadfile", *rest]
+
+
 def run(*args: str) -> int:
     return subprocess.run(list(args), check=False, cwd=ROOT).returncode
 
@@ -105,7 +122,7 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_env()
         prepare_tests()
-        return run(str(PY), "-m", "pytest", *rest)
+        return run(str(PY), "-m", "pytest", *pytest_args(rest))
     if command == "lint":
         ensure_env()
         for step in (

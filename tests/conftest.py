@@ -7,6 +7,8 @@ test instead of hanging the suite.
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 import os
 import queue
@@ -22,6 +24,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: the property tests are CPU-bound and run beside other workers
+# (pytest-xdist) and servers starting up; a slow example there is load, not a bug, and hypothesis
+# would report it as a flaky failure. Example counts stay as each test sets them.
+settings.register_profile("mcp-guard", deadline=None)
+settings.load_profile("mcp-guard")
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -388,6 +397,83 @@ def converse(
         return Transcript(b"".join(session.received), code, stderr)
     finally:
         session.kill()
+
+
+# --- the CLI in this process ------------------------------------------------------------------------
+
+
+class Cli(Protocol):
+    def __call__(
+        self, *argv: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli(*argv, cwd=tmp_path, env=None)``: ``mcp-guard ARGV`` run by ``mcp_guard.cli.main`` in this process.
+
+    What a subprocess would give (exit code, stdout, stderr), without starting a Python and importing
+    the ``mcp`` SDK again for each command (about a second each). ``env``, when given, replaces the
+    whole environment for the call, as ``subprocess.run(env=...)`` does. Subcommands that start a
+    server still start it for real. Keep at least one subprocess run per command where the process
+    boundary matters (signals, the installed script, exit through ``os._exit``).
+    """
+    from mcp_guard import cli as guard_cli
+
+    def run(
+        *argv: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        out, err = io.StringIO(), io.StringIO()
+        with monkeypatch.context() as patch:
+            patch.chdir(cwd or tmp_path)
+            if env is not None:
+                for name in set(os.environ) - set(env):
+                    patch.delenv(name)
+                for name, value in env.items():
+                    patch.setenv(name, value)
+            patch.setattr(sys, "stdout", out)
+            patch.setattr(sys, "stderr", err)
+            try:
+                code = guard_cli.main(list(argv))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+                if isinstance(exc.code, str):
+                    err.write(exc.code + "\n")
+        return subprocess.CompletedProcess(["mcp-guard", *argv], code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+# Server command -> its tool listing, read once per process (per pytest-xdist worker) from the real
+# server by the real SDK client.
+_LISTINGS: dict[tuple[str, ...], Any] = {}
+
+
+@pytest.fixture
+def listed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process ``init`` / ``pins`` commands list each distinct server command once per process.
+
+    The servers used (``everything_server.py --tools N``...) list the same tools every time, so a
+    second listing of the same command only repeats a server start (about a second of ``import mcp``).
+    The first listing of each command is real: the server is started and read through
+    :func:`mcp_guard.commands.listing.list_raw_tools`; later ones get a copy of what it returned, and
+    every step after the listing (resolving the command, messages, lock and policy files) runs as usual.
+    """
+    # The SDK binds sys.stderr (the server's stderr) when mcp.client.stdio is first imported: import it
+    # now, while sys.stderr is a real file, not the in-memory one the ``cli`` fixture puts in its place.
+    import mcp.client.stdio  # noqa: F401
+
+    from mcp_guard.commands import listing
+
+    real = listing.list_raw_tools
+
+    async def once(command: Sequence[str], timeout: float) -> Any:
+        key = tuple(command)
+        if key not in _LISTINGS:
+            _LISTINGS[key] = await real(command, timeout)
+        return copy.deepcopy(_LISTINGS[key])
+
+    monkeypatch.setattr(listing, "list_raw_tools", once)
 
 
 # --- processes ------------------------------------------------------------------------------------

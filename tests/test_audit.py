@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PYTHON, RECORDER_SERVER, Start, guard_command, tool_call, write_policy
+from conftest import PYTHON, RECORDER_SERVER, Cli, Start, guard_command, tool_call, write_policy
 
 from mcp_guard.audit import (
     AuditLog,
@@ -235,7 +235,7 @@ def test_guard_session_is_audited_without_values(
     assert other.stdout == ""
 
 
-def test_logs_and_stats_commands(tmp_path: Path) -> None:
+def test_logs_and_stats_commands(tmp_path: Path, cli: Cli) -> None:
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path, warn=lambda m: None)
     for _ in range(3):
@@ -244,10 +244,8 @@ def test_logs_and_stats_commands(tmp_path: Path) -> None:
     log.record(event("refund", server="other", decision="refused", rule="default", status="default_deny"))
     log.close()
 
-    def guard(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*guard_command(), *args, "--audit-log", str(path)], capture_output=True, text=True, check=False, timeout=60
-        )
+    def guard(*args: str) -> subprocess.CompletedProcess[str]:  # in this process (conftest.cli)
+        return cli(*args, "--audit-log", str(path))
 
     out = guard("logs", "--decision", "refused", "--json")
     assert out.returncode == 0

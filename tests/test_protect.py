@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import getpass
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVERYTHING_SERVER, PYTHON, Start, handshake, tool_call, write_policy
+from conftest import PYTHON, RECORDER_SERVER, Start, handshake, tool_call, write_policy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -372,7 +373,9 @@ def test_any_mix_of_spellings_is_found(layout: dict[str, Path], data: st.DataObj
 
 def test_the_guard_refuses_a_policy_path_after_a_megabyte(start: Start, guard_cmd: list[str], tmp_path: Path) -> None:
     policy = write_policy(tmp_path, {"version": "1", "default": "allow"})
-    session = start([*guard_cmd, "--policy", str(policy), "--", PYTHON, str(EVERYTHING_SERVER)])
+    # The recorder (standard library only) is upstream: it starts at once and shows what got through.
+    record = tmp_path / "received.jsonl"
+    session = start([*guard_cmd, "--policy", str(policy), "--", PYTHON, str(RECORDER_SERVER), str(record)])
     handshake(session)
     answer = session.request(tool_call(1, "echo", {"text": "x" * 1_100_000 + f" {policy}"}))
     refusal = answer["result"]["_meta"][VIOLATION]
@@ -380,3 +383,5 @@ def test_the_guard_refuses_a_policy_path_after_a_megabyte(start: Start, guard_cm
     assert session.request(tool_call(2, "echo", {"text": "x" * 1_100_000}))["result"]["isError"] is False
     session.close_stdin()
     assert session.wait() == 0
+    calls = [json.loads(line) for line in record.read_bytes().splitlines() if b'"tools/call"' in line]
+    assert [call["id"] for call in calls] == [2]

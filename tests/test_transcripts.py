@@ -76,6 +76,21 @@ def run(argv: Sequence[str], scenario: Scenario, env: Mapping[str, str], meta: M
         session.kill()
 
 
+# Direct transcripts by (server, scenario): the same whatever the guard's configuration, so each is
+# recorded once per run (per pytest-xdist worker) and compared with every guarded one.
+_DIRECT: dict[tuple[str, ...], Run] = {}
+
+
+def run_direct(
+    key: str, argv: Sequence[str], scenario: Scenario, env: Mapping[str, str], meta: Mapping[str, Any] | None = None
+) -> Run:
+    """:func:`run` straight against the server, once per ``key`` and ``argv``."""
+    cache_key = (key, *argv)
+    if cache_key not in _DIRECT:
+        _DIRECT[cache_key] = run(argv, scenario, env, meta)
+    return _DIRECT[cache_key]
+
+
 def assert_same_lines(direct: Sequence[bytes], guarded: Sequence[bytes]) -> None:
     if list(direct) == list(guarded):
         return
@@ -210,7 +225,7 @@ def test_npm_reference_server_transcript(
     guard_cmd: list[str], env: dict[str, str], tmp_path: Path, config: str
 ) -> None:
     server = node_everything()
-    direct = run(server, node_scenario, env)
+    direct = run_direct("node", server, node_scenario, env)
     guarded = run(guarded_argv(guard_cmd, config, tmp_path, server), node_scenario, env)
 
     assert direct.returncode == 0
@@ -337,7 +352,7 @@ def test_everything_server_transcript(
     guard_cmd: list[str], env: dict[str, str], tmp_path: Path, era: str, config: str
 ) -> None:
     scenario, meta = SCENARIOS[era]
-    direct = run(everything(), scenario, env, meta)
+    direct = run_direct(era, everything(), scenario, env, meta)
     guarded = run(guarded_argv(guard_cmd, config, tmp_path, everything()), scenario, env, meta)
 
     assert direct.returncode == 0
