@@ -446,7 +446,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
 
 # Server command -> its tool listing, read once per process (per pytest-xdist worker) from the real
 # server by the real SDK client.
-_LISTINGS: dict[tuple[str, ...], Any] = {}
+_LISTINGS: dict[tuple[tuple[str, ...], str, str], Any] = {}
 
 
 @pytest.fixture
@@ -467,10 +467,11 @@ def listed_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
     real = listing.list_raw_tools
 
-    async def once(command: Sequence[str], timeout: float) -> Any:
-        key = tuple(command)
+    async def once(command: Sequence[str], timeout: float, *args: Any, **kwargs: Any) -> Any:
+        # What is listed depends on the capabilities declared, the environment and the folder too.
+        key = (tuple(command), repr(args), repr(sorted(kwargs.items())))
         if key not in _LISTINGS:
-            _LISTINGS[key] = await real(command, timeout)
+            _LISTINGS[key] = await real(command, timeout, *args, **kwargs)
         return copy.deepcopy(_LISTINGS[key])
 
     monkeypatch.setattr(listing, "list_raw_tools", once)
