@@ -90,6 +90,10 @@ B64URL = _bytes_of("A-Za-z0-9_-")
 DIGITS = _bytes_of("0-9")
 SPACE = frozenset(b" \t\r\n\f\v\x00")
 
+# In raw JSON, what can stand before a character that follows a non-word character in the
+# decoded string: a literal non-word character, a short escape, a \uXXXX escape, or the start.
+RAW_LEFT = r'(?:^|[^0-9A-Za-z_\\]|\\[bfnrt"/\\]|\\u[0-9a-fA-F]{4})'
+
 
 def _before(data: bytes, pos: int) -> int:
     return data[pos - 1] if pos > 0 else 0
@@ -174,11 +178,11 @@ _AWS_PAIR = Family(
 _AWS_KEYWORD = Family(
     "secrets",
     "aws_secret_keyword",
-    r"(?i:secret_?access_?key)",
+    r"(?i:secret_?access_?key|aws_?secret_?key)",
     (
         Pattern(
             "aws_secret_access_key",
-            r"(?i:secret_?access_?key)[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)",
+            r"(?i:secret_?access_?key|aws_?secret_?key)[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)",
             group=1,
             check=_aws_secret_check,
         ),
@@ -516,8 +520,8 @@ def _jwt_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
 
 
 _PLACEHOLDERS = frozenset(
-    b"password passwd pass pwd secret changeme changeit example test user username admin redacted hidden "
-    b"mypassword yourpassword your_password my_password db_password".split()
+    b"password passwd pass pwd secret changeme changeit redacted mypassword yourpassword your_password "
+    b"my_password db_password".split()
 )
 
 
@@ -587,7 +591,7 @@ _SECRETS_STRUCTURAL = (
     Family(
         "secrets",
         "jwt",
-        r"eyJ[A-Za-z0-9_-]{8}",
+        r"eyJ[A-Za-z0-9_-]{8,1000}={0,2}\.",
         (
             Pattern(
                 "jwt",
@@ -649,6 +653,7 @@ _SECRETS_STRUCTURAL = (
 # --- payment cards -------------------------------------------------------------------------------
 
 _NOT_DIGIT = bytes(b for b in range(256) if b not in DIGITS)
+_CARD_GROUPED = r"[2-68][0-9]{3}[ -][0-9]{4}[ -][0-9]{4}[ -][0-9]|3[0-9]{3}[ -][0-9]{6}[ -][0-9]{4}"
 
 
 def _card_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
@@ -676,19 +681,20 @@ def _card_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
 _CARDS = Family(
     "payment_cards",
     "payment_card",
-    r"[2-68][0-9]{12}|[2-68][0-9]{3}[ -][0-9]{4}[ -][0-9]{4}[ -][0-9]|3[0-9]{3}[ -][0-9]{6}[ -][0-9]{4}",
+    r"\b(?:[2-68][0-9]{12,18}\b|" + _CARD_GROUPED + ")",
     (
         Pattern(
             "card",
             r"\b(?:[2-68][0-9]{12,18}"
-            r"|[2-68][0-9]{3}(?: [0-9]{4}){3}(?: [0-9]{3})?"
-            r"|[2-68][0-9]{3}(?:-[0-9]{4}){3}(?:-[0-9]{3})?"
+            r"|[2-68][0-9]{3}(?: [0-9]{4}){2,3}(?: [0-9]{1,3})?"
+            r"|[2-68][0-9]{3}(?:-[0-9]{4}){2,3}(?:-[0-9]{1,3})?"
             r"|3[0-9]{3} [0-9]{6} [0-9]{4,5}"
             r"|3[0-9]{3}-[0-9]{6}-[0-9]{4,5})\b",
             check=_card_check,
         ),
     ),
     ahead=32,
+    raw_trigger=RAW_LEFT + r"(?:[2-68][0-9]{12,18}(?:[^0-9A-Za-z_]|$)|" + _CARD_GROUPED + ")",
 )
 
 # --- IBANs --------------------------------------------------------------------------------------
@@ -718,7 +724,7 @@ def _iban_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
 _IBANS = Family(
     "ibans",
     "iban",
-    r"[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",
+    r"\b[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11}| [A-Z0-9]{4} [A-Z0-9]{4})",
     (
         Pattern(
             "iban",
@@ -727,6 +733,7 @@ _IBANS = Family(
         ),
     ),
     ahead=48,
+    raw_trigger=RAW_LEFT + r"[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}(?:[^0-9A-Za-z_]|$)| [A-Z0-9]{4} [A-Z0-9]{4})",
 )
 
 # --- e-mail addresses ---------------------------------------------------------------------------
@@ -758,7 +765,7 @@ def _email_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
 _EMAILS = Family(
     "emails",
     "email",
-    r"@[A-Za-z0-9-]{1,63}\.[A-Za-z0-9]",
+    r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]{1,63}\.[A-Za-z]{2}",
     (
         Pattern(
             "email",
@@ -829,7 +836,7 @@ def _cjk(cp: int) -> bool:
 
 
 def _zero_width_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
-    run = data[start:end].decode("utf-8")
+    run = data[start:end].decode("utf-8") if end - start <= 4 else ""  # only a lone character may be benign
     if len(run) == 1:
         cp = ord(run)
         before, after = _char_before(data, start), _char_after(data, end)
@@ -844,7 +851,7 @@ def _zero_width_check(data: bytes, start: int, end: int, kind: str) -> Hit | Non
 
 def _tag_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
     # The only legitimate use of tag characters: subdivision flags, U+1F3F4 + lowercase tags + CANCEL TAG.
-    run = data[start:end].decode("utf-8")
+    run = data[start:end].decode("utf-8") if end - start <= 32 else ""
     if (
         _char_before(data, start) == 0x1F3F4
         and 2 <= len(run) <= 8
@@ -856,7 +863,7 @@ def _tag_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
 
 
 def _vs_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
-    run = data[start:end].decode("utf-8")
+    run = data[start:end].decode("utf-8") if end - start <= 4 else ""
     if len(run) == 1 and (ord(run) < 0xE0100 or _cjk(_char_before(data, start))):
         return None  # one selector after its base character: emoji presentation, CJK variants
     return start, end, kind

@@ -86,17 +86,26 @@ def luhn_ok(digits: bytes) -> bool:
     return total % 10 == 0
 
 
-def card_brand(digits: bytes) -> str | None:
-    """The brand whose IIN range and lengths fit ``digits``, or None."""
-    best: tuple[int, str, frozenset[int]] | None = None
-    text = digits.decode("ascii")
+def _expand_iin() -> dict[str, tuple[str, frozenset[int]]]:
+    table: dict[str, tuple[str, frozenset[int]]] = {}
     for low, high, brand, lengths in _IIN:
-        head = text[: len(low)]
-        if low <= head <= high and (best is None or len(low) > best[0]):
-            best = (len(low), brand, lengths)
-    if best is None or len(digits) not in best[2]:
-        return None
-    return best[1]
+        for prefix in range(int(low), int(high) + 1):
+            table[str(prefix)] = (brand, lengths)
+    return table
+
+
+_IIN_TABLE = _expand_iin()
+_IIN_WIDTHS = sorted({len(k) for k in _IIN_TABLE}, reverse=True)
+
+
+def card_brand(digits: bytes) -> str | None:
+    """The brand whose IIN range (longest prefix first) and lengths fit ``digits``, or None."""
+    text = digits.decode("ascii")
+    for width in _IIN_WIDTHS:
+        entry = _IIN_TABLE.get(text[:width])
+        if entry is not None:
+            return entry[0] if len(digits) in entry[1] else None
+    return None
 
 
 # --- IBANs ------------------------------------------------------------------------------------

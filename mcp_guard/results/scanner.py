@@ -29,6 +29,7 @@ from mcp_guard.results.engine import Buffer, Match, PatternSet, Regex, RegexErro
 from mcp_guard.results.findings import Finding
 
 DENSE = 64  # hits of one family in one text before it is searched as a whole instead
+MAX_FINDINGS = 10_000  # per scan: past this a scan stops (and says so), so hostile output cannot run it long
 _SET_SPAN = 320  # bytes given to the Set after a hit: longer than any built-in trigger match
 _USER_KIND = "pattern"
 _CONTINUATION = bytes(range(0x80, 0xC0))
@@ -39,6 +40,17 @@ _CHUNK = 1 << 20
 _ESCAPED_ASCII = r"\\u00(?:0[9aAdD]|2[0-5]|2[8-9a-fA-F]|3[0-9abdfABDF]|[4-7][0-9a-fA-F])"
 
 Raw = tuple[int, int, str, str]  # byte start, byte end, detector, kind
+
+
+class _Full(Exception):
+    """MAX_FINDINGS reached."""
+
+
+class _Found(set[Raw]):
+    def add(self, item: Raw) -> None:
+        super().add(item)
+        if len(self) >= MAX_FINDINGS:
+            raise _Full
 
 
 class DetectorError(ValueError):
@@ -86,19 +98,24 @@ class Scanner:
     # --- public ---------------------------------------------------------------------------------
 
     def scan(self, text: str) -> list[Finding]:
-        """The findings in ``text``, ordered by position."""
-        if not text:
-            return []
-        data = text.encode("utf-8", "surrogatepass")
-        raw = self._scan_bytes(data)
-        if not raw:
-            return []
-        return _to_findings(raw, data, text.isascii(), 0, 0)
+        """The findings in ``text``, ordered by position (at most :data:`MAX_FINDINGS`)."""
+        return self.scan_many([text])[0]
 
     def scan_many(self, texts: Sequence[str]) -> list[list[Finding]]:
         """``[scan(t) for t in texts]``, in one pass: the texts are joined with NUL, which no pattern crosses."""
-        if len(texts) <= 1:
-            return [self.scan(t) for t in texts]
+        return self.scan_texts(texts)[0]
+
+    def scan_texts(self, texts: Sequence[str]) -> tuple[list[list[Finding]], bool]:
+        """Like :meth:`scan_many`, and whether the scan stopped at :data:`MAX_FINDINGS` (then there are more)."""
+        if len(texts) == 1:
+            text = texts[0]
+            if not text:
+                return [[]], False
+            data = text.encode("utf-8", "surrogatepass")
+            raw, full = self._scan_bytes(data)
+            return [_to_findings(raw, data, text.isascii(), 0, 0) if raw else []], full
+        if not texts:
+            return [], False
         buf = bytearray()
         starts: list[int] = []
         for text in texts:
@@ -108,9 +125,9 @@ class Scanner:
         data = bytes(buf)
         del buf
         out: list[list[Finding]] = [[] for _ in texts]
-        raw = self._scan_bytes(data)
+        raw, full = self._scan_bytes(data)
         if not raw:
-            return out
+            return out, full
         by_text: dict[int, list[Raw]] = {}
         for item in raw:
             i = bisect.bisect_right(starts, item[0]) - 1
@@ -120,7 +137,7 @@ class Scanner:
         for i, items in by_text.items():
             text = texts[i]
             out[i] = _to_findings(items, data, text.isascii(), starts[i], 0)
-        return out
+        return out, full
 
     def frame_may_match(self, frame: Buffer) -> bool:
         """False only when no string in this raw JSON frame can hold a finding.
@@ -145,13 +162,16 @@ class Scanner:
             self._triggers[active] = None if regex is None else _Trigger(regex, active)
         return self._triggers[active]
 
-    def _scan_bytes(self, data: bytes) -> list[Raw]:
-        found: set[Raw] = set()
-        if self._families:
-            self._scan_families(data, found)
-        if self._user is not None:
-            self._scan_user(data, found)
-        return _resolve(found)
+    def _scan_bytes(self, data: bytes) -> tuple[list[Raw], bool]:
+        found = _Found()
+        try:
+            if self._families:
+                self._scan_families(data, found)
+            if self._user is not None:
+                self._scan_user(data, found)
+        except _Full:
+            return _resolve(found), True
+        return _resolve(found), False
 
     def _scan_families(self, data: bytes, found: set[Raw]) -> None:
         n = len(data)
@@ -217,17 +237,19 @@ class Scanner:
 
 
 def _anchored(fam: _Compiled, data: bytes, start: int, found: set[Raw]) -> int:
+    """Try the family's patterns at ``start``; the furthest end of what matched (kept or not), else -1."""
     limit = min(len(data), start + fam.family.ahead)
-    best = -1
+    furthest = -1
     for pattern, regex in fam.patterns:
         m = regex.match(data, start, limit)
         if m is None:
             continue
+        furthest = max(furthest, m.end())
         hit = _checked(pattern, m, data)
         if hit is not None:
             found.add((hit[0], hit[1], fam.family.detector, hit[2]))
-            best = max(best, hit[1])
-    return best
+            furthest = max(furthest, hit[1])
+    return furthest
 
 
 def _windowed(fam: _Compiled, data: bytes, lo: int, hi: int, found: set[Raw]) -> None:
@@ -258,9 +280,13 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def _order(item: Raw) -> tuple[int, int, int, str]:
+    return item[0], -item[1], catalog.PRIORITY.get(item[2], 99), item[3]
+
+
 def _resolve(found: set[Raw]) -> list[Raw]:
     """Sorted findings; where two of one detector overlap, the earlier (then the longer) stays."""
-    ordered = sorted(found, key=lambda r: (r[0], -r[1], catalog.PRIORITY.get(r[2], 99), r[3]))
+    ordered = sorted(found, key=_order)
     last_end: dict[str, int] = {}
     out: list[Raw] = []
     for item in ordered:

@@ -35,7 +35,7 @@ def _noun(detector: str, count: int) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
-def describe(findings: Iterable[Finding]) -> str:
+def describe(findings: Iterable[Finding], *, truncated: bool = False) -> str:
     """``2 secrets (github_token, jwt) and 1 payment card number (visa)``: kinds and counts only."""
     per_detector: dict[str, Counter[str]] = {}
     for f in findings:
@@ -44,9 +44,8 @@ def describe(findings: Iterable[Finding]) -> str:
         f"{_noun(detector, sum(kinds.values()))} ({', '.join(sorted(kinds))})"
         for detector, kinds in per_detector.items()
     ]
-    if len(parts) <= 1:
-        return "".join(parts)
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
+    text = "".join(parts) if len(parts) <= 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"at least {text} (the scan stopped there)" if truncated else text
 
 
 def audit_records(findings: Iterable[Finding]) -> list[dict[str, object]]:
@@ -60,14 +59,14 @@ def audit_records(findings: Iterable[Finding]) -> list[dict[str, object]]:
     ]
 
 
-def block_message(findings: Iterable[Finding], *, what: str = "call") -> str:
+def block_message(findings: Iterable[Finding], *, what: str = "call", truncated: bool = False) -> str:
     return (
         f"mcp-guard withheld the result of this {what}: the server did run it, but the result contained "
-        f"{describe(findings)}, which the policy does not let through. The values are not shown."
+        f"{describe(findings, truncated=truncated)}, which the policy does not let through. The values are not shown."
     )
 
 
-def block_result(findings: Iterable[Finding], *, complete: bool = False) -> dict[str, object]:
+def block_result(findings: Iterable[Finding], *, complete: bool = False, truncated: bool = False) -> dict[str, object]:
     """The ``CallToolResult`` (``isError: true``) sent instead of a blocked one.
 
     ``complete``: add ``"resultType": "complete"`` (a 2026-07-28 request; its clients reject
@@ -75,7 +74,7 @@ def block_result(findings: Iterable[Finding], *, complete: bool = False) -> dict
     """
     items = list(findings)
     result: dict[str, object] = {
-        "content": [{"type": "text", "text": block_message(items)}],
+        "content": [{"type": "text", "text": block_message(items, truncated=truncated)}],
         "isError": True,
         "_meta": {BLOCK_META_KEY: {"findings": audit_records(items)}},
     }
@@ -96,6 +95,7 @@ class ResultVerdict:
     findings: tuple[Finding, ...] = ()
     actions: Mapping[str, Action] | None = None
     result: object = None
+    truncated: bool = False
 
     @property
     def labels(self) -> frozenset[str]:
@@ -117,7 +117,7 @@ class ResultVerdict:
         if not self.findings:
             return "no findings"
         done = {"warn": "passed on", "redact": "redacted", "block": "blocked", "forward": "passed on"}[self.outcome]
-        return f"result {done}: {describe(self.findings)}"
+        return f"result {done}: {describe(self.findings, truncated=self.truncated)}"
 
 
 FORWARD = ResultVerdict("forward")
@@ -135,16 +135,18 @@ def judge(
     findings = tuple(f for f in inspection.findings if f.detector in actions)
     if not findings:
         return FORWARD
+    truncated = inspection.truncated
     strictest = max((actions[f.detector] for f in findings), key=RANK.__getitem__)
-    if strictest == "block":
+    # Past MAX_FINDINGS not every value is known, so a redaction could leave some: block instead.
+    if strictest == "block" or (strictest == "redact" and truncated):
         # A resources/read or prompts/get result has no isError: the caller answers with an
         # error carrying block_message(); the verdict's result stays None.
-        replacement = block_result(findings, complete=complete) if method == "tools/call" else None
-        return ResultVerdict("block", findings, actions, replacement)
+        replacement = block_result(findings, complete=complete, truncated=truncated) if method == "tools/call" else None
+        return ResultVerdict("block", findings, actions, replacement, truncated)
     if strictest == "redact":
         chosen = [f for f in findings if actions[f.detector] == "redact"]
         return ResultVerdict("redact", findings, actions, inspection.redacted(result, chosen))
-    return ResultVerdict("warn", findings, actions)
+    return ResultVerdict("warn", findings, actions, None, truncated)
 
 
 def judge_result(

@@ -112,6 +112,7 @@ class Inspection:
     """What the scanner found in one result. ``findings`` carry their ``path``; values stay out."""
 
     findings: tuple[Finding, ...]
+    truncated: bool = False  # the scan stopped at MAX_FINDINGS: there are more than these
     _slots: Mapping[str, tuple[Path, str]] = field(default_factory=dict, repr=False)
 
     def __bool__(self) -> bool:
@@ -135,7 +136,7 @@ def inspect_result(result: object, scanner: Scanner) -> Inspection:
     slots = text_slots(result)
     if not slots:
         return Inspection(())
-    found = scanner.scan_many([text for _, text in slots])
+    found, truncated = scanner.scan_texts([text for _, text in slots])
     findings: list[Finding] = []
     named: dict[str, tuple[Path, str]] = {}
     for (path, text), items in zip(slots, found, strict=True):
@@ -143,7 +144,7 @@ def inspect_result(result: object, scanner: Scanner) -> Inspection:
             where = format_path(path)
             named[where] = (path, text)
             findings.extend(f.at(where) for f in items)
-    return Inspection(tuple(findings), named)
+    return Inspection(tuple(findings), truncated, named)
 
 
 def _replace(node: object, path: Sequence[Key], value: str, copies: dict[int, object]) -> object:
