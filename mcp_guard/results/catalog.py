@@ -182,7 +182,8 @@ _AWS_KEYWORD = Family(
     (
         Pattern(
             "aws_secret_access_key",
-            r"(?i:secret_?access_?key|aws_?secret_?key)[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)",
+            r"(?i:secret_?access_?key|aws_?secret_?key)[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?"
+            r"([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)",
             group=1,
             check=_aws_secret_check,
         ),
