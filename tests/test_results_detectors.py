@@ -203,6 +203,7 @@ def test_jwt_needs_a_json_header_with_alg() -> None:
         "sk-your-key-here",
         "password=hunter2 in a sentence without a connection string",
         "\ufeffstarts with a byte order mark",
+        "first file\n\ufeffsecond file, read after it",
         "👨\u200d👩\u200d👧",
         "می\u200cخواهم",
         "葛\U000e0100城",
@@ -536,3 +537,27 @@ def test_luhn_generator_is_valid() -> None:
 def test_scanner_for_rules_uses_the_cache() -> None:
     rules = combine_rules({"redact": ["secrets"]})
     assert scanner_for(rules) is compile_scanner(["secrets"])
+
+
+def test_a_megabyte_of_ordinary_output_scans_in_one_fast_pass() -> None:
+    # Guards the trigger design: one alternation of long counted repetitions (say a JWT trigger
+    # up to 1000 characters) overflows RE2's DFA cache and made this take over a second.
+    rng = random.Random(14)
+    pieces = list(ordinary_texts(rng).values())
+    text = "\n".join(pieces).replace("\ufeff", "")
+    text = (text * (1_000_000 // len(text) + 1))[:1_000_000]
+    quiet = "\n".join(ordinary_texts(rng)[name] for name in ("random_hex", "uuids", "git_log", "lorem.txt"))
+    quiet = (quiet * (1_000_000 // len(quiet) + 1))[:1_000_000]
+    frame = json.dumps({"result": {"content": [{"type": "text", "text": quiet}]}}).encode()
+    best_scan = best_frame = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        found = ALL.scan(text)
+        best_scan = min(best_scan, time.perf_counter() - t)
+        t = time.perf_counter()
+        may = ALL.frame_may_match(frame)  # no trigger anywhere: one whole pass
+        best_frame = min(best_frame, time.perf_counter() - t)
+    assert found == []
+    assert may is False
+    assert best_scan < 0.25  # ~10 ms on an idle 2-vCPU machine
+    assert best_frame < 0.1  # ~2 ms

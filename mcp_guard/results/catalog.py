@@ -13,15 +13,18 @@ nothing more runs. Where one does, the family's full patterns run only there:
 Then each candidate goes through its check: boundaries, checksums, placeholders. The checks are
 where precision comes from; they run only on candidates.
 
-Patterns run on UTF-8 bytes. Every trigger is written so that it also matches in the raw JSON
-text of a frame (no ``\\b``, no ``/``, ``"`` or ``\\``, escaped forms listed in ``raw_trigger``),
-which lets :meth:`Scanner.frame_may_match` rule a whole frame out without parsing it.
+Patterns run on UTF-8 bytes. Each family also has a form of its trigger for raw JSON text
+(``raw_trigger``, or the trigger itself when that already fits: no ``/``, ``"`` or ``\\``, and
+what may stand before it written out with the JSON escapes that can take its place), which lets
+:meth:`Scanner.frame_may_match` rule a whole frame out without parsing it.
 
-Choice of engine: RE2 (``google-re2``) for everything, built-ins and user patterns alike, so that
-every step is linear in the input. Measured on a 1 MB result of ordinary tool output (2 vCPUs):
-one pass of the combined trigger ≈ 1.8 ms; a single alternation of all the *full* patterns (or an
-``re2.Set`` of them) blows RE2's DFA cache and falls back to the NFA (0.5-3 s per MB); stdlib
-``re`` is 5-25× slower than RE2 on the same triggers. Hence the trigger/verify split.
+Triggers are short on purpose. Choice of engine: RE2 (``google-re2``) for everything, built-ins
+and user patterns alike, so every step is linear in the input. Measured on 1 MB of ordinary tool
+output (2 vCPUs, shared): one pass of the combined trigger ≈ 2 ms; stdlib ``re`` over the same
+triggers is far slower (see ``benchmarks/results_scan.py``). One alternation of the *full*
+patterns, an ``re2.Set`` of them, or triggers with long counted repetitions (``{8,1000}``,
+``{1,128}`` over broad classes) overflow RE2's DFA cache and fall back to its NFA: 0.5-3 s per
+MB. Hence: short triggers in one DFA pass, full patterns and checks only where they hit.
 
 Library evaluated: ``detect-secrets`` (Yelp). Not used: it scans line by line with one Python
 regex pass per plugin (~25 plugins; about 0.2 s per MB here, 100× this scanner), pulls in
@@ -258,7 +261,7 @@ _AZURE = (
     Family(
         "secrets",
         "azure_ad_client_secret",
-        r"[A-Za-z0-9_~.-]{3}[0-9]Q~",
+        r"[0-9]Q~",
         (
             Pattern(
                 "azure_ad_client_secret",
@@ -266,7 +269,9 @@ _AZURE = (
                 check=_token_check(_bytes_of("A-Za-z0-9_~.-"), digit=False),
             ),
         ),
-        ahead=48,
+        anchored=False,
+        back=4,
+        ahead=44,
     ),
 )
 
@@ -377,6 +382,9 @@ def _discord_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
     return None
 
 
+# Base64 of three ASCII digits: a Discord bot token starts with its user id (a snowflake) so encoded.
+_DISCORD_ID_B64 = "[MNO][DTjz][AEIMQUYcgk][w-z0-5]"
+
 _CHAT = (
     Family(
         "secrets",
@@ -419,7 +427,7 @@ _CHAT = (
     Family(
         "secrets",
         "discord_bot_token",
-        r"[MNO][A-Za-z0-9_-]{22,27}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27}",
+        _DISCORD_ID_B64 * 2,
         (
             Pattern(
                 "discord_bot_token",
@@ -432,7 +440,7 @@ _CHAT = (
     Family(
         "secrets",
         "telegram_bot_token",
-        r"[0-9]{8,10}:AA[A-Za-z0-9_-]{33}",
+        r"[0-9]:AA[A-Za-z0-9_-]{4}",
         (
             Pattern(
                 "telegram_bot_token",
@@ -440,7 +448,9 @@ _CHAT = (
                 check=_token_check(_bytes_of("A-Za-z0-9_:-"), random=False),
             ),
         ),
-        ahead=48,
+        anchored=False,
+        back=11,
+        ahead=40,
     ),
 )
 
@@ -592,7 +602,7 @@ _SECRETS_STRUCTURAL = (
     Family(
         "secrets",
         "jwt",
-        r"eyJ[A-Za-z0-9_-]{8,1000}={0,2}\.",
+        r"eyJ[A-Za-z0-9_-]{8}",
         (
             Pattern(
                 "jwt",
@@ -601,11 +611,12 @@ _SECRETS_STRUCTURAL = (
             ),
         ),
         ahead=17100,
+        raw_trigger=r"eyJ[A-Za-z0-9_-]{8,}={0,2}\.",
     ),
     Family(
         "secrets",
         "url_password",
-        r":[^\s/?#\"'<>\x00]{1,128}@",
+        r"[^\s/?#\"'<>\x00]@[^\s/?#\"'<>\x00@]",
         (
             # scheme://user:password@host — the finding is the password, so the URL stays readable.
             Pattern(
@@ -616,8 +627,9 @@ _SECRETS_STRUCTURAL = (
             ),
         ),
         anchored=False,
-        back=300,
-        ahead=560,
+        back=560,
+        ahead=300,
+        raw_trigger=r":[^\s/?#\"'<>\x00]*@",
     ),
     Family(
         "secrets",
@@ -654,16 +666,16 @@ _SECRETS_STRUCTURAL = (
 # --- payment cards -------------------------------------------------------------------------------
 
 _NOT_DIGIT = bytes(b for b in range(256) if b not in DIGITS)
-_CARD_GROUPED = r"[2-68][0-9]{3}[ -][0-9]{4}[ -][0-9]{4}[ -][0-9]|3[0-9]{3}[ -][0-9]{6}[ -][0-9]{4}"
+# The first 13 digits of a card, contiguous or grouped 4-4-4 or 4-6-4. Not after a letter, digit,
+# "_", ".", "+" or "-": the fraction of a float, an id suffix, a phone number.
+_CARD_START = r"[2-68][0-9]{3}(?:[0-9]{9}|[ -][0-9]{4}[ -][0-9]{4}|[ -][0-9]{6}[ -][0-9]{4})"
 
 
 def _card_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
     before, after = _before(data, start), _after(data, end)
     before2 = data[start - 2] if start >= 2 else 0
     after2 = data[end + 1] if end + 1 < len(data) else 0
-    if before in WORD or after in WORD or before == 0x2B:  # +49 ...: a phone number
-        return None
-    if before in b".,-_/:" and before2 in ALNUM and before != 0x3A:  # 0.4111..., ORD-4111...
+    if before in WORD or after in WORD or before in b".+-":  # 0.4111..., +49 ..., ORD-4111...
         return None
     if after in b".,-" and after2 in DIGITS:  # 4111....5, a longer dashed run
         return None
@@ -682,7 +694,7 @@ def _card_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
 _CARDS = Family(
     "payment_cards",
     "payment_card",
-    r"\b(?:[2-68][0-9]{12,18}\b|" + _CARD_GROUPED + ")",
+    r"(?:^|[^0-9A-Za-z_.+-])" + _CARD_START,
     (
         Pattern(
             "card",
@@ -695,7 +707,9 @@ _CARDS = Family(
         ),
     ),
     ahead=32,
-    raw_trigger=RAW_LEFT + r"(?:[2-68][0-9]{12,18}(?:[^0-9A-Za-z_]|$)|" + _CARD_GROUPED + ")",
+    anchored=False,
+    back=1,
+    raw_trigger=r'(?:^|[^0-9A-Za-z_\\.+-]|\\[bfnrt"/\\]|\\u[0-9a-fA-F]{4})' + _CARD_START,
 )
 
 # --- IBANs --------------------------------------------------------------------------------------
@@ -725,7 +739,7 @@ def _iban_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
 _IBANS = Family(
     "ibans",
     "iban",
-    r"\b[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11}| [A-Z0-9]{4} [A-Z0-9]{4})",
+    r"\b[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4}",
     (
         Pattern(
             "iban",
@@ -734,7 +748,7 @@ _IBANS = Family(
         ),
     ),
     ahead=48,
-    raw_trigger=RAW_LEFT + r"[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}(?:[^0-9A-Za-z_]|$)| [A-Z0-9]{4} [A-Z0-9]{4})",
+    raw_trigger=RAW_LEFT + r"[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4}",
 )
 
 # --- e-mail addresses ---------------------------------------------------------------------------
@@ -766,7 +780,7 @@ def _email_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
 _EMAILS = Family(
     "emails",
     "email",
-    r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]{1,63}\.[A-Za-z]{2}",
+    r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z]{2}",
     (
         Pattern(
             "email",
@@ -841,8 +855,8 @@ def _zero_width_check(data: bytes, start: int, end: int, kind: str) -> Hit | Non
     if len(run) == 1:
         cp = ord(run)
         before, after = _char_before(data, start), _char_after(data, end)
-        if cp == 0xFEFF and (start == 0 or data[start - 1] == 0):
-            return None  # a byte order mark at the start of a text
+        if cp == 0xFEFF and (start == 0 or data[start - 1] in b"\n\r\x00"):
+            return None  # a byte order mark at the start of a text or line (files read one after another)
         if cp == 0x200D and _emoji(before) and _emoji(after):
             return None  # an emoji ZWJ sequence (family, profession, flag emoji)
         if cp in (0x200B, 0x200C, 0x200D) and (_joining_script(before) or _joining_script(after)):
