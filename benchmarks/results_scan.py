@@ -11,7 +11,9 @@ round, medians:
 
 * ``json.loads`` of the frame: what parsing a result costs, for reference;
 * ``frame_may_match`` on the raw frame: the fast path (no parse) that rules out a frame with
-  nothing to find;
+  nothing to find. On this output it answers True at once (it holds look-alikes: numbers,
+  ``@``, a PEM header in code), so it is also timed on output without any (hex, UUIDs, git log,
+  prose), where it is one whole pass and answers False;
 * ``judge_result`` on the parsed result: the walk, the scan and the decision;
 * parse + ``judge_result``: the whole slow path;
 * at 1 MB also: the same output with 12 planted findings (redact path: the redacted copy is
@@ -61,6 +63,17 @@ def ordinary(size: int) -> str:
     return blob[:size]
 
 
+def quiet(size: int) -> str:
+    """Ordinary output without look-alikes (hex, UUIDs, git log, prose): the fast path scans it all."""
+    from results_fakes import ordinary_texts
+
+    texts = ordinary_texts(random.Random(1))
+    blob = "\n".join(texts[name] for name in ("random_hex", "uuids", "git_log", "lorem.txt", "hashes"))
+    while len(blob) < size:
+        blob += "\n" + blob
+    return blob[:size]
+
+
 def planted(size: int) -> str:
     from results_fakes import positives
 
@@ -101,6 +114,14 @@ def variants(size: int) -> list[tuple[str, Callable[[], object]]]:
             return judge_result(json.loads(frame)["result"], rules, scanner)
 
         out.append((f"{label}: frame_may_match (fast path)", fast))
+        if size > 16:
+            calm = frame_of(quiet(size))
+            assert not scanner.frame_may_match(calm)
+
+            def fast_quiet(scanner: Any = scanner, calm: bytes = calm) -> object:
+                return scanner.frame_may_match(calm)
+
+            out.append((f"{label}: frame_may_match, no look-alike (whole pass)", fast_quiet))
         out.append((f"{label}: judge_result on the parsed result", judged))
         out.append((f"{label}: parse + judge_result", whole))
     if size >= 1_000_000:

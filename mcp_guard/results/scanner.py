@@ -28,7 +28,10 @@ from mcp_guard.results.catalog import Family
 from mcp_guard.results.engine import Buffer, Match, PatternSet, Regex, RegexError, compile_regex, compile_set
 from mcp_guard.results.findings import Finding
 
-DENSE = 64  # hits of one family in one text before it is searched as a whole instead
+# Hits of one family in one text before it is searched as a whole instead: a whole pass costs
+# about as much as ~500 hits handled one by one per MB, so the limit grows with the text.
+DENSE = 64
+_DENSE_PER_BYTE = 1 / 2048
 MAX_FINDINGS = 10_000  # per scan: past this a scan stops (and says so), so hostile output cannot run it long
 _SET_SPAN = 320  # bytes given to the Set after a hit: longer than any built-in trigger match
 _USER_KIND = "pattern"
@@ -80,6 +83,7 @@ class Scanner:
         self._all = tuple(range(len(families)))
         self._set: PatternSet | None = compile_set([f.trigger for f in families], "start") if families else None
         self._triggers: dict[tuple[int, ...], _Trigger | None] = {}
+        self._first = self._trigger(self._all)  # every family: what a scan searches first
         raw = [f.raw_trigger or f.trigger for f in families]
         if any(f.detector not in ("invisible_text", "terminal_escapes") for f in families):
             raw.append(_ESCAPED_ASCII)
@@ -163,6 +167,8 @@ class Scanner:
         return self._triggers[active]
 
     def _scan_bytes(self, data: bytes) -> tuple[list[Raw], bool]:
+        if self._user is None and (self._first is None or self._first.regex.search(data) is None):
+            return [], False  # the common case, kept short: nothing anywhere triggers
         found = _Found()
         try:
             if self._families:
@@ -175,6 +181,7 @@ class Scanner:
 
     def _scan_families(self, data: bytes, found: set[Raw]) -> None:
         n = len(data)
+        dense_limit = DENSE + int(n * _DENSE_PER_BYTE)
         active = self._all
         trigger = self._trigger(active)
         hits = [0] * len(self._families)
@@ -192,7 +199,7 @@ class Scanner:
             for i in self._at(active, data, start, m.end()):
                 fam = self._families[i]
                 hits[i] += 1
-                if hits[i] > DENSE:
+                if hits[i] > dense_limit:
                     dense.append(i)
                     went_dense = True
                 elif not fam.family.anchored:

@@ -132,6 +132,8 @@ def judge(
     method: str = "tools/call",
 ) -> ResultVerdict:
     """Decide from findings already made (see :func:`judge_result`)."""
+    if not inspection.findings:
+        return FORWARD
     findings = tuple(f for f in inspection.findings if f.detector in actions)
     if not findings:
         return FORWARD

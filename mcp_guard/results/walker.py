@@ -131,12 +131,17 @@ class Inspection:
         return root
 
 
+NOTHING = Inspection(())
+
+
 def inspect_result(result: object, scanner: Scanner) -> Inspection:
     """Scan every string of ``result`` that reaches the model (see the module docstring)."""
     slots = text_slots(result)
     if not slots:
-        return Inspection(())
+        return NOTHING
     found, truncated = scanner.scan_texts([text for _, text in slots])
+    if not truncated and not any(found):
+        return NOTHING
     findings: list[Finding] = []
     named: dict[str, tuple[Path, str]] = {}
     for (path, text), items in zip(slots, found, strict=True):
