@@ -38,6 +38,7 @@ from mcp_guard.results import (
     compile_scanner,
     format_path,
     inspect_result,
+    inspect_value,
     judge_result,
     pattern_problem,
     redact,
@@ -561,3 +562,18 @@ def test_a_megabyte_of_ordinary_output_scans_in_one_fast_pass() -> None:
     assert may is False
     assert best_scan < 0.25  # ~10 ms on an idle 2-vCPU machine
     assert best_frame < 0.1  # ~2 ms
+
+
+def test_inspect_value_walks_a_tool_definition() -> None:
+    tool = {
+        "name": "fetch",
+        "description": "Fetches a URL.\U000e0049\U000e0067\U000e006e",
+        "inputSchema": {"type": "object", "properties": {"url": {"type": "string", "description": "\x1b[8mhidden"}}},
+    }
+    scanner = compile_scanner(["invisible_text", "terminal_escapes"])
+    found = inspect_value(tool, scanner, ("tools", 2)).findings
+    assert [(f.path, f.detector, f.kind) for f in found] == [
+        ("tools[2].description", "invisible_text", "tag_characters"),
+        ("tools[2].inputSchema.properties.url.description", "terminal_escapes", "sgr"),
+    ]
+    assert not inspect_value({"name": "plain", "description": "Adds two numbers."}, scanner)

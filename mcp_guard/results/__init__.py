@@ -29,7 +29,7 @@ from mcp_guard.results.verdict import (
     judge_result,
     scanner_for,
 )
-from mcp_guard.results.walker import Inspection, format_path, inspect_result, text_slots
+from mcp_guard.results.walker import Inspection, format_path, inspect_result, inspect_value, text_slots
 
 __all__ = [
     "DETECTORS",
@@ -49,6 +49,7 @@ __all__ = [
     "describe",
     "format_path",
     "inspect_result",
+    "inspect_value",
     "judge",
     "judge_result",
     "pattern_problem",

@@ -72,6 +72,7 @@ class Family:
     back: int = 0
     ahead: int = 256
     raw_trigger: str | None = None  # the trigger's form in raw JSON text, when it differs
+    exclusive: bool = False  # at most one pattern can match at a position: stop at the first that does
 
 
 # --- character classes for boundary checks -------------------------------------------------------
@@ -720,6 +721,9 @@ _CARDS = Family(
 # --- IBANs --------------------------------------------------------------------------------------
 
 
+_IBAN_COUNTRY = "(?:" + "|".join(sorted(checks.IBAN_LENGTHS)) + ")"
+
+
 def _iban_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
     if _before(data, start) in WORD:
         return None
@@ -744,7 +748,7 @@ def _iban_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
 _IBANS = Family(
     "ibans",
     "iban",
-    r"\b[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4}",
+    r"\b" + _IBAN_COUNTRY + r"[0-9]{2} ?[A-Z0-9]{4}",
     (
         Pattern(
             "iban",
@@ -753,7 +757,7 @@ _IBANS = Family(
         ),
     ),
     ahead=48,
-    raw_trigger=RAW_LEFT + r"[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4}",
+    raw_trigger=RAW_LEFT + _IBAN_COUNTRY + r"[0-9]{2} ?[A-Z0-9]{4}",
 )
 
 # --- e-mail addresses ---------------------------------------------------------------------------
@@ -900,6 +904,7 @@ _INVISIBLE = Family(
         Pattern("variation_selectors", f"[{_VS}]+", check=_vs_check),
     ),
     ahead=1 << 20,
+    exclusive=True,
     raw_trigger=(
         f"[{_TAGS}{_BIDI}{_ZERO_WIDTH}\\x{{E0100}}-\\x{{E01EF}}]|[\\x{{FE00}}-\\x{{FE0F}}]{{2}}"
         r"|\\u(?:200[b-dB-D]|206[0-4]|202[a-eA-E]|206[6-9]|[fF][eE][fF][fF]|180[eE]|[dD][bB]40|[fF][eE]0[0-9a-fA-F])"

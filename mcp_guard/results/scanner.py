@@ -256,6 +256,8 @@ def _anchored(fam: _Compiled, data: bytes, start: int, found: set[Raw]) -> int:
         if hit is not None:
             found.add((hit[0], hit[1], fam.family.detector, hit[2]))
             furthest = max(furthest, hit[1])
+        if fam.family.exclusive:
+            break
     return furthest
 
 

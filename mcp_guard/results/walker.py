@@ -136,7 +136,10 @@ NOTHING = Inspection(())
 
 def inspect_result(result: object, scanner: Scanner) -> Inspection:
     """Scan every string of ``result`` that reaches the model (see the module docstring)."""
-    slots = text_slots(result)
+    return _inspect_slots(text_slots(result), scanner)
+
+
+def _inspect_slots(slots: list[tuple[Path, str]], scanner: Scanner) -> Inspection:
     if not slots:
         return NOTHING
     found, truncated = scanner.scan_texts([text for _, text in slots])
@@ -150,6 +153,15 @@ def inspect_result(result: object, scanner: Scanner) -> Inspection:
             named[where] = (path, text)
             findings.extend(f.at(where) for f in items)
     return Inspection(tuple(findings), truncated, named)
+
+
+def inspect_value(value: object, scanner: Scanner, path: Path = ()) -> Inspection:
+    """Scan every string in ``value`` at any depth: a tool definition from ``tools/list`` (name,
+    description, schemas, annotations), a server's ``instructions``, a prompt or resource listing.
+    Paths start at ``path`` (``("tools", 3)`` gives ``tools[3].description``)."""
+    slots: list[tuple[Path, str]] = []
+    _strings(value, path, slots)
+    return _inspect_slots(slots, scanner)
 
 
 def _replace(node: object, path: Sequence[Key], value: str, copies: dict[int, object]) -> object:
