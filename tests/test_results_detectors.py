@@ -577,3 +577,14 @@ def test_inspect_value_walks_a_tool_definition() -> None:
         ("tools[2].inputSchema.properties.url.description", "terminal_escapes", "sgr"),
     ]
     assert not inspect_value({"name": "plain", "description": "Adds two numbers."}, scanner)
+
+
+def test_a_card_at_the_very_start_of_a_text() -> None:
+    assert kinds("4111111111111111") == [("payment_cards", "visa", "4111111111111111")]
+    assert kinds("4111 1111 1111 1111 is on file") == [("payment_cards", "visa", "4111 1111 1111 1111")]
+    found = ALL.scan_many(["4111111111111111", "x", "5555555555554444 y"])
+    assert [[(f.kind, f.start, f.end) for f in items] for items in found] == [
+        [("visa", 0, 16)],
+        [],
+        [("mastercard", 0, 16)],
+    ]

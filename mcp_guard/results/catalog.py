@@ -73,6 +73,9 @@ class Family:
     ahead: int = 256
     raw_trigger: str | None = None  # the trigger's form in raw JSON text, when it differs
     exclusive: bool = False  # at most one pattern can match at a position: stop at the first that does
+    # The trigger at the very start of the text, for a trigger that begins by consuming the
+    # character before the finding (there is none at the start; "^" would cost a backward scan).
+    at_start: str | None = None
 
 
 # --- character classes for boundary checks -------------------------------------------------------
@@ -100,8 +103,9 @@ DIGITS = _bytes_of("0-9")
 SPACE = frozenset(b" \t\r\n\f\v\x00")
 
 # In raw JSON, what can stand before a character that follows a non-word character in the
-# decoded string: a literal non-word character, a short escape, a \uXXXX escape, or the start.
-RAW_LEFT = r'(?:^|[^0-9A-Za-z_\\]|\\[bfnrt"/\\]|\\u[0-9a-fA-F]{4})'
+# decoded string: a literal non-word character, a short escape or a \uXXXX escape. (A string's
+# content never starts a frame, so no "^": an RE2 search for "^" scans back to where it started.)
+RAW_LEFT = r'(?:[^0-9A-Za-z_\\]|\\[bfnrt"/\\]|\\u[0-9a-fA-F]{4})'
 
 
 def _before(data: bytes, pos: int) -> int:
@@ -700,7 +704,7 @@ def _card_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
 _CARDS = Family(
     "payment_cards",
     "payment_card",
-    r"(?:^|[^0-9A-Za-z_.+-])" + _CARD_START,
+    r"[^0-9A-Za-z_.+-]" + _CARD_START,
     (
         Pattern(
             "card",
@@ -715,7 +719,8 @@ _CARDS = Family(
     ahead=32,
     anchored=False,
     back=1,
-    raw_trigger=r'(?:^|[^0-9A-Za-z_\\.+-]|\\[bfnrt"/\\]|\\u[0-9a-fA-F]{4})' + _CARD_START,
+    raw_trigger=r'(?:[^0-9A-Za-z_\\.+-]|\\[bfnrt"/\\]|\\u[0-9a-fA-F]{4})' + _CARD_START,
+    at_start=_CARD_START,
 )
 
 # --- IBANs --------------------------------------------------------------------------------------

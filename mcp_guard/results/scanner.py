@@ -84,6 +84,9 @@ class Scanner:
         self._set: PatternSet | None = compile_set([f.trigger for f in families], "start") if families else None
         self._triggers: dict[tuple[int, ...], _Trigger | None] = {}
         self._first = self._trigger(self._all)  # every family: what a scan searches first
+        self._at_start = tuple(
+            (i, compile_regex(f.at_start, never_capture=True)) for i, f in enumerate(families) if f.at_start
+        )
         raw = [f.raw_trigger or f.trigger for f in families]
         if any(f.detector not in ("invisible_text", "terminal_escapes") for f in families):
             raw.append(_ESCAPED_ASCII)
@@ -167,7 +170,11 @@ class Scanner:
         return self._triggers[active]
 
     def _scan_bytes(self, data: bytes) -> tuple[list[Raw], bool]:
-        if self._user is None and (self._first is None or self._first.regex.search(data) is None):
+        if (
+            self._user is None
+            and (self._first is None or self._first.regex.search(data) is None)
+            and not any(regex.match(data) for _, regex in self._at_start)
+        ):
             return [], False  # the common case, kept short: nothing anywhere triggers
         found = _Found()
         try:
@@ -188,6 +195,14 @@ class Scanner:
         covered = [-1] * len(self._families)
         windows: dict[int, list[tuple[int, int]]] = {}
         dense: list[int] = []
+        for i, regex in self._at_start:
+            if regex.match(data) is not None:
+                fam = self._families[i]
+                hits[i] += 1
+                if fam.family.anchored:
+                    covered[i] = _anchored(fam, data, 0, found)
+                else:
+                    windows.setdefault(i, []).append((0, min(n, fam.family.ahead)))
         pos = 0
         while trigger is not None and pos <= n:
             m = trigger.regex.search(data, pos)
