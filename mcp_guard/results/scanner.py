@@ -8,10 +8,14 @@ matching is RE2, so the cost is linear in the input whatever it holds:
    Ordinary output has no or few hits, so for it this pass is the whole cost.
 2. At each hit, an ``RE2::Set`` says which families' triggers match there, and those families'
    full patterns and checks run on that spot (anchored) or on the window around it.
-3. A family with more than :data:`DENSE` hits in one text (a list of 10 000 addresses) stops
-   being searched hit by hit: its patterns run once over the whole text instead, so no input can
-   make the per-hit work grow faster than the text.
+3. A family with many hits in one text (more than :data:`DENSE` plus ~500 per MB: a list of
+   10 000 addresses) stops being searched hit by hit: its patterns run once over the whole text
+   instead, so no input can make the per-hit work grow faster than the text.
 4. User patterns are one more RE2 alternation, searched once.
+5. A scan stops at :data:`MAX_FINDINGS` and says so (``scan_texts``).
+
+Several strings (the texts of one result) are scanned as one, joined with NUL bytes, which no
+pattern matches: one encode and one search per result, not per string.
 
 Offsets in findings are in characters of the scanned ``str``.
 """
@@ -66,12 +70,6 @@ class _Compiled:
     patterns: tuple[tuple[catalog.Pattern, Regex], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _Trigger:
-    regex: Regex
-    members: tuple[int, ...]  # family indices, in the order of the Set
-
-
 class Scanner:
     """The compiled detectors for one set of names and user patterns. Immutable, thread-safe."""
 
@@ -82,7 +80,7 @@ class Scanner:
         self._families = tuple(_Compiled(f, tuple((p, compile_regex(p.regex)) for p in f.patterns)) for f in families)
         self._all = tuple(range(len(families)))
         self._set: PatternSet | None = compile_set([f.trigger for f in families], "start") if families else None
-        self._triggers: dict[tuple[int, ...], _Trigger | None] = {}
+        self._triggers: dict[tuple[int, ...], Regex | None] = {}
         self._first = self._trigger(self._all)  # every family: what a scan searches first
         self._at_start = tuple(
             (i, compile_regex(f.at_start, never_capture=True)) for i, f in enumerate(families) if f.at_start
@@ -163,16 +161,16 @@ class Scanner:
 
     # --- the scan ------------------------------------------------------------------------------
 
-    def _trigger(self, active: tuple[int, ...]) -> _Trigger | None:
+    def _trigger(self, active: tuple[int, ...]) -> Regex | None:
+        """The alternation of these families' triggers (compiled once per set of families)."""
         if active not in self._triggers:
-            regex = _alternation([self._families[i].family.trigger for i in active])
-            self._triggers[active] = None if regex is None else _Trigger(regex, active)
+            self._triggers[active] = _alternation([self._families[i].family.trigger for i in active])
         return self._triggers[active]
 
     def _scan_bytes(self, data: bytes) -> tuple[list[Raw], bool]:
         if (
             self._user is None
-            and (self._first is None or self._first.regex.search(data) is None)
+            and (self._first is None or self._first.search(data) is None)
             and not any(regex.match(data) for _, regex in self._at_start)
         ):
             return [], False  # the common case, kept short: nothing anywhere triggers
@@ -205,7 +203,7 @@ class Scanner:
                     windows.setdefault(i, []).append((0, min(n, fam.family.ahead)))
         pos = 0
         while trigger is not None and pos <= n:
-            m = trigger.regex.search(data, pos)
+            m = trigger.search(data, pos)
             if m is None:
                 break
             start = m.start()
