@@ -184,7 +184,7 @@ def test_jwt_needs_a_json_header_with_alg() -> None:
         "ORD-4111111111111111",
         "ref_4111111111111111",
         "4111111111111112",  # Luhn fails
-        "12 4111 1111 1111 1111",  # one window of a longer grouped run
+        "1234 4111 1111 1111 1111",  # one window of a longer grouped run
         "4111 1111 1111 1111 2222",
         "1733212345678901",
         "DE89370400440532013001",
@@ -218,6 +218,8 @@ def test_look_alikes_give_nothing(text: str) -> None:
 def test_grouped_and_known_numbers() -> None:
     assert kinds("Card: 4111 1111 1111 1111.") == [("payment_cards", "visa", "4111 1111 1111 1111")]
     assert kinds("amex 3782-822463-10005 ok") == [("payment_cards", "amex", "3782-822463-10005")]
+    assert kinds("Visa 4111 1111 1111 1111 12/25 123") == [("payment_cards", "visa", "4111 1111 1111 1111")]
+    assert kinds("3782 8224 6310 005 ok") == [("payment_cards", "amex", "3782 8224 6310 005")]
     assert kinds("IBAN DE89 3704 0044 0532 0130 00 TODAY") == [("ibans", "iban", "DE89 3704 0044 0532 0130 00")]
     assert kinds("BE68 5390 0754 7034 CODE") == [("ibans", "iban", "BE68 5390 0754 7034")]
 

@@ -681,24 +681,46 @@ _NOT_DIGIT = bytes(b for b in range(256) if b not in DIGITS)
 _CARD_START = r"[2-68][0-9]{3}(?:[0-9]{9}|[ -][0-9]{4}[ -][0-9]{4}|[ -][0-9]{6}[ -][0-9]{4})"
 
 
+def _is_group(chunk: bytes) -> bool:
+    """Four letters or digits, at least one a digit: a group of a grouped number or an IBAN."""
+    return len(chunk) == 4 and chunk.isalnum() and any(48 <= b <= 57 for b in chunk)
+
+
+def _full_group_after(data: bytes, i: int) -> bool:
+    """A group at ``i``: the card-like digits continue a longer grouped run (more digits, an IBAN)
+    rather than ending before an expiry date like "12/25" or a word."""
+    return _is_group(data[i : i + 4]) and _after(data, i + 4) not in ALNUM
+
+
+def _full_group_before(data: bytes, i: int) -> bool:
+    """A group ending before byte ``i`` ("1234 4111 ...", "CH41 5554 ..."; not "Visa 4111 ...")."""
+    return i >= 4 and _is_group(data[i - 4 : i]) and _before(data, i - 4) not in ALNUM
+
+
 def _card_check(data: bytes, start: int, end: int, kind: str) -> Hit | None:
-    before, after = _before(data, start), _after(data, end)
-    before2 = data[start - 2] if start >= 2 else 0
-    after2 = data[end + 1] if end + 1 < len(data) else 0
-    if before in WORD or after in WORD or before in b".+-":  # 0.4111..., +49 ..., ORD-4111...
+    before = _before(data, start)
+    if before in WORD or before in b".+-":  # 0.4111..., +49 ..., ORD-4111...
         return None
-    if after in b".,-" and after2 in DIGITS:  # 4111....5, a longer dashed run
-        return None
-    grouped = b" " in data[start:end] or b"-" in data[start:end]
-    if grouped:
+    stops = [end]
+    sep = 0
+    if not data[start:end].isdigit():
         sep = data[start + 4]
-        if (before == sep and before2 in DIGITS) or (after == sep and after2 in DIGITS):
+        if before == sep and _full_group_before(data, start - 1):
             return None  # one group of a longer run of grouped digits
-    digits = data[start:end].translate(None, _NOT_DIGIT)
-    brand = checks.card_brand(digits)
-    if brand is None or not checks.luhn_ok(digits):
-        return None
-    return start, end, brand
+        last = data.rfind(bytes([sep]), start, end)
+        if end - last - 1 < 4:
+            stops.append(last)  # "4111 1111 1111 1111 12/25": the "12" may be the expiry, not digits 17-18
+    for stop in stops:
+        after = _after(data, stop)
+        if after in WORD or (after in b".,-" and _after(data, stop + 1) in DIGITS):  # 4111....5
+            continue
+        if sep and after == sep and _full_group_after(data, stop + 1):
+            continue
+        digits = data[start:stop].translate(None, _NOT_DIGIT)
+        brand = checks.card_brand(digits)
+        if brand is not None and checks.luhn_ok(digits):
+            return start, stop, brand
+    return None
 
 
 _CARDS = Family(
