@@ -356,6 +356,13 @@ def run_subcommand(name: str, argv: list[str]) -> int:
         # Commands write their files through a temporary file and a rename, so nothing half-written stays.
         _err("interrupted")
         return exits.INTERRUPTED
+    except BrokenPipeError:
+        # The reader left (`mcp-guard logs | head`): not an error worth a traceback. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return exits.OUTPUT_CLOSED
     return code
 
 

@@ -255,3 +255,22 @@ def test_main_help_lists_each_subcommand_with_one_line_and_ends_with_examples(
     assert out.rstrip().endswith("examples:\n" + "\n".join(f"  {example}" for example in EXAMPLES[""]))
     for example in EXAMPLES[""]:
         _parses(example)
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`mcp-guard schema | head -1`: the command ends quietly, as shells expect of a closed pipe."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already left: the first write fails with EPIPE
+    try:
+        done = subprocess.run(
+            [*guard_command(), "schema"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=isolated_env(tmp_path),
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr.decode() == ""
+    assert done.returncode == exits.OUTPUT_CLOSED == 141
