@@ -80,13 +80,16 @@ def main() -> int:
     parser.add_argument("--runs", type=int, help="interleaved runs per relay (default 3)")
     parser.add_argument("--policy-file", action="append", default=[], type=Path, help="an extra guard variant")
     parser.add_argument("--no-pin", action="store_true", help="do not pin to CPU 0")
+    parser.add_argument(
+        "--baseline", type=Path, help="another mcp-guard checkout (its root) to measure side by side, e.g. main"
+    )
     args = parser.parse_args()
     pinning = setup_driver(args.no_pin)
     runs = args.runs or (1 if args.quick else 3)
     info = machine(pinning)
     print_machine(info)
 
-    all_variants, notes = relay_variants(guard_policies=args.policy_file)
+    all_variants, notes = relay_variants(guard_policies=args.policy_file, baseline=args.baseline)
     relays = [v for v in all_variants if v.kind != "direct"]
     for note in notes:
         print(f"note: {note}")

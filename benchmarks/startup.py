@@ -21,6 +21,7 @@ import re
 import subprocess
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from _common import (
@@ -50,20 +51,26 @@ FIRST_MESSAGES = {"initialize": INITIALIZE, "server/discover": DISCOVER}
 _IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S.*)$")
 
 
-def variants() -> list[Variant]:
+def variants(baseline: Path | None = None) -> list[Variant]:
     guard = guard_command()
     limiter = write_policy("limiter", LIMITER_POLICY)
-    return [
+    found = [
         Variant("direct", (), "direct"),
         Variant("floor: threads (Python)", (PYTHON, str(FLOORS_DIR / "thread_relay.py"), "--"), "floor"),
         Variant("mcp-guard, no policy (allow-all)", (*guard, "--"), "guard"),
         Variant("mcp-guard --policy (limiter)", (*guard, "--policy", str(limiter), "--"), "guard"),
     ]
+    if baseline is not None:
+        # Another checkout run from its source, in the same rounds: a change's before/after.
+        old, env = (PYTHON, "-m", "mcp_guard"), {"PYTHONPATH": str(baseline.resolve())}
+        found.append(Variant("baseline, no policy (allow-all)", (*old, "--"), "guard", env))
+        found.append(Variant("baseline --policy (limiter)", (*old, "--policy", str(limiter), "--"), "guard", env))
+    return found
 
 
 def time_first_answer(variant: Variant, frame: bytes) -> float:
     """Milliseconds from spawn to the first answer's newline."""
-    env = isolated_env()
+    env = {**isolated_env(), **variant.env}
     argv = variant.argv(upstream_command())
     start = time.perf_counter_ns()
     proc = subprocess.Popen(
@@ -133,13 +140,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="5 runs instead of 15")
     parser.add_argument("--runs", type=int, help="interleaved runs per variant and first message (default 15)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin to CPU 0")
+    parser.add_argument(
+        "--baseline", type=Path, help="another mcp-guard checkout (its root) to measure side by side, e.g. main"
+    )
     args = parser.parse_args()
     pinning = setup_driver(args.no_pin)
     runs = args.runs or (5 if args.quick else 15)
     info = machine(pinning)
     print_machine(info)
 
-    vs = variants()
+    vs = variants(args.baseline)
     for v in vs:  # one untimed start each: page cache and .pyc files warm
         for frame in FIRST_MESSAGES.values():
             time_first_answer(v, frame)

@@ -13,12 +13,17 @@ wrapped server, then:
 
 It prints a summary and exits 0 when the guard behaved as expected (30 allowed, 5 refused, the
 charge refused), 1 otherwise. Paths are resolved from this file, so it runs from any directory.
+
+The guard runs with a home and XDG folders in a temporary directory, removed at the end: a demo
+must not leave an audit log, a secret or counters in your own mcp-guard folders.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,11 +84,32 @@ class Tally:
         return "\n".join(lines)
 
 
-async def session(mode: str) -> int:
+def scratch_env(folder: Path) -> dict[str, str]:
+    """A home and XDG folders under ``folder`` for the guard (the SDK passes HOME and PATH on, nothing else)."""
+    env = {"HOME": str(folder)}
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        env[var] = str(folder / var.lower())
+    if os.name == "nt":
+        env.update(USERPROFILE=str(folder), APPDATA=str(folder / "roaming"), LOCALAPPDATA=str(folder / "local"))
+    return env
+
+
+async def session(mode: str, scratch: Path) -> int:
     """Drive the scripted session; returns the process exit status."""
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_guard", "--policy", str(POLICY), "--", sys.executable, str(DEMO_SERVER)],
+        args=[
+            "-m",
+            "mcp_guard",
+            "--policy",
+            str(POLICY),
+            "--audit-log",
+            str(scratch / "audit.jsonl"),
+            "--",
+            sys.executable,
+            str(DEMO_SERVER),
+        ],
+        env=scratch_env(scratch),
         # The repository root as working directory lets `-m mcp_guard` work from a source checkout
         # even when the package is not installed.
         cwd=str(REPO_ROOT),
@@ -170,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        return anyio.run(session, args.mode)
+        with tempfile.TemporaryDirectory(prefix="mcp-guard-demo-") as scratch:
+            return anyio.run(session, args.mode, Path(scratch))
     except Exception as exc:
         # Most likely the guard failed to start (not installed, bad policy) and the connection closed;
         # anyio wraps that in exception groups, so report the innermost single cause.

@@ -63,20 +63,59 @@ def server_identity(command: Sequence[str], name: str | None = None) -> str:
     """
     if name:
         return f"name:{name}"
-    return compact_json(list(command))
+    return compact_json(without_secrets(command))
+
+
+def without_secrets(command: Sequence[str]) -> list[str]:
+    """``command`` fit to store and show: the values of mcp-remote's ``--header`` arguments hashed.
+
+    ``wrap --remote`` puts a remote server's headers (``Authorization: Bearer ...``) on mcp-remote's
+    command line, where the client has often expanded ``${TOKEN}`` already. The hash keeps two
+    commands that differ only in a header value apart (an approval stays bound to the credential)
+    without writing the credential into the approvals database or onto a screen.
+    """
+    words = list(command)
+    if not any(_is_mcp_remote(os.path.basename(word)) for word in words):
+        return words
+    for i in range(1, len(words)):
+        if words[i - 1] == "--header" and ":" in words[i]:
+            name, _, value = words[i].partition(":")
+            words[i] = f"{name}: sha256:{sha256_hex(value.strip())[:16]}"
+    return words
 
 
 def server_name_from(command: list[str]) -> str:
-    """A readable server name from its command: the package or script, not the launcher."""
+    """A readable server name from its command: the package or script, not the launcher.
+
+    A remote server reached through the mcp-remote bridge is named after its URL (host and
+    path), not the bridge: otherwise every remote server would share one name, and with it
+    the 'server'-scoped counters.
+    """
     launchers = {"npx", "npx.cmd", "uvx", "pipx", "node", "python", "python3", "deno", "bun", "bunx", "pnpm", "yarn"}
     words = [os.path.basename(w) if i == 0 else w for i, w in enumerate(command)]
     if words and (words[0] in launchers or words[0].startswith("python")):
-        for word in words[1:]:
+        for i, word in enumerate(words[1:], 1):
             if not word.startswith("-") and word not in ("run", "exec", "dlx", "x"):
                 if word.startswith(("/", ".", "~")) or word.endswith((".py", ".js", ".mjs", ".cjs", ".ts")):
                     return os.path.splitext(os.path.basename(word))[0]
+                if _is_mcp_remote(word) and i + 1 < len(words):
+                    return _url_name(words[i + 1])
                 return word  # a package name, scoped ones included
+    if len(words) > 1 and _is_mcp_remote(os.path.splitext(words[0])[0]):
+        return _url_name(words[1])
     return words[0] if words else "server"
+
+
+def _is_mcp_remote(word: str) -> bool:
+    return word == "mcp-remote" or word.startswith("mcp-remote@")
+
+
+def _url_name(url: str) -> str:
+    """``https://user@mcp.example.com/v1/mcp?x=1`` -> ``mcp.example.com/v1/mcp``."""
+    rest = url.split("://", 1)[-1].split("?", 1)[0].split("#", 1)[0]
+    host, _, path = rest.partition("/")
+    name = host.rsplit("@", 1)[-1] + ("/" + path if path else "")
+    return name.rstrip("/") or url
 
 
 @dataclass(slots=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from mcp_guard.limits.base import Receipt
+from mcp_guard.wire.json_types import JSON, JSONObject, RequestId
 
 
 @dataclass(slots=True)
@@ -17,7 +17,7 @@ class Call:
     rule: str | None
     reason: str | None
     decision: str
-    arguments: dict[str, Any]
+    arguments: JSONObject
     when: float
     started: float
     refund: Receipt | None = None  # what to give back if the server answers with an error
@@ -28,7 +28,7 @@ class Call:
 @dataclass(slots=True)
 class InFlight:
     method: str | None
-    ident: Any
+    ident: RequestId | None
     call: Call | None = None
 
 
@@ -40,10 +40,10 @@ class Waiter:
     """
 
     event: threading.Event = field(default_factory=threading.Event)
-    answer: Any = None
+    answer: JSON = None  # the answering message as parsed; None until it comes
     cancelled: bool = False
 
-    def settle(self, answer: Any) -> None:
+    def settle(self, answer: JSON) -> None:
         self.answer = answer
         self.event.set()
 

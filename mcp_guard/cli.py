@@ -34,18 +34,20 @@ policy discovery (first found wins):
 
 
 def _run_parser() -> argparse.ArgumentParser:
+    from mcp_guard.helptext import SUMMARIES, HelpFormatter, examples_epilog
     from mcp_guard.paths import audit_log_path
 
     older = ", ".join(f"{alias} = {name}" for alias, name in ALIASES.items())
+    width = max(len(name) for name in SUMMARIES)
+    commands = "\n".join(f"  {name:{width}}  {SUMMARIES[name]}" for name in SUBCOMMANDS if name not in ALIASES)
     parser = argparse.ArgumentParser(
         prog="mcp-guard",
-        usage="mcp-guard [options] -- COMMAND [ARGS...]",
+        usage="mcp-guard [options] -- COMMAND [ARGS...]\n       mcp-guard SUBCOMMAND [options]",
         description=_RUN_DESCRIPTION,
-        epilog=f"user config policy: {default_policy_path()}\naudit log: {audit_log_path()}\n\n"
-        "other commands: "
-        + ", ".join(f"mcp-guard {name}" for name in SUBCOMMANDS if name not in ALIASES)
-        + f" (each has --help)\nolder spellings, still accepted: {older}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"subcommands (mcp-guard SUBCOMMAND --help for each):\n{commands}\n"
+        f"older spellings, still accepted: {older}\n\n"
+        f"user config policy: {default_policy_path()}\naudit log: {audit_log_path()}\n\n{examples_epilog('')}",
+        formatter_class=HelpFormatter,
     )
     _add_run_options(parser)
     return parser
@@ -111,6 +113,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "(see: mcp-guard check --sha256 FILE)",
     )
     parser.add_argument("--no-audit", action="store_true", help="write no audit log")
+    parser.add_argument(
+        "--remote-entry",
+        metavar="JSON",
+        help="written by `mcp-guard wrap --remote`: the client's original entry for a remote server, kept for "
+        "`mcp-guard unwrap`; ignored when the guard runs",
+    )
 
 
 def _takes_value(parser: argparse.ArgumentParser) -> dict[str, bool]:
@@ -211,6 +219,8 @@ def _guard(config: GuardConfig) -> int:
     if isinstance(built, int):
         return built
     session, audit, background = built
+    # Said before the server starts, so it comes before anything the server writes to the same stderr.
+    _err(_start_line(config, session.judge.store_name))
     # Started last: a configuration error above must not leave a server running.
     try:
         upstream = Upstream(resolved)
@@ -302,12 +312,27 @@ def build_session(
     return session, audit, background
 
 
+def _start_line(config: GuardConfig, store_name: str) -> str:
+    from mcp_guard.startline import start_line
+
+    return start_line(
+        policy_path=os.path.abspath(config.policy_path) if config.policy_path is not None else None,
+        policy_sha256=config.policy_digest,
+        policy_source=config.policy_source,
+        mode="monitor" if config.monitor or config.policy.mode == "monitor" else "enforce",
+        mode_source="--monitor" if config.monitor else "policy",
+        counters=store_name,
+        command=config.command,
+    )
+
+
 # Subcommands live in their own modules, imported only when used, so the relay's
 # start-up never pays for them. Each module has ``HELP``, ``add_arguments(parser)``
 # and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, str] = {
     "check": "mcp_guard.commands.check",
     "explain": "mcp_guard.commands.explain",
+    "test": "mcp_guard.commands.test",
     "schema": "mcp_guard.commands.schema",
     "logs": "mcp_guard.commands.logs",
     "stats": "mcp_guard.commands.stats",
@@ -328,19 +353,35 @@ ALIASES: dict[str, str] = {
 """Older spellings that stay, and the command each is the same as."""
 
 
-def run_subcommand(name: str, argv: list[str]) -> int:
+def subcommand_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
+    """The parser of subcommand ``name``, with its examples, and the module that runs it."""
     import importlib
 
+    from mcp_guard.helptext import decorate
+
+    module = importlib.import_module(SUBCOMMANDS[name])
+    parser = argparse.ArgumentParser(prog=f"mcp-guard {name}", description=module.HELP)
+    module.add_arguments(parser)
+    decorate(parser, name)
+    return parser, module
+
+
+def run_subcommand(name: str, argv: list[str]) -> int:
     try:
-        module = importlib.import_module(SUBCOMMANDS[name])
-        parser = argparse.ArgumentParser(prog=f"mcp-guard {name}", description=module.HELP)
-        module.add_arguments(parser)
+        parser, module = subcommand_parser(name)
         args = parser.parse_args(argv)
         code: int = module.run(args)
     except KeyboardInterrupt:
         # Commands write their files through a temporary file and a rename, so nothing half-written stays.
         _err("interrupted")
         return exits.INTERRUPTED
+    except BrokenPipeError:
+        # The reader left (`mcp-guard logs | head`): not an error worth a traceback. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return exits.OUTPUT_CLOSED
     return code
 
 
@@ -389,10 +430,50 @@ def _limiter(state: str | None, policy: Policy, server_name: str) -> tuple[Limit
     return ScopedLimiter(MemoryLimiter(), shared, server_name), describe_store(state)
 
 
+def _close_subcommand(word: str) -> str | None:
+    """The subcommand ``word`` looks like a typo of (``chekc`` -> ``check``), if any.
+
+    Only plain words count: paths, versioned names (``python3``) and options never look like one.
+    """
+    import difflib
+    import re
+
+    if not re.fullmatch(r"[A-Za-z][A-Za-z-]*", word):
+        return None
+    close = difflib.get_close_matches(word.lower(), list(SUBCOMMANDS), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _mistyped_subcommand(word: str) -> bool:
+    """Refuse a first word that is a typo of a subcommand (exit 2), so it never starts as an allow-all server.
+
+    A program of that name on PATH still runs, as it always has (``deno`` is close to ``deny``), with a
+    note; ``mcp-guard -- WORD`` runs it without one.
+    """
+    meant = _close_subcommand(word)
+    if meant is None:
+        return False
+    import shutil
+
+    if shutil.which(word) is not None:
+        _err(
+            f"note: {word!r} is a program on PATH, so it runs as the server (not `mcp-guard {meant}`); "
+            f"write `mcp-guard [options] -- {word} ...` to say so"
+        )
+        return False
+    _err(
+        f"unknown command {word!r}: did you mean {meant}? "
+        f"(to run a program named {word!r} as the server: mcp-guard [options] -- {word} ...)"
+    )
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
         return run_subcommand(args[0], args[1:])
+    if args and _mistyped_subcommand(args[0]):
+        return EXIT_USAGE
     try:
         code = run(args)
     except KeyboardInterrupt:  # Ctrl-C while the guard was still starting: no traceback, nothing started

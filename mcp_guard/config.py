@@ -47,7 +47,8 @@ class GuardConfig:
     policy_path: Path | None  # None: no policy found, allow-all
     policy_source: str  # --policy, $MCP_GUARD_POLICY or user config
     policy_stamp: tuple[int, int, int] | None  # the file's identity before it was read (hot reload)
-    policy_sha256: str | None
+    policy_sha256: str | None  # --policy-sha256: what the file must hash to
+    policy_digest: str | None  # the SHA-256 of the bytes loaded (the start line shows it)
     monitor: bool  # --monitor (the policy's own mode is in the snapshot)
     reload: bool
     server_name: str  # for people: the audit log, messages
@@ -76,12 +77,13 @@ def find_policy(explicit: str | None, environ: Mapping[str, str]) -> tuple[Path 
 
 def resolve(args: argparse.Namespace, command: Sequence[str], environ: Mapping[str, str] = os.environ) -> GuardConfig:
     """The configuration for ``args`` (the run parser's) and the server ``command``, or :class:`ConfigError`."""
-    from mcp_guard.policy.load import PolicyError, PolicyHashMismatch, load_policy
+    from mcp_guard.policy.load import PolicyError, PolicyHashMismatch, load_policy_and_digest
     from mcp_guard.policy.model import ALLOW_ALL, window_seconds
 
     notes: list[str] = []
     policy_path, source = find_policy(args.policy, environ)
     stamp = None
+    digest = None
     if policy_path is None:
         from mcp_guard import paths
 
@@ -96,7 +98,7 @@ def resolve(args: argparse.Namespace, command: Sequence[str], environ: Mapping[s
         stamp = file_stamp(policy_path)
         try:
             # One read: the bytes checked against --policy-sha256 are the bytes loaded.
-            policy = load_policy(policy_path, args.policy_sha256 or None)
+            policy, digest = load_policy_and_digest(policy_path, args.policy_sha256 or None)
         except PolicyHashMismatch as exc:
             raise ConfigError(f"{exc}; not starting the server") from None
         except PolicyError as exc:
@@ -126,6 +128,7 @@ def resolve(args: argparse.Namespace, command: Sequence[str], environ: Mapping[s
         policy_source=source,
         policy_stamp=stamp,
         policy_sha256=args.policy_sha256 or None,
+        policy_digest=digest,
         monitor=bool(args.monitor),
         reload=policy_path is not None and not args.no_reload,
         server_name=args.name or server_name_from(list(command)),

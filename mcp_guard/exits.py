@@ -13,6 +13,7 @@ code  name                 meaning
 126   CANNOT_RUN           the server command exists but cannot be started
 127   NOT_FOUND            the server command is not found
 130   INTERRUPTED          stopped by Ctrl-C (SIGINT), as shells report it
+141   OUTPUT_CLOSED        whoever read the output stopped reading (``| head``), as shells report SIGPIPE
 ====  ===================  ==============================================================
 """
 
@@ -27,3 +28,4 @@ NEEDS_APPROVAL = 3
 CANNOT_RUN = 126
 NOT_FOUND = 127
 INTERRUPTED = 130
+OUTPUT_CLOSED = 141

@@ -27,12 +27,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from mcp_guard.calls import Call
 from mcp_guard.judge import Judge
 from mcp_guard.policy.decision import Allow, Approve, Deny
 from mcp_guard.policy.engine import Engine
+from mcp_guard.wire.json_types import JSONObject, RequestId
 
 if TYPE_CHECKING:
     from mcp_guard.integrity.guard import ToolIntegrity
@@ -56,11 +57,11 @@ class Snapshot:
 class CallIn:
     """A ``tools/call`` as the client sent it, already parsed strictly."""
 
-    ident: Any
+    ident: RequestId | None  # None for a tools/call sent as a notification
     name: str
-    arguments: dict[str, Any]
-    params: dict[str, Any]
-    message: dict[str, Any]
+    arguments: JSONObject
+    params: JSONObject
+    message: JSONObject
     modern: bool  # 2026-07-28 era: its answers need resultType
     request: bool = True  # False for a tools/call sent as a notification (judged, never answered)
     can_hold: bool = True  # False inside a batch: the call cannot wait for a listing or a person
@@ -74,7 +75,7 @@ class Relay:
     """Send the call upstream (``forward`` in place of the client's message when the guard changed it)."""
 
     record: Call
-    forward: dict[str, Any] | None = None
+    forward: JSONObject | None = None
 
 
 @dataclass(slots=True)
@@ -87,7 +88,7 @@ class Refuse:
 class Reply:
     """Answer the client with this result in place of the server (a 2026-07-28 approval question)."""
 
-    answer: dict[str, Any]
+    answer: JSONObject
 
 
 @dataclass(slots=True)
@@ -108,7 +109,7 @@ class Approved:
     to send when the guard stripped its own fields from it (a 2026-07-28 approval round)."""
 
     via: str
-    forward: dict[str, Any] | None = None
+    forward: JSONObject | None = None
 
 
 @dataclass(slots=True)
@@ -194,7 +195,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
 )
 
 # Stages run on the server's answer to a judged call; result inspection plugs in here.
-ResultStage = Callable[[Call, dict[str, Any], Snapshot], "dict[str, Any] | None"]
+ResultStage = Callable[[Call, JSONObject, Snapshot], "JSONObject | None"]
 RESULT_STAGES: tuple[tuple[str, ResultStage], ...] = ()
 
 

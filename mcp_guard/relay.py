@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -138,7 +137,7 @@ async def relay(
     upstream: Upstream,
     session: Session,
     client_stdin: int = 0,
-    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    background: Sequence[Callable[[], Coroutine[object, object, None]]] = (),
 ) -> int:
     """Relay until the session ends; return the guard's exit status.
 

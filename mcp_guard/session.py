@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from mcp_guard.actions import Action, Emit, Job, Start, ToClient, ToUpstream
 from mcp_guard.approval.flow import ApprovalSettings, GuardIds
@@ -30,6 +30,7 @@ from mcp_guard.pipeline import CallIn, Hold, Pipeline, Refuse, Relay, Reply, Sna
 from mcp_guard.policy.decision import Allow, Deny
 from mcp_guard.violation import unknown_tool_answer, violation_answer
 from mcp_guard.wire.frames import Message, Refused, read_frame
+from mcp_guard.wire.json_types import JSON, JSONObject, Scalar
 from mcp_guard.wire.jsonrpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
 Warn = Callable[[str], None]
-Key = tuple[bool, Any]
+Key = tuple[bool, Scalar]  # id_key of a JSON-RPC id
 
 _REFUSED_KEPT = 1024
 MAX_IN_FLIGHT = 4096
@@ -105,9 +106,9 @@ class Session:
         # Ids of calls the guard answered itself, oldest first, bounded: only a prompt
         # notifications/cancelled for one of them needs catching.
         self._refused: dict[Key, None] = {}
-        self._server_meta: dict[str, Any] = {}
+        self._server_meta: JSONObject = {}
         # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once.
-        self._unknown_answers: dict[bool, tuple[str, dict[str, Any]]] = {}
+        self._unknown_answers: dict[bool, tuple[str, JSONObject]] = {}
         self._stopping = False
         self._version: str | None = None  # negotiated in the handshake era's initialize
         desk: ApprovalDesk | None = None
@@ -123,13 +124,13 @@ class Session:
     def warn(self, message: str) -> None:
         self._warn(message)
 
-    def server_meta(self) -> dict[str, Any]:
+    def server_meta(self) -> JSONObject:
         with self._lock:
             return dict(self._server_meta)
 
     def ask(
-        self, side: str, method: str, params: dict[str, Any], emit: Emit, timeout_s: float, held: Waiter | None = None
-    ) -> Any:
+        self, side: str, method: str, params: JSONObject, emit: Emit, timeout_s: float, held: Waiter | None = None
+    ) -> JSON:
         """Send a request of the guard's own to ``side`` and wait for its answer (None: timed out or cancelled).
 
         Blocks: only for jobs on the worker pool. ``held`` is the waiting call, whose cancellation ends the
@@ -238,7 +239,7 @@ class Session:
                 self._list_requests.add(key)
         return [ToUpstream(line)]
 
-    def _claim(self, key: Key, m: Message) -> dict[str, Any] | None:
+    def _claim(self, key: Key, m: Message) -> JSONObject | None:
         """An error answer when this request id cannot be taken (already in flight, or too many in flight)."""
         if self._client_ids.owns(m.id) or self._upstream_ids.owns(m.id):
             # The answer would be taken for the answer to the guard's own request, and dropped.
@@ -265,7 +266,7 @@ class Session:
             self._refused.pop(key, None)  # an id the guard refused earlier is the upstream's again once reused
         return None
 
-    def _remember_client(self, params: dict[str, Any]) -> None:
+    def _remember_client(self, params: JSONObject) -> None:
         info = params.get("clientInfo")
         if isinstance(info, dict):
             self.client.name = {k: str(info[k]) for k in ("name", "version") if k in info}
@@ -311,7 +312,7 @@ class Session:
                 request.call.cancelled = True
         return True
 
-    def _call_in(self, m: Message, can_hold: bool) -> CallIn | dict[str, Any]:
+    def _call_in(self, m: Message, can_hold: bool) -> CallIn | JSONObject:
         """The call to judge, or the error answer for a malformed one."""
         params = m.body.get("params")
         if not isinstance(params, dict):
@@ -328,7 +329,8 @@ class Session:
             return error_answer(m.id, INVALID_PARAMS, "mcp-guard: tools/call params.arguments must be an object")
         modern = is_modern(params)
         if modern and self._audit is not None:
-            client = params["_meta"].get(CLIENT_INFO_KEY)
+            meta = params.get("_meta")  # an object: is_modern says so
+            client = meta.get(CLIENT_INFO_KEY) if isinstance(meta, dict) else None
             if isinstance(client, dict):
                 self._remember_client({"clientInfo": client})
         return CallIn(m.id, name, arguments, params, m.body, modern, m.kind == "request", can_hold)
@@ -362,7 +364,7 @@ class Session:
             return [ToClient(encode(verdict.answer))] if call.request else []
         return self._hold(call, verdict, snap)
 
-    def _meta_for(self, call: CallIn) -> dict[str, Any] | None:
+    def _meta_for(self, call: CallIn) -> JSONObject | None:
         return self.server_meta() if call.modern else None
 
     def _note_refusal(self, call: CallIn, deny: Deny, word: str) -> None:
@@ -471,10 +473,10 @@ class Session:
         integrity = snap.integrity
         if integrity is None:
             return "tool integrity is off"
-        tools: list[Any] = []
-        cursor: Any = None
+        tools: list[JSON] = []
+        cursor: JSON = None
         for _ in range(100):  # pages; a server looping on its cursor must not hold the call forever
-            params: dict[str, Any] = {}
+            params: JSONObject = {}
             if call.modern:
                 params["_meta"] = call.params["_meta"]
             if cursor is not None:
@@ -483,9 +485,10 @@ class Session:
             if waiter.cancelled:
                 return "cancelled"
             result = answer.get("result") if isinstance(answer, dict) else None
-            if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+            page = result.get("tools") if isinstance(result, dict) else None
+            if not isinstance(result, dict) or not isinstance(page, list):
                 return f"the server did not list its tools: {str(answer)[:200]}"
-            tools.extend(result["tools"])
+            tools.extend(page)
             cursor = result.get("nextCursor")
             if not cursor:
                 break
@@ -498,7 +501,8 @@ class Session:
         """Whether the server's own unknown-tool answer can be learnt: only when a made-up name is one the
         policy would relay (default allow), so the upstream never sees a call the policy refuses."""
         engine = snap.engine
-        return engine.default_allow and isinstance(engine.decide(_PROBE_PREFIX + "x", {}), Allow)
+        no_arguments: JSONObject = {}
+        return engine.default_allow and isinstance(engine.decide(_PROBE_PREFIX + "x", no_arguments), Allow)
 
     def _answer_as_unknown(self, call: CallIn, snap: Snapshot) -> list[Action]:
         """Answer a hidden tool's call exactly as this server answers a tool it does not have.
@@ -539,8 +543,8 @@ class Session:
         Refused elements are answered by the guard at once (one array); the rest go upstream as a
         batch of exactly the judged elements.
         """
-        answers: list[dict[str, Any]] = []
-        forward: list[dict[str, Any]] = []
+        answers: list[JSONObject] = []
+        forward: list[JSONObject] = []
         changed = False
         taken: set[Key] = set()
         for m in messages:
@@ -599,7 +603,7 @@ class Session:
             actions.append(ToUpstream(line if not changed else encode(forward)))
         return actions
 
-    def _batch_call(self, m: Message, key: Key | None, answers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def _batch_call(self, m: Message, key: Key | None, answers: list[JSONObject]) -> JSONObject | None:
         """A tools/call inside a batch: the message to forward, or None (answered into ``answers``)."""
         call = self._call_in(m, can_hold=False)
         if isinstance(call, dict):
@@ -639,8 +643,8 @@ class Session:
         # The common case, an answer in the Python SDK's layout, without building a Peek.
         head = _RESPONSE_HEAD.match(line)
         if head is not None:
-            token = head.group(1)
-            ident: Any = token[1:-1].decode("utf-8", "replace") if token[:1] == b'"' else int(token)
+            token: bytes = head.group(1)
+            ident: str | int = token[1:-1].decode("utf-8", "replace") if token[:1] == b'"' else int(token)
             return self._response(line, ident)
         msg = peek(line)
         if msg.kind == "invalid":
@@ -654,11 +658,11 @@ class Session:
             integrity = self.snapshot.integrity
             if integrity is not None:
                 integrity.forget_listing()
-        elif msg.kind == "batch":
+        elif msg.kind == "batch" and isinstance(msg.message, list):  # a batch's message is always its list
             return self._upstream_batch(line, msg.message)
         return [ToClient(line)]
 
-    def _response(self, line: bytes, ident: Any) -> list[Action]:
+    def _response(self, line: bytes, ident: JSON) -> list[Action]:
         """Settle the request this answers; return what to send the client."""
         if self._upstream_ids.owns(ident):
             self._guard_answer(ident, line)
@@ -687,7 +691,7 @@ class Session:
         actions.append(ToClient(line))
         return actions
 
-    def _guard_answer(self, ident: Any, line: bytes) -> None:
+    def _guard_answer(self, ident: str, line: bytes) -> None:
         """The server's answer to a request the guard sent it: read strictly, or not at all."""
         try:
             message = strict_loads(line)
@@ -710,7 +714,7 @@ class Session:
             if len(line) <= _DEFERRED_STATUS_LIMIT:
                 self._audit_outcome(call, None, line)
                 return line
-        message: Any = None
+        message: JSON = None
         if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval:
             message = loads_or_none(line)
         status = (
@@ -750,9 +754,9 @@ class Session:
             )
         )
 
-    def _upstream_batch(self, line: bytes, elements: list[Any]) -> list[Action]:
-        out: list[Any] = []
-        merged: list[dict[str, Any]] = []
+    def _upstream_batch(self, line: bytes, elements: list[JSON]) -> list[Action]:
+        out: list[JSON] = []
+        merged: list[JSON] = []
         changed = False
         for element in elements:
             msg = classify(element)
@@ -768,15 +772,16 @@ class Session:
             first = frames[0]
             if first is not one:
                 changed = True
-            out.append(json.loads(first))
+            value: JSON = json.loads(first)
+            out.append(value)
             for extra in frames[1:]:
-                merged.extend(json.loads(extra))
+                merged.extend(cast("list[JSON]", json.loads(extra)))  # the guard's own answers: an array
                 changed = True
         if not out and not merged:
             return []
         return [ToClient(encode([*out, *merged]) if changed else line)]
 
-    def _filter_listing(self, line: bytes, ident: Any) -> bytes:
+    def _filter_listing(self, line: bytes, ident: JSON) -> bytes:
         """A ``tools/list`` answer without hidden tools, and (with pins) without tools that break their pins.
 
         Read strictly: a listing the guard cannot read the way every client would is not a clean
@@ -801,9 +806,9 @@ class Session:
                 f"mcp-guard: the server's tool list could not be checked ({exc.message}), so it was not passed on",
             )
         result = message.get("result") if isinstance(message, dict) else None
-        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+        tools = result.get("tools") if isinstance(result, dict) else None
+        if not isinstance(result, dict) or not isinstance(tools, list):
             return line
-        tools: list[Any] = result["tools"]
         kept = integrity.listed(tools)[0] if watches and integrity is not None else list(tools)
         if snap.monitor:
             kept = tools
@@ -818,7 +823,7 @@ class Session:
     def _remember_version(self, line: bytes) -> None:
         """The protocol version the server chose in the handshake (it decides whether batches exist)."""
         try:
-            message = json.loads(line)
+            message: JSON = json.loads(line)
         except (ValueError, RecursionError):
             return
         result = message.get("result") if isinstance(message, dict) else None
@@ -829,7 +834,7 @@ class Session:
     def _remember_server_meta(self, line: bytes) -> None:
         """Keep the 2026-07-28 ``_meta`` server identity, so the guard's own answers carry it like the server's."""
         try:
-            message = json.loads(line)
+            message: JSON = json.loads(line)
         except (ValueError, RecursionError):
             return
         result = message.get("result") if isinstance(message, dict) else None
@@ -870,9 +875,9 @@ class Session:
         return actions
 
 
-def _from_template(template: tuple[str, dict[str, Any]], call: CallIn) -> dict[str, Any]:
+def _from_template(template: tuple[str, JSONObject], call: CallIn) -> JSONObject:
     probe, answer = template
-    reply: dict[str, Any] = _replace_strings(answer, probe, call.name)
+    reply = {k.replace(probe, call.name): _replace_strings(v, probe, call.name) for k, v in answer.items()}
     reply["id"] = call.ident
     return reply
 
@@ -886,12 +891,12 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _PROBE_PREFIX = "mcp-guard-unknown-tool-"
 
 
-def _replace_strings(value: Any, old: str, new: str) -> Any:
+def _replace_strings(value: JSON, old: str, new: str) -> JSON:
     """``value`` with ``old`` replaced by ``new`` in every string (keys included)."""
     if isinstance(value, str):
         return value.replace(old, new)
     if isinstance(value, list):
         return [_replace_strings(v, old, new) for v in value]
     if isinstance(value, dict):
-        return {_replace_strings(k, old, new): _replace_strings(v, old, new) for k, v in value.items()}
+        return {k.replace(old, new): _replace_strings(v, old, new) for k, v in value.items()}
     return value

@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mcp_guard.policy.decision import Deny
+from mcp_guard.wire.json_types import JSON, JSONObject
 
 VIOLATION_META_KEY = "mcp-guard/violation"
 
 
-def _result(ident: Any, result: dict[str, Any], server_meta: dict[str, Any] | None) -> dict[str, Any]:
+def _result(ident: JSON, result: JSONObject, server_meta: JSONObject | None) -> JSONObject:
     """``server_meta`` is None for a handshake-era request; for a 2026-07-28 one, the ``_meta`` the server adds."""
     if server_meta is not None:
         # 2026-07-28 clients reject results without resultType; servers also identify themselves in _meta.
         result["resultType"] = "complete"
         if server_meta:
-            result["_meta"] = {**result.get("_meta", {}), **server_meta}
+            own = result.get("_meta")
+            result["_meta"] = {**(own if isinstance(own, dict) else {}), **server_meta}
     return {"jsonrpc": "2.0", "id": ident, "result": result}
 
 
-def violation_answer(ident: Any, tool: str, deny: Deny, server_meta: dict[str, Any] | None) -> dict[str, Any]:
+def violation_answer(ident: JSON, tool: str, deny: Deny, server_meta: JSONObject | None) -> JSONObject:
     """A ``CallToolResult`` with ``isError: true`` that a model can read and act on."""
     text = (
         f"mcp-guard refused this call to {tool!r} (policy rule {deny.rule}): {deny.reason} "
         "The call was not sent to the server."
     )
-    meta: dict[str, Any] = {"tool": tool, "rule": deny.rule, "kind": deny.kind, "reason": deny.reason}
+    meta: JSONObject = {"tool": tool, "rule": deny.rule, "kind": deny.kind, "reason": deny.reason}
     meta.update(deny.details)
-    result: dict[str, Any] = {
+    result: JSONObject = {
         "content": [{"type": "text", "text": text}],
         "isError": True,
         "_meta": {VIOLATION_META_KEY: meta},
@@ -35,7 +35,7 @@ def violation_answer(ident: Any, tool: str, deny: Deny, server_meta: dict[str, A
     return _result(ident, result, server_meta)
 
 
-def unknown_tool_answer(ident: Any, tool: str, server_meta: dict[str, Any] | None) -> dict[str, Any]:
+def unknown_tool_answer(ident: JSON, tool: str, server_meta: JSONObject | None) -> JSONObject:
     """What an MCP SDK server answers for a tool it does not have, so a hidden tool looks absent."""
-    result: dict[str, Any] = {"content": [{"type": "text", "text": f"Unknown tool: {tool}"}], "isError": True}
+    result: JSONObject = {"content": [{"type": "text", "text": f"Unknown tool: {tool}"}], "isError": True}
     return _result(ident, result, server_meta)

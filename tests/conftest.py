@@ -7,9 +7,12 @@ test instead of hanging the suite.
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +24,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: the property tests are CPU-bound and run beside other workers
+# (pytest-xdist) and servers starting up; a slow example there is load, not a bug, and hypothesis
+# would report it as a flaky failure. Example counts stay as each test sets them.
+settings.register_profile("mcp-guard", deadline=None)
+settings.load_profile("mcp-guard")
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -30,6 +40,11 @@ DEMO_SERVER = ROOT / "examples" / "demo_server.py"
 SEED_POLICY = ROOT / "examples" / "policies" / "seed.json"
 
 READ_TIMEOUT_S = 15.0
+
+# A shell starts background jobs with SIGINT ignored, and children inherit that: the Ctrl-C tests
+# would then test nothing. The suite behaves the same however it was launched.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 Frame = Mapping[str, Any] | bytes
 
@@ -60,23 +75,129 @@ def write_policy(tmp_path: Path, policy: Mapping[str, Any] | str, name: str = "p
     return path
 
 
+_XDG = (
+    ("XDG_CONFIG_HOME", "xdg-config"),
+    ("XDG_STATE_HOME", "xdg-state"),
+    ("XDG_DATA_HOME", "xdg-data"),
+    ("XDG_CACHE_HOME", "xdg-cache"),
+)
+
+
 def isolated_env(tmp_path: Path) -> dict[str, str]:
-    """This process's environment minus any policy the machine's user has configured."""
+    """This process's environment with a home and XDG folders of the test's own, and no user policy.
+
+    HOME matters as much as the XDG variables: the MCP SDK's stdio client passes only HOME, PATH and a
+    few others to the servers it starts, so a guard started through it finds its folders from HOME.
+    """
     env = {k: v for k, v in os.environ.items() if k != "MCP_GUARD_POLICY"}
-    for var, name in (
-        ("XDG_CONFIG_HOME", "xdg-config"),
-        ("XDG_STATE_HOME", "xdg-state"),
-        ("XDG_DATA_HOME", "xdg-data"),
-    ):
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env["HOME"] = str(home)
+    if os.name == "nt":
+        env["USERPROFILE"] = str(home)
+    for var, name in _XDG:
         folder = tmp_path / name
         folder.mkdir(exist_ok=True)
         env[var] = str(folder)
     return env
 
 
+# --- the whole session runs in a home of its own, and must leave the real one alone ----------------------------
+#
+# Set before collection, so every process a test starts (through the SDK's client, which keeps HOME, or
+# with the environment inherited) sees the session's folders, not the user's. At the end, the user's own
+# mcp-guard folders and the client config files `wrap` edits are compared with what they were before.
+
+_REAL_WATCHED: list[Path] = []
+_REAL_BEFORE: dict[str, tuple[int, int] | None] = {}
+_SESSION_ROOT: Path | None = None
+
+
+def real_user_paths() -> list[Path]:
+    """The user's own mcp-guard folders and client config files, under the environment the session began with."""
+    import platformdirs
+
+    home = Path.home()
+    folders = [
+        Path(platformdirs.user_config_dir("mcp-guard", appauthor=False)),
+        Path(platformdirs.user_state_dir("mcp-guard", appauthor=False)),
+        Path(platformdirs.user_data_dir("mcp-guard", appauthor=False)),
+        Path(platformdirs.user_log_dir("mcp-guard", appauthor=False)),
+        Path(platformdirs.user_cache_dir("mcp-guard", appauthor=False)),
+    ]
+    clients = [
+        home / ".claude.json",
+        home / ".cursor" / "mcp.json",
+        Path(platformdirs.user_config_dir("Claude", appauthor=False)) / "claude_desktop_config.json",
+        Path(platformdirs.user_config_dir("Code", appauthor=False)) / "User" / "mcp.json",
+    ]
+    return [*folders, *clients]
+
+
+def snapshot(paths: Sequence[Path]) -> dict[str, tuple[int, int] | None]:
+    """Every file and folder under ``paths``: (size, mtime in ns), or None for a path that does not exist."""
+    seen: dict[str, tuple[int, int] | None] = {}
+    for root in paths:
+        if not root.exists():
+            seen[str(root)] = None
+            continue
+        for path in [root, *(root.rglob("*") if root.is_dir() else ())]:
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            seen[str(path)] = (info.st_size if path.is_file() else 0, info.st_mtime_ns)
+    return seen
+
+
+def changes(before: Mapping[str, object], after: Mapping[str, object]) -> list[str]:
+    return sorted(
+        f"{'created' if before.get(path) is None else 'removed' if after.get(path) is None else 'changed'}: {path}"
+        for path in set(before) | set(after)
+        if before.get(path) != after.get(path)
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _SESSION_ROOT
+    import tempfile
+
+    _REAL_WATCHED[:] = real_user_paths()
+    _REAL_BEFORE.update(snapshot(_REAL_WATCHED))
+    _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="mcp-guard-tests-"))
+    os.environ.update(isolated_env(_SESSION_ROOT))
+    os.environ.pop("MCP_GUARD_POLICY", None)
+    os.environ["MCP_GUARD_TEST_SESSION_ROOT"] = str(_SESSION_ROOT)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    written = changes(_REAL_BEFORE, snapshot(_REAL_WATCHED))
+    if written:
+        message = "the tests wrote outside their isolated HOME/XDG folders:\n  " + "\n  ".join(written)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        else:
+            sys.stderr.write(message + "\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if _SESSION_ROOT is not None:
+        shutil.rmtree(_SESSION_ROOT, ignore_errors=True)
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return isolated_env(tmp_path)
+
+
+START_LINE = re.compile(r"^mcp-guard: started [^\n]*\n", re.MULTILINE)
+
+
+def without_start_line(stderr: str) -> str:
+    """The guard's stderr minus its one start line (tests/test_start_line.py checks that line itself)."""
+    assert len(START_LINE.findall(stderr)) == 1, stderr
+    return START_LINE.sub("", stderr, count=1)
 
 
 def user_policy_path(env: Mapping[str, str]) -> Path:
@@ -276,6 +397,84 @@ def converse(
         return Transcript(b"".join(session.received), code, stderr)
     finally:
         session.kill()
+
+
+# --- the CLI in this process ------------------------------------------------------------------------
+
+
+class Cli(Protocol):
+    def __call__(
+        self, *argv: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli(*argv, cwd=tmp_path, env=None)``: ``mcp-guard ARGV`` run by ``mcp_guard.cli.main`` in this process.
+
+    What a subprocess would give (exit code, stdout, stderr), without starting a Python and importing
+    the ``mcp`` SDK again for each command (about a second each). ``env``, when given, replaces the
+    whole environment for the call, as ``subprocess.run(env=...)`` does. Subcommands that start a
+    server still start it for real. Keep at least one subprocess run per command where the process
+    boundary matters (signals, the installed script, exit through ``os._exit``).
+    """
+    from mcp_guard import cli as guard_cli
+
+    def run(
+        *argv: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        out, err = io.StringIO(), io.StringIO()
+        with monkeypatch.context() as patch:
+            patch.chdir(cwd or tmp_path)
+            if env is not None:
+                for name in set(os.environ) - set(env):
+                    patch.delenv(name)
+                for name, value in env.items():
+                    patch.setenv(name, value)
+            patch.setattr(sys, "stdout", out)
+            patch.setattr(sys, "stderr", err)
+            try:
+                code = guard_cli.main(list(argv))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+                if isinstance(exc.code, str):
+                    err.write(exc.code + "\n")
+        return subprocess.CompletedProcess(["mcp-guard", *argv], code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+# Server command -> its tool listing, read once per process (per pytest-xdist worker) from the real
+# server by the real SDK client.
+_LISTINGS: dict[tuple[tuple[str, ...], str, str], Any] = {}
+
+
+@pytest.fixture
+def listed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process ``init`` / ``pins`` commands list each distinct server command once per process.
+
+    The servers used (``everything_server.py --tools N``...) list the same tools every time, so a
+    second listing of the same command only repeats a server start (about a second of ``import mcp``).
+    The first listing of each command is real: the server is started and read through
+    :func:`mcp_guard.commands.listing.list_raw_tools`; later ones get a copy of what it returned, and
+    every step after the listing (resolving the command, messages, lock and policy files) runs as usual.
+    """
+    # The SDK binds sys.stderr (the server's stderr) when mcp.client.stdio is first imported: import it
+    # now, while sys.stderr is a real file, not the in-memory one the ``cli`` fixture puts in its place.
+    import mcp.client.stdio  # noqa: F401
+
+    from mcp_guard.commands import listing
+
+    real = listing.list_raw_tools
+
+    async def once(command: Sequence[str], timeout: float, *args: Any, **kwargs: Any) -> Any:
+        # What is listed depends on the capabilities declared, the environment and the folder too.
+        key = (tuple(command), repr(args), repr(sorted(kwargs.items())))
+        if key not in _LISTINGS:
+            _LISTINGS[key] = await real(command, timeout, *args, **kwargs)
+        return copy.deepcopy(_LISTINGS[key])
+
+    monkeypatch.setattr(listing, "list_raw_tools", once)
 
 
 # --- processes ------------------------------------------------------------------------------------

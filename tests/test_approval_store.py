@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import guard_command
+from conftest import Cli, guard_command
 
 from mcp_guard.approval.request import (
     ID_ALPHABET,
@@ -416,7 +416,7 @@ def test_threads_share_one_store(store: ApprovalStore) -> None:
 def _race_consume(path: str, start: Any, results: Any) -> None:
     store = ApprovalStore(Path(path), busy_timeout_s=30)
     store.list_pending()  # open the connection before the start signal
-    start.wait()
+    start.wait(60)
     grant = store.consume_grant("payments", "create_charge", CHARGE)
     results.put(None if grant is None else grant.id)
 
@@ -424,19 +424,20 @@ def _race_consume(path: str, start: Any, results: Any) -> None:
 def _race_ask(path: str, start: Any, results: Any) -> None:
     store = ApprovalStore(Path(path), busy_timeout_s=30)
     store.list_pending()
-    start.wait()
+    start.wait(60)
     results.put(store.pending_for("payments", "create_charge", CHARGE, RULE, REASON).id)
 
 
 def _race(target: Any, path: Path, n: int) -> list[str | None]:
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
+    # Fork where there is one: the racers are separate processes with their own connections either way,
+    # without each importing the test modules again (about half a second each under spawn).
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    # Every process imports and opens the store, then all go at once (however long the imports take).
+    start = ctx.Barrier(n)
     results = ctx.Queue()
     procs = [ctx.Process(target=target, args=(str(path), start, results)) for _ in range(n)]
     for p in procs:
         p.start()
-    time.sleep(1.0)  # let them all import and open the store
-    start.set()
     out = [results.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(timeout=60)
@@ -465,11 +466,12 @@ def test_processes_asking_at_once_get_one_request(tmp_path: Path) -> None:
 # --- the commands, as a person runs them ---------------------------------------------------------------
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed script; the other tests run the commands in this process (``conftest.cli``)."""
     return subprocess.run([*guard_command(), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_approvals_lists_pending_requests(tmp_path: Path) -> None:
+def test_approvals_lists_pending_requests(tmp_path: Path, cli: Cli) -> None:
     db = str(tmp_path / "approvals.db")
     empty = cli("approvals", "--store", db)
     assert (empty.returncode, empty.stdout, empty.stderr) == (0, "no pending approvals\n", "")
@@ -511,7 +513,7 @@ def test_approvals_lists_pending_requests(tmp_path: Path) -> None:
     assert first["expires"].endswith("+00:00")
 
 
-def test_approve_and_deny_end_to_end(tmp_path: Path) -> None:
+def test_approve_and_deny_end_to_end(tmp_path: Path, cli: Cli) -> None:
     db = str(tmp_path / "approvals.db")
     store = ApprovalStore(Path(db))
     request = ask(store)
@@ -545,10 +547,13 @@ def test_approve_and_deny_end_to_end(tmp_path: Path) -> None:
     denied_request = ask(store, {"amount": 5000})
     denied = cli("deny", denied_request.id, "--store", db)
     assert (denied.returncode, denied.stderr) == (0, "")
-    assert denied.stdout == (
-        f"denied {denied_request.id}: create_charge(amount: 5000) on payments; the agent is told a person "
-        "denied it, and identical calls are refused for the next 10 minutes\n"
-    )
+    # Refused until the request would have expired: 10 minutes after it was asked, so a little less
+    # when the command starts slowly.
+    assert re.fullmatch(
+        rf"denied {denied_request.id}: create_charge\(amount: 5000\) on payments; the agent is told a person "
+        r"denied it, and identical calls are refused for the next (10 minutes|9 minutes \d+ seconds?)\n",
+        denied.stdout,
+    ), denied.stdout
     with pytest.raises(ApprovalDenied):
         ask(store, {"amount": 5000})
     approve_denied = cli("approve", denied_request.id, "--store", db)
@@ -556,7 +561,7 @@ def test_approve_and_deny_end_to_end(tmp_path: Path) -> None:
     assert f"approval {denied_request.id} was already denied" in approve_denied.stderr
 
 
-def test_commands_report_unknown_expired_and_bad_input(tmp_path: Path) -> None:
+def test_commands_report_unknown_expired_and_bad_input(tmp_path: Path, cli: Cli) -> None:
     db = str(tmp_path / "approvals.db")
     for command in ("approve", "deny"):
         result = cli(command, "ap-zzzzzz", "--store", db)
@@ -584,7 +589,7 @@ def test_commands_report_unknown_expired_and_bad_input(tmp_path: Path) -> None:
 
 
 def test_commands_are_listed_in_help() -> None:
-    result = cli("--help")
+    result = cli_process("--help")
     # approve/deny are the older spellings of approvals approve/deny, listed as such.
     assert "mcp-guard approvals" in result.stdout and "approve = approvals approve" in result.stdout
     assert "deny = approvals deny" in result.stdout

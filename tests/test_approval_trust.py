@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import guard_command
+from conftest import Cli, guard_command
 
 from mcp_guard.approval.command import ask_command
 from mcp_guard.approval.request import ApprovalRequest, printable, readable_arguments
@@ -330,11 +330,12 @@ def test_command_channel_gets_json_even_with_lone_surrogates(tmp_path: Path) -> 
 # --- the commands ---------------------------------------------------------------------------------------
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed script; the other tests run the commands in this process (``conftest.cli``)."""
     return subprocess.run([*guard_command(), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_approvals_show_prints_every_argument_in_full(db: Path) -> None:
+def test_approvals_show_prints_every_argument_in_full(db: Path, cli: Cli) -> None:
     store = ApprovalStore(db)
     tricky = {**LONG, "note": "\x1b]0;title\x07\u202e", "lone\udc80": True}
     pending = store.pending_for("server", "create_charge", tricky, RULE, REASON, identity=server_identity(HERE, None))
@@ -369,7 +370,7 @@ def test_approvals_show_prints_every_argument_in_full(db: Path) -> None:
     assert missing.returncode == 1 and missing.stderr.startswith("mcp-guard: no pending approval ap-zzzzzz")
 
 
-def test_approvals_listing_takes_lone_surrogates(db: Path) -> None:
+def test_approvals_listing_takes_lone_surrogates(db: Path, cli: Cli) -> None:
     store = ApprovalStore(db)
     pending = store.pending_for("pay\ud800", "create\udc00", {"to\udfff": "x\ud800"}, RULE, REASON)
     table = cli("approvals", "--store", str(db))
@@ -383,8 +384,8 @@ def test_approvals_listing_takes_lone_surrogates(db: Path) -> None:
 def test_approvals_list_approve_and_deny_spellings(db: Path) -> None:
     store = ApprovalStore(db)
     one, two = ask(store), ask(store, EVIL)
-    listed = cli("approvals", "list", "--store", str(db), "--json")
+    listed = cli_process("approvals", "list", "--store", str(db), "--json")
     assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [one.id, two.id]
-    assert cli("approvals", "approve", one.id, "--store", str(db)).returncode == 0
-    assert cli("approvals", "deny", two.id, "--store", str(db)).returncode == 0
+    assert cli_process("approvals", "approve", one.id, "--store", str(db)).returncode == 0
+    assert cli_process("approvals", "deny", two.id, "--store", str(db)).returncode == 0
     assert (store.status(one.id).state, store.status(two.id).state) == ("approved", "denied")

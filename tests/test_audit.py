@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PYTHON, RECORDER_SERVER, Start, guard_command, tool_call, write_policy
+from conftest import PYTHON, RECORDER_SERVER, Cli, Start, guard_command, tool_call, write_policy
 
-from mcp_guard.audit import AuditLog, Event, arguments_sha256, canonical_arguments, log_files, server_name_from
+from mcp_guard.audit import (
+    AuditLog,
+    Event,
+    arguments_sha256,
+    canonical_arguments,
+    log_files,
+    server_identity,
+    server_name_from,
+)
+from mcp_guard.canonical import sha256_hex
 
 SECRET_CARD = "4242424242424242"
 SECRET_MAIL = "jane.doe@example.com"
@@ -124,10 +133,28 @@ def test_unwritable_log_warns_once_and_never_raises(tmp_path: Path) -> None:
         (["uvx", "mcp-server-git"], "mcp-server-git"),
         (["/usr/bin/python3", "/srv/demo_server.py"], "demo_server"),
         (["/opt/bin/my-server", "--x"], "my-server"),
+        # Remote servers through the mcp-remote bridge: named after the URL, not the bridge.
+        (["npx", "-y", "mcp-remote", "https://mcp.example.com/mcp", "--header", "A: b"], "mcp.example.com/mcp"),
+        (["npx", "mcp-remote@0.15.1", "https://tok@mcp.linear.app/sse?x=1"], "mcp.linear.app/sse"),
+        (["/usr/local/bin/mcp-remote", "http://127.0.0.1:8123/"], "127.0.0.1:8123"),
+        (["npx", "-y", "mcp-remote"], "mcp-remote"),
     ],
 )
 def test_server_names(command: list[str], name: str) -> None:
     assert server_name_from(command) == name
+
+
+def test_remote_credentials_stay_out_of_the_server_identity() -> None:
+    """What approvals are bound to (and `approvals` shows) hashes mcp-remote's header values."""
+    bridge = ["npx", "-y", "mcp-remote", "https://mcp.example.com/mcp", "--header"]
+    one = server_identity([*bridge, "Authorization: Bearer s3cr3t-one"])
+    two = server_identity([*bridge, "Authorization: Bearer s3cr3t-two"])
+    assert "s3cr3t" not in one and "s3cr3t" not in two
+    assert one != two  # still bound to the credential
+    digest = sha256_hex("Bearer s3cr3t-one")[:16]
+    assert json.loads(one) == [*bridge, f"Authorization: sha256:{digest}"]
+    # Other commands are kept whole, --header included.
+    assert json.loads(server_identity(["curl-mcp", "--header", "A: b"])) == ["curl-mcp", "--header", "A: b"]
 
 
 def test_guard_session_is_audited_without_values(
@@ -208,7 +235,7 @@ def test_guard_session_is_audited_without_values(
     assert other.stdout == ""
 
 
-def test_logs_and_stats_commands(tmp_path: Path) -> None:
+def test_logs_and_stats_commands(tmp_path: Path, cli: Cli) -> None:
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path, warn=lambda m: None)
     for _ in range(3):
@@ -217,10 +244,8 @@ def test_logs_and_stats_commands(tmp_path: Path) -> None:
     log.record(event("refund", server="other", decision="refused", rule="default", status="default_deny"))
     log.close()
 
-    def guard(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*guard_command(), *args, "--audit-log", str(path)], capture_output=True, text=True, check=False, timeout=60
-        )
+    def guard(*args: str) -> subprocess.CompletedProcess[str]:  # in this process (conftest.cli)
+        return cli(*args, "--audit-log", str(path))
 
     out = guard("logs", "--decision", "refused", "--json")
     assert out.returncode == 0
@@ -228,15 +253,21 @@ def test_logs_and_stats_commands(tmp_path: Path) -> None:
     table = guard("logs", "--server", "srv", "-n", "2").stdout.splitlines()
     assert table[0].startswith("time") and len(table) == 3 and "tools.pay.limits[0]" in table[2]
     stats = json.loads(guard("stats", "--json").stdout)
-    assert stats == [
-        {"server": "other", "tool": "refund", "counts": {"refused": 1}, "refused_by_rule": {"default": 1}},
-        {
-            "server": "srv",
-            "tool": "pay",
-            "counts": {"allowed": 3, "refused": 1},
-            "refused_by_rule": {"tools.pay.limits[0]": 1},
-        },
-    ]
+    none = dict.fromkeys(("allowed", "approved", "refused", "declined", "monitored"), 0)
+    assert stats == {
+        "since": "1d",
+        "audit_log": str(path),
+        "decisions": [
+            {"server": "other", "tool": "refund", "counts": {**none, "refused": 1}, "refused_by_rule": {"default": 1}},
+            {
+                "server": "srv",
+                "tool": "pay",
+                "counts": {**none, "allowed": 3, "refused": 1},
+                "refused_by_rule": {"tools.pay.limits[0]": 1},
+            },
+        ],
+        "counters": [],
+    }
     assert guard("logs", "--since", "1h", "--tool", "nope").stderr.strip() == "mcp-guard: no decisions match"
     assert PYTHON
 
@@ -296,7 +327,7 @@ def test_logs_and_stats_escape_what_they_print(tmp_path: Path) -> None:
     logs = _run("logs", "--audit-log", str(path))
     assert logs.returncode == 0, logs.stderr
     _no_tricks(logs.stdout)
-    assert "pay\\x1b[2J\\u202e…" in logs.stdout  # the column is 24 wide, and an escape is never split
+    assert "pay\\x1b[2J\\u202e\\U000e0041" in logs.stdout  # escaped, and never cut
     assert "srv\\x9b31m\\x7f" in logs.stdout and "tools.pay\\x1b]0;owned\\x07" in logs.stdout
     assert "r\\x1b[1m" in logs.stdout and "t\\ud800" in logs.stdout and "ok\\u2067" in logs.stdout
 
@@ -318,7 +349,77 @@ def test_logs_json_stays_json_with_surrogates_and_tricks(tmp_path: Path) -> None
     assert (lone["tool"], lone["server"], lone["client"]) == ("t\ud800", "s\udc00", {"name": "c\ud800"})
     stats = _run("stats", "--audit-log", str(path), "--json")
     assert stats.returncode == 0, stats.stderr
-    assert {(row["server"], row["tool"]) for row in json.loads(stats.stdout)} == {
+    assert {(row["server"], row["tool"]) for row in json.loads(stats.stdout)["decisions"]} == {
         (TRICKY_SERVER, TRICKY_TOOL),
         ("s\udc00", "t\ud800"),
     }
+
+
+# --- names are never cut; stats --json is what its help says (issue 18, trap 7) ----------------------------
+
+LONG_SERVER = "@modelcontextprotocol/server-everything"
+LONG_TOOL = "trigger-long-running-operation"
+LONG_RULE = "tools.trigger-long-running-operation.limits[0]"
+
+
+def _long_names_log(path: Path) -> None:
+    log = AuditLog(path, warn=lambda m: None, key=KEY)
+    log.record(event(LONG_TOOL, server=LONG_SERVER, status="ok", duration_ms=1234.5))
+    log.record(event(LONG_TOOL, server=LONG_SERVER + "-fork", decision="refused", rule=LONG_RULE, status="limit"))
+    log.record(event("echo", server="s", decision="refused", rule="default", reason="x" * 200, status="default_deny"))
+    log.close()
+
+
+def test_logs_never_cut_names_and_align_columns(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _long_names_log(path)
+    out = _run("logs", "--audit-log", str(path))
+    assert out.returncode == 0, out.stderr
+    header, *rows = out.stdout.splitlines()
+    assert len(rows) == 3
+    # Every column starts where its header does, on every row, with the whole value in it.
+    expected = [
+        {"server": LONG_SERVER, "tool": LONG_TOOL, "decision": "allowed", "status": "ok"},
+        {"server": f"{LONG_SERVER}-fork", "tool": LONG_TOOL, "decision": "refused", "rule": LONG_RULE},
+        {"server": "s", "tool": "echo", "rule": "default", "reason": "x" * 200},
+    ]
+    for row, cells in zip(rows, expected, strict=True):
+        for column, value in cells.items():
+            at = header.index(column)
+            assert row[at:].split("  ")[0] == value, (column, row)
+    # The duration column is right-aligned under its header.
+    assert header.index("duration") + len("duration") == rows[0].index("1234.5ms") + len("1234.5ms")
+
+
+def test_stats_never_cut_names_and_align_columns(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _long_names_log(path)
+    out = _run("stats", "--audit-log", str(path))
+    assert out.returncode == 0, out.stderr
+    _, header, *rows = out.stdout.splitlines()
+    assert len(rows) == 3
+    assert rows[0].startswith(f"{LONG_SERVER}       {LONG_TOOL}  ")
+    assert rows[1].startswith(f"{LONG_SERVER}-fork  {LONG_TOOL}  ")
+    assert rows[1].endswith(f"  {LONG_RULE} ×1")
+    end_of_refused = header.index("refused") + len("refused")
+    assert [row[end_of_refused - 1] for row in rows] == ["0", "1", "1"]
+
+
+def test_stats_json_is_what_its_help_says(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _long_names_log(path)
+    help_text = " ".join(_run("stats", "--help").stdout.split())
+    assert '--json print one JSON object for scripts: {"since", "audit_log", "decisions": [{"server", "tool",' in (
+        help_text
+    )
+    document = json.loads(_run("stats", "--audit-log", str(path), "--json", "--since", "1h").stdout)
+    assert list(document) == ["since", "audit_log", "decisions", "counters"]
+    assert (document["since"], document["audit_log"], document["counters"]) == ("1h", str(path), [])
+    for row in document["decisions"]:
+        assert list(row) == ["server", "tool", "counts", "refused_by_rule"]
+        assert list(row["counts"]) == ["allowed", "approved", "refused", "declined", "monitored"]
+    assert [row["server"] for row in document["decisions"]] == [LONG_SERVER, f"{LONG_SERVER}-fork", "s"]
+    logs_help = " ".join(_run("logs", "--help").stdout.split())
+    assert "--json print each decision as the audit log has it: one JSON object per line" in logs_help
+    for line in _run("logs", "--audit-log", str(path), "--json").stdout.splitlines():
+        assert isinstance(json.loads(line), dict)

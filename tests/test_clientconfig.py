@@ -737,10 +737,18 @@ def test_wrap_passes_a_lock_file_on(sandbox: Sandbox, capsys: pytest.CaptureFixt
     config = write(sandbox.desktop_config, DESKTOP)
     policy = policy_file(sandbox)
     os.chdir(sandbox.root)
-    code, _, err = cli(capsys, "wrap", "--client", "claude-desktop", "--policy", str(policy), "--lock", lock.name)
+    # A lock pins one server: on all three servers it would hide the others' tools.
+    wrap = ("wrap", "--client", "claude-desktop", "--policy", str(policy), "--lock", lock.name)
+    code, _, err = cli(capsys, *wrap)
+    assert code == 2
+    assert "pass --server NAME for the one it was made for" in err
+    assert config.read_text(encoding="utf-8") == DESKTOP
+    code, _, err = cli(capsys, *wrap, "--server", "plain")
     assert code == 0, err
+    assert "note: mcpServers.plain runs /usr/local/bin/plain-server, but the lock" in err
     args = servers_of(config)["plain"]["args"]
     assert args == [*GUARD[1:], "--policy", str(policy), "--lock", str(lock), "--", "/usr/local/bin/plain-server"]
+    assert servers_of(config)["memory"]["command"] == "npx"
     assert cli(capsys, "unwrap", "--client", "claude-desktop")[0] == 0
     assert config.read_text(encoding="utf-8") == DESKTOP
 

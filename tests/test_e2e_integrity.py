@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVERYTHING_SERVER, PYTHON, Start, handshake, tool_call, write_policy
+from conftest import EVERYTHING_SERVER, PYTHON, RECORDER_SERVER, Start, handshake, tool_call, write_policy
 
 VIOLATION = "mcp-guard/violation"
 
@@ -16,19 +15,19 @@ VIOLATION = "mcp-guard/violation"
 @pytest.fixture(scope="module")
 def lock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lock pinned against the everything server with three extra tools."""
-    from conftest import guard_command, isolated_env
+    from conftest import isolated_env
+
+    from mcp_guard import cli
 
     folder = tmp_path_factory.mktemp("pins")
     lock = folder / "server.lock.json"
-    done = subprocess.run(
-        [*guard_command(), "pin", "-o", str(lock), "--", PYTHON, str(EVERYTHING_SERVER), "--tools", "3"],
-        capture_output=True,
-        text=True,
-        env=isolated_env(folder),
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    # In this process (tests/test_pin_command.py runs pin as a subprocess): the server is started and
+    # listed all the same, without a second Python start-up and import of the MCP SDK.
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in isolated_env(folder).items():
+            patch.setenv(name, value)
+        code = cli.main(["pin", "-o", str(lock), "--", PYTHON, str(EVERYTHING_SERVER), "--tools", "3"])
+    assert code == 0
     return lock
 
 
@@ -126,20 +125,18 @@ def test_the_guard_protects_its_own_policy(guard_cmd: list[str], start: Start, t
         "relative": f"../{tmp_path.name}/policy.json",
         "in-a-command": f"sed -i 's/deny/allow/' {policy}",
     }[form]
-    session = (
-        start(
-            [*guard_cmd, "--policy", str(policy), "--", PYTHON, str(EVERYTHING_SERVER)],
-        )
-        if form != "relative"
-        else None
-    )
+    # The recorder (standard library only) is upstream: what matters here is what the guard lets through,
+    # and a server that imports the MCP SDK would cost a second of start-up per case.
+    record = tmp_path / "received.jsonl"
+    server = [PYTHON, str(RECORDER_SERVER), str(record)]
+    session = start([*guard_cmd, "--policy", str(policy), "--", *server]) if form != "relative" else None
     if session is None:
         import os
 
         cwd = os.getcwd()
         os.chdir(tmp_path)
         try:
-            session = start([*guard_cmd, "--policy", str(policy), "--", PYTHON, str(EVERYTHING_SERVER)])
+            session = start([*guard_cmd, "--policy", str(policy), "--", *server])
         finally:
             os.chdir(cwd)
     handshake(session)
@@ -149,3 +146,5 @@ def test_the_guard_protects_its_own_policy(guard_cmd: list[str], start: Start, t
     assert session.request(tool_call(2, "echo", {"text": control}))["result"]["isError"] is False
     session.close_stdin()
     assert session.wait() == 0
+    received = [json.loads(line) for line in record.read_bytes().splitlines()]
+    assert [m["params"]["arguments"]["text"] for m in received if m.get("method") == "tools/call"] == [control]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import PYTHON, RECORDER_SERVER, Start, tool_call, write_policy
+from conftest import PYTHON, RECORDER_SERVER, Start, tool_call, without_start_line, write_policy
 
 VIOLATION = "mcp-guard/violation"
 
@@ -83,7 +83,7 @@ def test_monitor_mode_refuses_nothing_but_reports(guard_cmd: list[str], start: S
     session.close_stdin()
     code, stderr = session.finish()
     assert code == 0
-    assert stderr.splitlines() == [
+    assert without_start_line(stderr).splitlines() == [
         "mcp-guard: monitor mode: every call is judged and reported on stderr, but nothing is refused",
         "mcp-guard: monitor: would refuse 'anything' (default): Tool 'anything' is not allowed: the policy does not "
         "list it and its default is deny.",

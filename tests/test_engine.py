@@ -306,3 +306,128 @@ def test_regex_is_linear_time() -> None:
         {"default": "allow", "tools": {"t": {"deny_if": [{"path": "args.s", "op": "regex", "value": "(a+)+b"}]}}}
     )
     assert isinstance(e.decide("t", {"s": "a" * 100_000 + "c"}), Allow)
+
+
+FILES = {
+    "default": "deny",
+    "tools": {
+        "read_file": {
+            "require": [{"path": "args.path", "op": "within", "value": ["/srv/data", "/srv/shared"]}],
+            "deny_if": [{"path": "args.path", "op": "within", "value": "/srv/data/private", "reason": "Private."}],
+            "approve_if": [{"path": "args.path", "op": "within", "value": "/srv/shared"}],
+        },
+        "write_file": {"require": [{"path": "args.path", "op": "within", "value": "/srv/data/out", "not": True}]},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("tool", "path", "expected"),
+    [
+        ("read_file", "/srv/data/a.txt", ("allow", "tools.read_file")),
+        ("read_file", "file:///srv/data/a%20b.txt", ("allow", "tools.read_file")),
+        ("read_file", "/srv/shared/x", ("approve", "tools.read_file.approve_if[0]")),
+        ("read_file", "/srv/data/private/key", ("deny", "tools.read_file.deny_if[0]")),
+        ("read_file", "/srv/data/x/../private/key", ("deny", "tools.read_file.deny_if[0]")),
+        ("read_file", "/srv/data/../etc/passwd", ("deny", "tools.read_file.require[0]")),
+        ("read_file", "/srv/data2/x", ("deny", "tools.read_file.require[0]")),
+        # Outside /srv/data/private either way, so deny_if does not fire; require cannot tell, so refuses.
+        ("read_file", "/srv/data/%2e%2e/etc/passwd", ("deny", "tools.read_file.require[0]")),
+        ("read_file", "data/x", ("deny", "tools.read_file.deny_if[0]")),
+        ("write_file", "/srv/data/in/x", ("allow", "tools.write_file")),
+        ("write_file", "/srv/data/out/x", ("deny", "tools.write_file.require[0]")),
+        ("write_file", "/srv/data/in/../out/x", ("deny", "tools.write_file.require[0]")),
+        ("write_file", "data/out/x", ("deny", "tools.write_file.require[0]")),  # not within, yet refused
+        ("write_file", "/srv/data/in/%2e%2e/out", ("deny", "tools.write_file.require[0]")),
+    ],
+)
+def test_within_decisions(tool: str, path: str, expected: tuple[str, str]) -> None:
+    decision = engine(FILES).decide(tool, {"path": path})
+    kind = {Allow: "allow", Deny: "deny", Approve: "approve"}[type(decision)]
+    assert (kind, decision.rule) == expected, decision
+
+
+def test_within_refusals_say_why() -> None:
+    e = engine(FILES)
+    assert e.decide("read_file", {"path": "/etc/passwd"}) == Deny(
+        "condition", "tools.read_file.require[0]", 'This tool requires args.path within ["/srv/data", "/srv/shared"].'
+    )
+    assert e.decide("read_file", {"path": "/srv/data/private/k"}) == Deny(
+        "condition", "tools.read_file.deny_if[0]", "Private."
+    )
+    assert e.decide("read_file", {"path": "notes/x"}) == Deny(
+        "condition",
+        "tools.read_file.deny_if[0]",
+        "Cannot check this call against the policy: args.path: 'notes/x' is not an absolute path.",
+    )
+    assert e.decide("read_file", {"path": 7}) == Deny(
+        "condition",
+        "tools.read_file.deny_if[0]",
+        "Cannot check this call against the policy: args.path: expected a path (or a list of paths) to compare "
+        "with 'within', got a number.",
+    )
+    assert e.decide("read_file", {}) == Deny(
+        "condition",
+        "tools.read_file.deny_if[0]",
+        "Cannot check this call against the policy: args.path is missing; this condition needs it (args.path within "
+        '"/srv/data/private").',
+    )
+    assert e.decide("write_file", {"path": "/srv/data/out/x"}) == Deny(
+        "condition", "tools.write_file.require[0]", 'This tool requires not (args.path within "/srv/data/out").'
+    )
+
+
+@pytest.mark.parametrize("field", ["deny_if", "require", "approve_if"])
+@pytest.mark.parametrize("negate", [False, True])
+@pytest.mark.parametrize(
+    "path", ["data/x", "/srv/data/\x00/../..", "/srv/data/%2e%2e/x", "file://host/srv/data/x", "~bob/x", ""]
+)
+def test_within_never_allows_a_path_it_cannot_read(field: str, negate: bool, path: str) -> None:
+    # Whichever list the condition is in and whichever way it points, an unreadable path is refused.
+    condition = {"path": "args.path", "op": "within", "value": "/srv/data", "not": negate}
+    decision = engine({"default": "deny", "tools": {"t": {field: [condition]}}}).decide("t", {"path": path})
+    assert isinstance(decision, Deny) and decision.rule == f"tools.t.{field}[0]", decision
+    assert decision.reason.startswith("Cannot check this call against the policy: args.path: ")
+
+
+def test_within_on_a_list_argument() -> None:
+    e = engine(
+        {
+            "default": "deny",
+            "tools": {"read_many": {"require": [{"path": "args.paths", "op": "within", "value": "/d"}]}},
+        }
+    )
+    assert isinstance(e.decide("read_many", {"paths": ["/d/a", "/d/b/c"]}), Allow)
+    assert e.decide("read_many", {"paths": ["/d/a", "/d/../etc/passwd"]}) == Deny(
+        "condition",
+        "tools.read_many.require[0]",
+        "Cannot check this call against the policy: args.paths: the list holds paths both inside and outside the "
+        "directories.",
+    )
+    assert isinstance(e.decide("read_many", {"paths": ["/e/a"]}), Deny)
+
+
+def test_within_directory_from_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/someone")
+    e = engine({"default": "deny", "tools": {"t": {"require": [{"path": "args.p", "op": "within", "value": "~/w"}]}}})
+    assert isinstance(e.decide("t", {"p": "/home/someone/w/x"}), Allow)
+    assert isinstance(e.decide("t", {"p": "~/w/x"}), Allow)
+    assert isinstance(e.decide("t", {"p": "~/x"}), Deny)
+
+
+@pytest.mark.parametrize(
+    ("value", "where", "words"),
+    [
+        ("data", ("value",), "directory 'data' is not an absolute path; write it in full (/srv/data)"),
+        (["/srv", "rel/dir"], ("value", 1), "directory 'rel/dir' is not an absolute path"),
+        ([], ("value",), "'within' needs at least one directory"),
+        (None, ("value",), "'within' needs a directory (an absolute path string) or a list of them"),
+        (["/srv", 3], ("value", 1), "'within' needs a directory"),
+    ],
+)
+def test_within_directories_are_checked_at_load(value: Any, where: tuple[Any, ...], words: str) -> None:
+    doc = {"tools": {"t": {"require": [{"path": "args.p", "op": "within", "value": value}]}}}
+    problems = compile_problems(Policy.model_validate({"version": "1", **doc}))
+    assert [(path, message) for path, message in problems if words in message] == [
+        (("tools", "t", "require", 0, *where), problems[0][1])
+    ], problems

@@ -1,4 +1,8 @@
-"""``mcp-guard init``: run as a subprocess against real servers, policies written under tmp_path."""
+"""``mcp-guard init`` against real servers, policies written under tmp_path.
+
+The demo-server and Ctrl-C tests run the installed script as a subprocess; the rest run the command
+in this process (``init_here``, through ``conftest.cli``), each distinct server listed once per run.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,21 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DEMO_SERVER, EVERYTHING_SERVER, PYTHON, ROOT, guard_command
+from conftest import DEMO_SERVER, EVERYTHING_SERVER, PYTHON, ROOT, Cli, guard_command
 
 from mcp_guard.policy.load import load_policy
 
 pytestmark = pytest.mark.timeout(90)
 
-DENY_REASON = 'destructive (destructiveHint); change to "approve" to ask a person, or "allow"'
+DENY_REASON = "The server marks this tool as destructive: it can delete or change data."
+DENY_NOTE = (
+    'destructive (destructiveHint): refused. Set "action" to "approve" to ask a person before each call, or to "allow"'
+)
 
 
 def sandbox_env(tmp_path: Path) -> dict[str, str]:
@@ -49,6 +57,15 @@ def demo(tmp_path: Path, *options: str, cwd: Path | None = None) -> subprocess.C
     return init(tmp_path, *options, "--", PYTHON, str(DEMO_SERVER), cwd=cwd)
 
 
+Init = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def init_here(tmp_path: Path, cli: Cli, listed_once: None) -> Init:
+    """``init_here(*argv, cwd=None)``: what :func:`init` gives, with the command run in this process."""
+    return lambda *argv, cwd=None: cli("init", *argv, cwd=cwd or tmp_path, env=sandbox_env(tmp_path))
+
+
 def rate(tool: str) -> list[dict[str, Any]]:
     return [{"counter": f"{tool}_rate", "window": "minute", "max": 30, "scope": "grant"}]
 
@@ -74,19 +91,19 @@ def test_init_demo_server(tmp_path: Path) -> None:
         "create_charge",
         "refund",
     ]
-    # Not annotated: allowed with a rate limit and a reason.
+    # Not annotated: allowed with a rate limit; the note (for the author, never the model) says why.
     for name in ("track_behavior_event", "send_order_for_analysis"):
-        assert set(tools[name]) == {"reason", "limits"}
+        assert set(tools[name]) == {"note", "limits"}
         assert tools[name]["limits"] == rate(name)
-        assert "30 calls a minute" in tools[name]["reason"]
+        assert "30 calls a minute" in tools[name]["note"]
         assert "action" not in tools[name]
-    # readOnlyHint: allowed, no limit; the reason says why.
+    # readOnlyHint: allowed, no limit; the note says why.
     for name in ("get_order_status", "list_customers"):
-        assert set(tools[name]) == {"reason"}
-        assert "readOnlyHint" in tools[name]["reason"]
-    # destructiveHint: denied.
+        assert set(tools[name]) == {"note"}
+        assert "readOnlyHint" in tools[name]["note"]
+    # destructiveHint: denied, with a reason for the model and a note for the author.
     for name in ("create_charge", "refund"):
-        assert tools[name] == {"action": "deny", "reason": DENY_REASON}
+        assert tools[name] == {"action": "deny", "reason": DENY_REASON, "note": DENY_NOTE}
     # It loads with the guard's own loader.
     loaded = load_policy(path)
     assert loaded.default == "deny"
@@ -103,10 +120,10 @@ def test_init_demo_server(tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8").endswith("}\n")
 
 
-def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+def test_init_refuses_to_overwrite(tmp_path: Path, init_here: Init) -> None:
     out = tmp_path / "policy.json"
     out.write_text("keep me\n")
-    result = demo(tmp_path, "-o", str(out))
+    result = init_here("-o", str(out), "--", PYTHON, str(DEMO_SERVER))
     assert result.returncode == 1
     assert "already exists" in result.stderr
     assert "--force" in result.stderr
@@ -114,21 +131,19 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_init_force_overwrites(tmp_path: Path) -> None:
+def test_init_force_overwrites(tmp_path: Path, init_here: Init) -> None:
     out = tmp_path / "policy.json"
     out.write_text("old\n")
-    result = demo(tmp_path, "--force", "-o", str(out))
+    result = init_here("--force", "-o", str(out), "--", PYTHON, str(DEMO_SERVER))
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["default"] == "deny"
     load_policy(out)
 
 
-def test_init_follows_pagination(tmp_path: Path) -> None:
-    paged = init(
-        tmp_path, "-o", "paged.json", "--", PYTHON, str(EVERYTHING_SERVER), "--tools", "23", "--page-size", "4"
-    )
+def test_init_follows_pagination(tmp_path: Path, init_here: Init) -> None:
+    paged = init_here("-o", "paged.json", "--", PYTHON, str(EVERYTHING_SERVER), "--tools", "23", "--page-size", "4")
     assert paged.returncode == 0, paged.stderr
-    whole = init(tmp_path, "-o", "whole.json", "--", PYTHON, str(EVERYTHING_SERVER), "--tools", "23")
+    whole = init_here("-o", "whole.json", "--", PYTHON, str(EVERYTHING_SERVER), "--tools", "23")
     assert whole.returncode == 0, whole.stderr
     paged_tools = json.loads((tmp_path / "paged.json").read_text())["tools"]
     whole_tools = json.loads((tmp_path / "whole.json").read_text())["tools"]
@@ -137,22 +152,22 @@ def test_init_follows_pagination(tmp_path: Path) -> None:
     load_policy(tmp_path / "paged.json")
 
 
-def test_init_without_command(tmp_path: Path) -> None:
-    result = init(tmp_path)
+def test_init_without_command(tmp_path: Path, init_here: Init) -> None:
+    result = init_here()
     assert result.returncode == 2
     assert "no server command" in result.stderr
     assert not (tmp_path / "mcp-guard-policy.json").exists()
 
 
-def test_init_command_not_found(tmp_path: Path) -> None:
-    result = init(tmp_path, "--", "mcp-guard-test-no-such-command")
+def test_init_command_not_found(tmp_path: Path, init_here: Init) -> None:
+    result = init_here("--", "mcp-guard-test-no-such-command")
     assert result.returncode == 1
     assert "command not found" in result.stderr
     assert not (tmp_path / "mcp-guard-policy.json").exists()
 
 
-def test_init_server_that_exits(tmp_path: Path) -> None:
-    result = init(tmp_path, "--", PYTHON, "-c", "import sys; sys.exit(3)")
+def test_init_server_that_exits(tmp_path: Path, init_here: Init) -> None:
+    result = init_here("--", PYTHON, "-c", "import sys; sys.exit(3)")
     assert result.returncode == 1
     assert "could not list the server's tools" in result.stderr
     assert not (tmp_path / "mcp-guard-policy.json").exists()

@@ -225,3 +225,78 @@ def test_start_loads_the_bytes_it_checked(tmp_path: Path, monkeypatch: pytest.Mo
     assert cli.run(["--policy", str(path), "--policy-sha256", digest, "--no-audit", "--", sys.executable]) == 2
     assert [getattr(policy, "default", None) for policy in started] == ["deny"]
     assert len(reads) == 1
+
+
+# --- YAML and number pitfalls (issue 18, trap 10) ---------------------------------------------------------
+
+
+def test_a_tab_in_yaml_says_to_use_spaces(tmp_path: Path) -> None:
+    text = "version: '1'\ndefault: deny\ntools:\n\ttrack: {}\n"
+    message = errors_of(write(tmp_path, text, "policy.yaml"))
+    assert message.startswith(f"{tmp_path / 'policy.yaml'}:4:1: not valid YAML: a tab character; YAML indents with")
+    assert "spaces only: replace the tab at line 4 with spaces" in message
+
+
+def test_unquoted_yaml_version_1_is_accepted(tmp_path: Path) -> None:
+    text = "version: 1\ndefault: allow\n"
+    policy = load_policy(write(tmp_path, text, "policy.yaml"))
+    assert policy.version == "1"
+    assert load_policy(write(tmp_path, '{"version": 1}')).version == "1"
+
+
+@pytest.mark.parametrize("version", ["2", 2, 1.5, True])
+def test_other_versions_are_still_refused(tmp_path: Path, version: object) -> None:
+    message = errors_of(write(tmp_path, json.dumps({"version": version})))
+    assert f"version: expected one of '1'; got {version!r}" in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("max", "3", "max: Input should be a valid number; got '3'"),
+        (
+            "max",
+            3.5,
+            "max: a count limit admits whole calls: expected a whole number (only a spend cap with "
+            "increment_from may be fractional); got 3.5",
+        ),
+        ("max", True, "max: Input should be a valid number; got True"),
+        ("refund_on_error", "yes", "refund_on_error: Input should be a valid boolean; got 'yes'"),
+        ("refund_on_error", 1, "refund_on_error: Input should be a valid boolean; got 1"),
+    ],
+)
+def test_numbers_and_booleans_are_not_coerced(tmp_path: Path, field: str, value: object, expected: str) -> None:
+    limit: dict[str, object] = {"counter": "c", "window": "minute", "max": 3, field: value}
+    doc = {"version": "1", "tools": {"t": {"limits": [limit]}}}
+    message = errors_of(write(tmp_path, json.dumps(doc)))
+    assert f"tools.t.limits[0].{expected}" in message
+
+
+def test_a_spend_cap_may_be_fractional(tmp_path: Path) -> None:
+    limit = {"counter": "spent", "window": "1h", "max": 99.5, "increment_from": "args.amount"}
+    policy = load_policy(write(tmp_path, json.dumps({"version": "1", "tools": {"pay": {"limits": [limit]}}})))
+    assert policy.tools["pay"].limits[0].max == 99.5
+    whole = {"counter": "c", "window": "minute", "max": 30.0}
+    assert load_policy(write(tmp_path, json.dumps({"version": "1", "all_tools": {"limits": [whole]}}))).all_tools
+
+
+def test_errors_are_sorted_by_line(tmp_path: Path) -> None:
+    # The model checks 'mode' before 'default' and 'tools' last; the report follows the file.
+    text = (
+        '{\n  "version": "1",\n  "tools": {"t": {"limits": [{"counter": "c", "window": "minute", "max": "3"}]}},\n'
+        '  "default": "maybe",\n  "mode": "loud"\n}\n'
+    )
+    lines = errors_of(write(tmp_path, text)).splitlines()
+    assert [line.split(":")[1] for line in lines] == ["3", "4", "5"], lines
+
+
+def test_relative_within_directory_is_located(tmp_path: Path) -> None:
+    text = (
+        '{\n  "version": "1",\n  "tools": {\n    "read_file": {"require": [\n'
+        '      {"path": "args.path", "op": "within",\n       "value": ["/srv/data", "notes"]}\n    ]}\n  }\n}\n'
+    )
+    message = errors_of(write(tmp_path, text))
+    assert message == (
+        f"{tmp_path / 'policy.json'}:6:31: tools.read_file.require[0].value[1]: directory 'notes' is not an "
+        "absolute path; write it in full (/srv/data) or from the home directory (~/data)"
+    )

@@ -41,6 +41,7 @@ from conftest import (
     ROOT,
     RawSession,
     user_policy_path,
+    without_start_line,
     write_policy,
 )
 from scripted import Run, ScriptedClient, all_of, asked, notified, scripted_responder
@@ -73,6 +74,21 @@ def run(argv: Sequence[str], scenario: Scenario, env: Mapping[str, str], meta: M
         return Run(list(session.received), code, session.stderr_so_far())
     finally:
         session.kill()
+
+
+# Direct transcripts by (server, scenario): the same whatever the guard's configuration, so each is
+# recorded once per run (per pytest-xdist worker) and compared with every guarded one.
+_DIRECT: dict[tuple[str, ...], Run] = {}
+
+
+def run_direct(
+    key: str, argv: Sequence[str], scenario: Scenario, env: Mapping[str, str], meta: Mapping[str, Any] | None = None
+) -> Run:
+    """:func:`run` straight against the server, once per ``key`` and ``argv``."""
+    cache_key = (key, *argv)
+    if cache_key not in _DIRECT:
+        _DIRECT[cache_key] = run(argv, scenario, env, meta)
+    return _DIRECT[cache_key]
 
 
 def assert_same_lines(direct: Sequence[bytes], guarded: Sequence[bytes]) -> None:
@@ -209,7 +225,7 @@ def test_npm_reference_server_transcript(
     guard_cmd: list[str], env: dict[str, str], tmp_path: Path, config: str
 ) -> None:
     server = node_everything()
-    direct = run(server, node_scenario, env)
+    direct = run_direct("node", server, node_scenario, env)
     guarded = run(guarded_argv(guard_cmd, config, tmp_path, server), node_scenario, env)
 
     assert direct.returncode == 0
@@ -217,7 +233,7 @@ def test_npm_reference_server_transcript(
     assert len(direct.lines) > 50
     assert_same_lines([normalise_node(x) for x in direct.lines], [normalise_node(x) for x in guarded.lines])
     # The guard says its piece before it starts the server, which then logs what it logs directly.
-    assert guarded.stderr == (no_policy_line(env) if config == "no-policy" else "") + direct.stderr
+    assert without_start_line(guarded.stderr) == (no_policy_line(env) if config == "no-policy" else "") + direct.stderr
 
 
 # --- tests/servers/everything_server.py ------------------------------------------------------------------
@@ -336,14 +352,14 @@ def test_everything_server_transcript(
     guard_cmd: list[str], env: dict[str, str], tmp_path: Path, era: str, config: str
 ) -> None:
     scenario, meta = SCENARIOS[era]
-    direct = run(everything(), scenario, env, meta)
+    direct = run_direct(era, everything(), scenario, env, meta)
     guarded = run(guarded_argv(guard_cmd, config, tmp_path, everything()), scenario, env, meta)
 
     assert direct.returncode == 0
     assert guarded.returncode == 0
     assert_same_lines([normalise_py(x) for x in direct.lines], [normalise_py(x) for x in guarded.lines])
     # The guard says its piece before it starts the server, which then logs what it logs directly.
-    assert guarded.stderr == (no_policy_line(env) if config == "no-policy" else "") + direct.stderr
+    assert without_start_line(guarded.stderr) == (no_policy_line(env) if config == "no-policy" else "") + direct.stderr
 
 
 # --- the same, under a policy that hides tools -----------------------------------------------------------

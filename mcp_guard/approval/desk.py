@@ -9,7 +9,7 @@ The channels themselves are in :mod:`mcp_guard.approval.flow` and its siblings.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mcp_guard.actions import Emit
 from mcp_guard.approval.flow import (
@@ -23,6 +23,11 @@ from mcp_guard.approval.flow import (
 from mcp_guard.calls import Call, Waiter
 from mcp_guard.pipeline import Approved, CallIn, Hold, Refuse, Relay, Reply, Verdict, no_channel
 from mcp_guard.policy.decision import Approve, Deny
+from mcp_guard.wire.json_types import JSON, JSONObject
+
+if TYPE_CHECKING:
+    from mcp_guard.approval.request import ApprovalRequest
+    from mcp_guard.approval.store import Grant
 
 CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
 
@@ -41,19 +46,45 @@ class DeskPort(Protocol):
     @property
     def client(self) -> ClientFacts: ...
 
-    def server_meta(self) -> dict[str, Any]: ...
+    def server_meta(self) -> JSONObject: ...
 
     def warn(self, message: str) -> None: ...
 
     def ask(
-        self, side: str, method: str, params: dict[str, Any], emit: Emit, timeout_s: float, held: Waiter | None = None
-    ) -> Any: ...
+        self, side: str, method: str, params: JSONObject, emit: Emit, timeout_s: float, held: Waiter | None = None
+    ) -> JSON: ...
+
+
+class StorePort(Protocol):
+    """What the desk uses of the approval store (an ``ApprovalStore``, or the lazy one that opens it)."""
+
+    def consume_grant(
+        self, server: str, tool: str, arguments: JSONObject, *, identity: str | None = None
+    ) -> Grant | None: ...
+
+    def pending_for(
+        self, server: str, tool: str, arguments: JSONObject, rule: str, reason: str, *, identity: str | None = None
+    ) -> ApprovalRequest: ...
+
+    def remember(
+        self, server: str, tool: str, arguments: JSONObject, seconds: float, source: str, *, identity: str | None = None
+    ) -> Grant: ...
+
+    def settle(
+        self, request: ApprovalRequest, approved: bool, *, by: str, remember_s: float | None = None
+    ) -> Grant | None: ...
 
 
 class ApprovalDesk:
     def __init__(self, port: DeskPort, settings: ApprovalSettings) -> None:
         self._port = port
         self.settings = settings
+
+    @property
+    def _store(self) -> StorePort | None:
+        # The settings hold it untyped (the lazy store forwards by __getattr__): typed here, where it is read.
+        store: StorePort | None = self.settings.store
+        return store
 
     # the pipeline's approval stage ------------------------------------------------------------
 
@@ -62,7 +93,7 @@ class ApprovalDesk:
         state = call.params.get("requestState")
         if call.modern and isinstance(state, str) and state.startswith(STATE_PREFIX):
             return self._approval_retry(call, decision, state)
-        store = self.settings.store
+        store = self._store
         if store is not None:
             try:
                 grant = store.consume_grant(
@@ -129,7 +160,7 @@ class ApprovalDesk:
     def _ask_channel(self, channel: str, call: CallIn, decision: Approve, emit: Emit, held: Waiter) -> str:
         settings = self.settings
         if channel == "client":
-            params: dict[str, Any] = {
+            params: JSONObject = {
                 "message": approval_message(self._port.server_name, call.name, call.arguments, decision),
                 "requestedSchema": APPROVAL_SCHEMA,
             }
@@ -146,10 +177,11 @@ class ApprovalDesk:
         # The stored request: its id is the one the person sees, and mcp-guard approve/deny work on it too.
         from mcp_guard.approval.store import ApprovalDenied
 
-        request: Any
-        if settings.store is not None:
+        request: ApprovalRequest
+        store = self._store
+        if store is not None:
             try:
-                request = settings.store.pending_for(
+                request = store.pending_for(
                     self._port.server_name,
                     call.name,
                     call.arguments,
@@ -174,24 +206,25 @@ class ApprovalDesk:
             outcome = str(ask_tty(request, settings.timeout_s, settings.tty_path))
         else:
             return "unavailable"
-        if outcome in ("approved", "declined") and settings.store is not None and request.id:
+        if outcome in ("approved", "declined") and store is not None and request.id:
             try:
                 # Recorded in the store: a "no" refuses the retry; a "yes" is used now (and remembered if asked).
-                settings.store.settle(request, outcome == "approved", by=channel, remember_s=decision.remember_s)
+                store.settle(request, outcome == "approved", by=channel, remember_s=decision.remember_s)
             except Exception as exc:
                 self._port.warn(f"approval store: could not record the answer: {exc}")
         return outcome
 
-    def _approval_request(self, call: CallIn, decision: Approve) -> Any:
+    def _approval_request(self, call: CallIn, decision: Approve) -> ApprovalRequest:
         from mcp_guard.approval.request import ApprovalRequest, new_request_id
         from mcp_guard.audit import arguments_sha256
 
         now = time.time()
+        arguments: JSONObject = dict(call.arguments)  # the request's own copy
         return ApprovalRequest(
             new_request_id(),
             self._port.server_name,
             call.name,
-            dict(call.arguments),
+            arguments,
             arguments_sha256(call.arguments),
             decision.rule,
             decision.reason,
@@ -201,7 +234,7 @@ class ApprovalDesk:
         )
 
     def _remember(self, call: CallIn, decision: Approve, channel: str) -> None:
-        store = self.settings.store
+        store = self._store
         if store is None or not decision.remember_s:
             return
         try:
@@ -217,7 +250,7 @@ class ApprovalDesk:
             self._port.warn(f"approval store: could not remember an approval: {exc}")
 
     def _async_refusal(self, call: CallIn, decision: Approve) -> Refuse:
-        store = self.settings.store
+        store = self._store
         if store is None:
             return Refuse(no_channel(decision, "async (no approval store)"))
         from mcp_guard.approval.store import ApprovalDenied
@@ -256,9 +289,9 @@ class ApprovalDesk:
 
     # the 2026-07-28 input round ---------------------------------------------------------------
 
-    def _input_required(self, call: CallIn, decision: Approve) -> dict[str, Any]:
+    def _input_required(self, call: CallIn, decision: Approve) -> JSONObject:
         """Ask through the client's own input round instead of a server-to-client request."""
-        result: dict[str, Any] = {
+        result: JSONObject = {
             "resultType": "input_required",
             "inputRequests": {
                 INPUT_KEY: {
@@ -302,7 +335,7 @@ class ApprovalDesk:
                 stripped["inputResponses"] = rest
             else:
                 stripped.pop("inputResponses", None)
-        forward = {**call.message, "params": stripped}
+        forward: JSONObject = {**call.message, "params": stripped}
         if body.get("a") is True:
             # Approved earlier; this round answers the server's own questions. It was counted then.
             record = Call(
@@ -328,7 +361,7 @@ class ApprovalDesk:
         self._remember(call, decision, "client")
         return Approved("the client", forward)
 
-    def wrap_upstream_state(self, message: dict[str, Any], call: Call) -> bytes | None:
+    def wrap_upstream_state(self, message: JSONObject, call: Call) -> bytes | None:
         """An approved call's server asks for input: nest its state in the guard's, so the retry is not re-asked."""
         from mcp_guard.wire.jsonrpc import encode
 
@@ -342,7 +375,7 @@ class ApprovalDesk:
         return encode(message)
 
 
-def _declares_elicitation(params: dict[str, Any]) -> bool:
+def _declares_elicitation(params: JSONObject) -> bool:
     meta = params.get("_meta")
     capabilities = meta.get(CLIENT_CAPABILITIES_KEY) if isinstance(meta, dict) else None
     return isinstance(capabilities, dict) and isinstance(capabilities.get("elicitation"), dict)

@@ -30,11 +30,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from mcp_guard.approval.request import readable_arguments
 from mcp_guard.audit import arguments_sha256
 from mcp_guard.policy.decision import Approve
+from mcp_guard.wire.json_types import JSONObject
 
 Channel = Literal["client", "command", "tty", "async"]
 CHANNELS: tuple[Channel, ...] = ("client", "command", "tty", "async")
@@ -56,7 +57,7 @@ def approval_message(server: str, tool: str, arguments: Mapping[str, Any], decis
     )
 
 
-APPROVAL_SCHEMA: dict[str, Any] = {
+APPROVAL_SCHEMA: JSONObject = {
     "type": "object",
     "properties": {
         "approve": {
@@ -112,7 +113,7 @@ class StateSigner:
     def _mac(self, payload: str) -> str:
         return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def redeem(self, token: str, tool: str, arguments: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    def redeem(self, token: str, tool: str, arguments: Mapping[str, Any]) -> tuple[JSONObject | None, str]:
         """The token's body if it is genuine, unexpired, unused and bound to this call; else None and why."""
         if not token.startswith(STATE_PREFIX):
             return None, "not issued by mcp-guard"
@@ -164,7 +165,7 @@ class GuardIds:
             self._next += 1
             return f"{self._prefix}{self._next}"
 
-    def owns(self, ident: Any) -> bool:
+    def owns(self, ident: object) -> TypeGuard[str]:
         return isinstance(ident, str) and ident.startswith(self._prefix)
 
 
@@ -175,7 +176,7 @@ class ApprovalSettings:
     channels: tuple[Channel, ...] = DEFAULT_CHANNELS
     timeout_s: float = DEFAULT_TIMEOUT_S
     command: str | None = None
-    store: Any = None
+    store: Any = None  # an ApprovalStore or a LazyApprovalStore; the desk reads it as its StorePort
     tty_path: str = "/dev/tty"
     signer: StateSigner = field(default_factory=StateSigner)
 

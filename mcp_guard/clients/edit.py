@@ -1,4 +1,8 @@
-"""Wrap and unwrap the stdio server entries in one client config file's text, in place.
+"""Wrap and unwrap the server entries in one client config file's text, in place.
+
+Stdio entries are described below; remote (``url``) entries, which ``wrap --remote`` turns
+into stdio entries running mcp-remote and keeps the original text of, are described in
+:mod:`mcp_guard.clients.remote`.
 
 How the edit is made
     The file is never re-serialised. :mod:`mcp_guard.jsonpos` reads it (accepting the
@@ -34,15 +38,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcp_guard.clients import remote as _remote
 from mcp_guard.clients.files import ConfigError
 from mcp_guard.clients.launch import GuardLaunch, split_guard_args
 from mcp_guard.jsonpos import JArray, JMember, JNode, JObject, JScalar, JsonSyntaxError, parse
-
-REMOTE_TYPES = frozenset({"sse", "http", "streamable-http", "streamablehttp", "ws", "websocket"})
 
 
 def _parse(text: str, file: str) -> JNode:
@@ -60,6 +63,7 @@ class EntryResult:
     name: str
     action: str  # wrapped, rewrapped, already-wrapped, unwrapped, not-wrapped, skipped
     detail: str = ""
+    remote: bool = False  # a remote entry, wrapped through mcp-remote
 
     @property
     def label(self) -> str:
@@ -163,16 +167,6 @@ def _string(node: JNode | None) -> str | None:
     return None
 
 
-def _remote_reason(entry: JObject) -> str | None:
-    if entry.get("url") is not None:
-        return "remote server with a 'url'; mcp-guard wraps stdio servers only"
-    member = entry.get("type")
-    kind = _string(member.value) if member is not None else None
-    if kind is not None and kind.lower() in REMOTE_TYPES:
-        return f"remote server of type {kind!r}; mcp-guard wraps stdio servers only"
-    return None
-
-
 @dataclass
 class _Launch:
     """An entry's command and args as found in the text."""
@@ -269,7 +263,47 @@ def _wrap_edits(text: str, entry: JObject, launch: GuardLaunch) -> list[_Edit]:
     return edits
 
 
-def _unwrap_edits(text: str, entry: JObject) -> list[_Edit]:
+def _remote_wrap_edits(text: str, entry: JObject, launch: GuardLaunch) -> list[_Edit]:
+    """Turn a remote entry into a stdio one running ``mcp-guard ... -- npx -y mcp-remote URL ...``.
+
+    The ``url`` member becomes ``command`` and ``args`` in its place (laid out as wrapping lays
+    out the ``args`` it adds), ``type`` becomes ``"stdio"``, ``headers`` goes (it is in the args
+    now), and every other key stays as it is. The entry's whole original text goes into the
+    guard's ``--remote-entry`` option, from which unwrap restores it.
+    """
+    try:
+        remote = _remote.remote_of(entry)
+    except _remote.NotBridgeable as exc:
+        raise _Skip(str(exc)) from None
+    record = text[entry.start : entry.end]
+    argv = [*launch.prefix[:-1], _remote.RECORD_OPTION, record, "--", *remote.command()]
+    items = [json.dumps(a, ensure_ascii=False) for a in argv]
+    url = entry.get("url")
+    assert url is not None  # noqa: S101  (remote_of checked)
+    kv = text[url.key_end : url.value.start]
+    if kv.strip() != ":":
+        kv = ": "
+    command = '"command"' + kv + json.dumps(launch.command, ensure_ascii=False)
+    edits: list[_Edit] = [(url.key_start, url.value.end, command + _inserted_args(text, entry, url, items))]
+    kind = entry.get("type")
+    if kind is not None:
+        edits.append((kind.value.start, kind.value.end, '"stdio"'))
+    headers = entry.get("headers")
+    if headers is not None:
+        edits.append(_member_removal(entry, headers))
+    return edits
+
+
+def _member_removal(entry: JObject, member: JMember) -> _Edit:
+    """The edit that removes ``member`` from ``entry`` (not its only member) with one of its commas."""
+    index = entry.members.index(member)
+    if index + 1 < len(entry.members):
+        return (member.key_start, entry.members[index + 1].key_start, "")
+    return (entry.members[index - 1].value.end, member.value.end, "")
+
+
+def _unwrap_edits(text: str, entry: JObject) -> tuple[list[_Edit], str]:
+    """The edits that give a wrapped entry its own command back, and a note on how (or "")."""
     found = _launch_of(entry)
     command = _string(found.command.value)
     assert command is not None  # noqa: S101
@@ -279,7 +313,14 @@ def _unwrap_edits(text: str, entry: JObject) -> list[_Edit]:
         raise _Skip(str(exc)) from None
     if split is None or found.args is None:
         raise _Skip("not wrapped")
-    _, cut = split
+    options, cut = split
+    record = _remote.split_record(options)[1]
+    note = ""
+    if record is not None:
+        changed = _remote_record_problem(record, entry, found.values[cut:])
+        if changed is None:
+            return [(entry.start, entry.end, record)], "back to the remote entry it was"
+        note = f"{changed}, so it keeps running mcp-remote, unguarded, instead of becoming the remote entry it was"
     arr = found.args.value
     assert isinstance(arr, JArray)  # noqa: S101
     items = found.items
@@ -295,9 +336,21 @@ def _unwrap_edits(text: str, entry: JObject) -> list[_Edit]:
         if follows and text[found.command.value.end : arr.end] == _inserted_args(
             text, entry, found.command, prefix_raw
         ):
-            return [(found.command.value.start, arr.end, server_raw)]
+            return [(found.command.value.start, arr.end, server_raw)], note
         new_args = "[" + g0 + text[server.end : arr.end]
-    return [(found.command.value.start, found.command.value.end, server_raw), (arr.start, arr.end, new_args)]
+    edits = [(found.command.value.start, found.command.value.end, server_raw), (arr.start, arr.end, new_args)]
+    return edits, note
+
+
+def _remote_record_problem(record: str, entry: JObject, server: Sequence[str]) -> str | None:
+    """None if ``record`` (a ``--remote-entry``) can replace ``entry``; else why not."""
+    try:
+        original = parse(record, jsonc=True)
+    except JsonSyntaxError:
+        return "its --remote-entry is not the JSON text of an entry"
+    if not isinstance(original, JObject):
+        return "its --remote-entry is not the JSON text of an entry"
+    return _remote.still_matches(original, entry, server)
 
 
 def _select(entries: Iterator[_Entry], servers: Collection[str] | None, found: set[str]) -> Iterator[_Entry]:
@@ -308,13 +361,21 @@ def _select(entries: Iterator[_Entry], servers: Collection[str] | None, found: s
         yield entry
 
 
-def _stdio_entries(
-    root: JObject, project_dir: Path | None, servers: Collection[str] | None, outcome: Outcome
-) -> Iterator[tuple[int, _Entry, EntryResult]]:
-    """The chosen entries that are stdio server objects, with their index among all chosen entries.
+def _chosen_entries(
+    root: JObject,
+    project_dir: Path | None,
+    servers: Collection[str] | None,
+    outcome: Outcome,
+    *,
+    remote: str,
+) -> Iterator[tuple[int, _Entry, EntryResult, bool]]:
+    """The chosen server objects, each with its index among all chosen entries and whether it is remote.
 
     Every chosen entry gets a result in ``outcome`` (``skipped`` unless the caller says otherwise);
-    entries that are not objects, or are remote servers, say why and are not yielded.
+    entries that are not objects say why and are not yielded. ``remote`` says what to do with
+    remote (``url``) entries: ``"wrap"`` yields those mcp-remote can stand in for (the others
+    are skipped, saying why); ``"offer"`` skips them all, saying whether ``--remote`` would
+    wrap them; ``"leave"`` reports them as not wrapped.
     """
     for index, entry in enumerate(_select(_entries(root, project_dir, outcome.notes), servers, outcome.found)):
         result = EntryResult(entry.container, entry.name, "skipped")
@@ -322,33 +383,63 @@ def _stdio_entries(
         if not isinstance(entry.node, JObject):
             result.detail = "not an object"
             continue
-        remote = _remote_reason(entry.node)
-        if remote:
-            result.detail = remote
+        kind = _remote.remote_kind(entry.node)
+        if kind is None:
+            yield index, entry, result, False
             continue
-        yield index, entry, result
+        if remote == "leave":
+            result.action = "not-wrapped"
+            continue
+        try:
+            _remote.remote_of(entry.node)
+        except _remote.NotBridgeable as exc:
+            result.detail = f"{kind}; not wrapped: {exc}"
+            continue
+        if remote == "wrap":
+            yield index, entry, result, True
+        else:
+            result.detail = f"{kind}; add --remote to guard it through mcp-remote"
 
 
 def wrap_text(
     text: str,
-    launch: GuardLaunch,
+    launch: GuardLaunch | Mapping[str, GuardLaunch],
     *,
     servers: Collection[str] | None = None,
     project_dir: Path | None = None,
     update_options: bool = False,
+    remote: bool = False,
     file: str = "<config>",
 ) -> Outcome:
-    """Wrap the chosen stdio servers (all when ``servers`` is None) in ``text``.
+    """Wrap the chosen stdio servers (all when ``servers`` is None) in ``text``; with ``remote``, remote ones too.
 
-    An entry that already runs the guard is left alone, unless ``update_options`` is set
-    and its guard options differ from ``launch``'s: then it is unwrapped and wrapped
-    again with ``launch`` (e.g. to point it at a different policy).
+    ``launch`` is one launch for every entry, or one per server name (``wrap --init``: each
+    server its own policy; an entry whose name has none is skipped). An entry that already
+    runs the guard is left alone, unless ``update_options`` is set and its guard options
+    differ from its launch's: then it is unwrapped and wrapped again (e.g. to point it at a
+    different policy); an entry that ``--remote`` wrapped is wrapped again the same way.
     """
     outcome = Outcome(text, text)
     root = _parse_root(text, file)
     rewrap: list[int] = []
     plan: list[tuple[int, _Entry]] = []
-    for index, entry, result in _stdio_entries(root, project_dir, servers, outcome):
+    literal: list[str] = []
+    launches: dict[int, GuardLaunch] = {}
+    chosen_entries = _chosen_entries(root, project_dir, servers, outcome, remote="wrap" if remote else "offer")
+    for index, entry, result, is_remote in chosen_entries:
+        chosen = launch if isinstance(launch, GuardLaunch) else launch.get(entry.name)
+        if chosen is None:
+            result.detail = "no policy made for it"
+            continue
+        launches[index] = chosen
+        if is_remote:
+            result.action = "wrapped"
+            result.detail = "remote, through mcp-remote"
+            result.remote = True
+            plan.append((index, entry))
+            credentials = _remote.literal_credentials(_remote.remote_of(_object(entry.node)))
+            literal += [f"{entry.name}: {name}" for name in credentials]
+            continue
         try:
             found = _launch_of(_object(entry.node))
             command = _string(found.command.value)
@@ -360,20 +451,32 @@ def wrap_text(
         if split is None:
             result.action = "wrapped"
             plan.append((index, entry))
-        elif update_options and tuple(split[0]) != launch.options:
+        elif update_options and tuple(_remote.split_record(split[0])[0]) != chosen.options:
             result.action = "rewrapped"
-            result.detail = f"guard options {split[0]} -> {list(launch.options)}"
+            result.detail = f"guard options {_remote.split_record(split[0])[0]} -> {list(chosen.options)}"
             rewrap.append(index)
             plan.append((index, entry))
         else:
             result.action = "already-wrapped"
     if rewrap:
-        edits = [e for i, entry in plan if i in rewrap for e in _unwrap_edits(text, _object(entry.node))]
+        edits = [e for i, entry in plan if i in rewrap for e in _unwrap_edits(text, _object(entry.node))[0]]
         text = _apply(text, edits)
         fresh = list(_select(_entries(_parse(text, file), project_dir), servers, set()))
         plan = [(i, fresh[i]) for i, _ in plan]
-    edits = [e for _, entry in plan for e in _wrap_edits(text, _object(entry.node), launch)]
+    edits = []
+    for index, entry in plan:
+        node = _object(entry.node)
+        if _remote.remote_kind(node) is not None:
+            edits.extend(_remote_wrap_edits(text, node, launches[index]))
+        else:
+            edits.extend(_wrap_edits(text, node, launches[index]))
     outcome.new_text = _apply(text, edits)
+    if literal:
+        outcome.notes.append(
+            f"these credentials are now on the command lines of mcp-guard and mcp-remote, which other users of "
+            f"this machine can read in the process list: {', '.join(literal)}; where the client supports it, write "
+            "the secret as a variable (${VAR} in Claude Code, ${env:VAR} in Cursor, ${input:ID} in VS Code)"
+        )
     return outcome
 
 
@@ -384,13 +487,17 @@ def unwrap_text(
     project_dir: Path | None = None,
     file: str = "<config>",
 ) -> Outcome:
-    """Give the chosen wrapped entries (all when ``servers`` is None) their own command back."""
+    """Give the chosen wrapped entries (all when ``servers`` is None) their own command back.
+
+    An entry ``wrap --remote`` made gets its remote entry back, byte for byte.
+    """
     outcome = Outcome(text, text)
     root = _parse_root(text, file)
     edits: list[_Edit] = []
-    for _, entry, result in _stdio_entries(root, project_dir, servers, outcome):
+    for _, entry, result, _ in _chosen_entries(root, project_dir, servers, outcome, remote="leave"):
         try:
-            edits.extend(_unwrap_edits(text, _object(entry.node)))
+            found, result.detail = _unwrap_edits(text, _object(entry.node))
+            edits.extend(found)
             result.action = "unwrapped"
         except _Skip as exc:
             if str(exc) == "not wrapped":
@@ -399,3 +506,61 @@ def unwrap_text(
                 result.detail = str(exc)
     outcome.new_text = _apply(text, edits)
     return outcome
+
+
+@dataclass(frozen=True)
+class StdioServer:
+    """A stdio server entry as a client would start it: the server's own argv (after the guard's ``--``
+    when the entry is wrapped), and the ``env`` and ``cwd`` the client gives it."""
+
+    container: str
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    guard_options: list[str] | None  # the guard's options when the entry is wrapped, else None
+
+    @property
+    def label(self) -> str:
+        return f"{self.container}.{self.name}"
+
+
+def stdio_servers(
+    text: str,
+    *,
+    servers: Collection[str] | None = None,
+    project_dir: Path | None = None,
+    file: str = "<config>",
+) -> list[StdioServer]:
+    """The chosen stdio server entries of a config file's text (all when ``servers`` is None), in file order.
+
+    Entries :func:`wrap_text` would skip (remote servers, malformed entries) are left out.
+    """
+    outcome = Outcome(text, text)
+    found: list[StdioServer] = []
+    for _, entry, _result, is_remote in _chosen_entries(
+        _parse_root(text, file), project_dir, servers, outcome, remote="offer"
+    ):
+        if is_remote:
+            continue
+        node = _object(entry.node)
+        try:
+            launch = _launch_of(node)
+            command = _string(launch.command.value)
+            assert command is not None  # noqa: S101  (checked by _launch_of)
+            split = split_guard_args(command, launch.values)
+        except (_Skip, ValueError):
+            continue
+        argv = [command, *launch.values] if split is None else launch.values[split[1] :]
+        env_member = node.get("env")
+        env: dict[str, str] = {}
+        if env_member is not None and isinstance(env_member.value, JObject):
+            for member in env_member.value.members:
+                value = _string(member.value)
+                if value is not None:
+                    env[member.key] = value
+        cwd_member = node.get("cwd")
+        cwd = _string(cwd_member.value) if cwd_member is not None else None
+        options = None if split is None else list(split[0])
+        found.append(StdioServer(entry.container, entry.name, argv, env, cwd, options))
+    return found

@@ -1,15 +1,30 @@
-"""``mcp-guard check POLICY``: validate a policy without running anything."""
+"""``mcp-guard check POLICY``: validate a policy without running anything.
+
+A policy with ``pins`` is only usable with its lock file (the guard will not start without
+it), so the lock file is read and checked too; a missing or unreadable one fails the check,
+named by its absolute path.
+"""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcp_guard import exits
 
-HELP = "Validate a policy file: exit 0 if it is valid, 2 with located errors if not; warn about rules that never fire."
+if TYPE_CHECKING:
+    from mcp_guard.policy.model import Policy
+    from mcp_guard.policy.source import SourceDocument
+
+HELP = (
+    "Validate a policy file (and the lock file its pins name): exit 0 if it is valid, 2 with located errors if "
+    "not; warn about rules that never fire."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         pos = doc.position_of(path)
         where = f"{args.policy}:{pos.line}:{pos.column}" if pos else str(args.policy)
         print(f"{where}: warning: {dotted_path(path)}: {message}", file=sys.stderr)
+    pins = _check_lock(args.policy, policy, doc)
+    if pins is None:
+        return exits.USAGE
     digest = hashlib.sha256(raw or b"").hexdigest()
     if args.sha256:
         print(digest)
@@ -46,6 +64,32 @@ def run(args: argparse.Namespace) -> int:
         tools = len(policy.tools)
         print(
             f"{args.policy}: valid ({policy.mode} mode, default {policy.default}, {tools} tool rule"
-            f"{'s' if tools != 1 else ''}, {len(policy.hide)} hidden); sha256 {digest}"
+            f"{'s' if tools != 1 else ''}, {len(policy.hide)} hidden{pins}); sha256 {digest}"
         )
     return exits.OK
+
+
+def _check_lock(path: Path, policy: Policy, doc: SourceDocument) -> str | None:
+    """``, pins N tools in LOCK`` for a usable lock file ("" when there is none); None after saying why not."""
+    from mcp_guard.integrity.lockfile import LockFile, LockFileError
+    from mcp_guard.integrity.setup import lock_file_for
+
+    absolute = Path(os.path.abspath(path))
+    lock_path, mode = lock_file_for(policy, absolute)
+    if lock_path is None:
+        return ""
+    lock_path = Path(os.path.abspath(lock_path))
+    try:
+        lock = LockFile.load(lock_path)
+    except LockFileError as exc:
+        pos = doc.position_of(("pins", "file"))
+        where = f"{path}:{pos.line}:{pos.column}" if pos else str(path)
+        hint = ""
+        if not lock_path.exists():
+            hint = (
+                f"\n  create it with: mcp-guard pins create --policy {shlex.quote(str(absolute))} -- COMMAND [ARGS...]"
+            )
+        print(f"{where}: pins.file: the guard cannot start with this lock file: {exc}{hint}", file=sys.stderr)
+        return None
+    count = len(lock.tools)
+    return f", pins {count} tool{'s' if count != 1 else ''} in {lock_path} ({mode})"

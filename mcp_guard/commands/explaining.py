@@ -17,6 +17,42 @@ class _WouldAsk:
         return Hold("approval", decision)
 
 
+def dry_run_snapshot(policy: Policy, policy_path: Path | None, lock: Path | None = None) -> Snapshot:
+    """The snapshot a guard would judge calls against, with the lock file standing in for the server's listing.
+
+    The policy's decisions are reported even in monitor mode (the guard would only report them then).
+    ValueError when the lock file cannot be used.
+    """
+    from mcp_guard.integrity.setup import IntegrityError, build_integrity
+    from mcp_guard.policy.engine import Engine
+
+    engine = Engine(policy.model_copy(update={"mode": "enforce"})) if policy.mode == "monitor" else Engine(policy)
+    try:
+        integrity = build_integrity(policy, policy_path, lock=lock)
+    except IntegrityError as exc:
+        raise ValueError(str(exc)) from None
+    if integrity is not None and integrity.settings.lock is not None:
+        integrity.listed([pin.definition for pin in integrity.settings.lock.tools.values()], complete=True)
+    return Snapshot(engine, integrity)
+
+
+def summary(verdict: Verdict) -> dict[str, Any] | None:
+    """The decision, rule and reason of a verdict as ``explain`` and ``test`` report them.
+
+    None for a call held for the server's tool list, which no lock file stood in for.
+    """
+    if isinstance(verdict, Relay):
+        # An allowed call names the tool's entry ("tools.NAME"), the approval rule once a person approved
+        # it, or "default" when no entry matched and the default allowed it.
+        return {"decision": "allow", "rule": verdict.record.rule or "default", "reason": None}
+    if isinstance(verdict, Refuse):
+        deny = verdict.deny
+        return {"decision": "deny", "rule": deny.rule, "reason": deny.reason, "kind": deny.kind}
+    if isinstance(verdict, Hold) and verdict.decision is not None:
+        return {"decision": "approve", "rule": verdict.decision.rule, "reason": verdict.decision.reason}
+    return None
+
+
 def explain_call(
     policy: Policy, policy_path: Path | None, tool: str, arguments: dict[str, Any], lock: str | None = None
 ) -> dict[str, Any]:
@@ -26,38 +62,26 @@ def explain_call(
     lock file stands in for the server's listing), the rule, approval, and limits (an empty counter).
     ValueError when the lock file cannot be used.
     """
-    from mcp_guard.integrity.setup import IntegrityError, build_integrity
     from mcp_guard.judge import Judge
     from mcp_guard.limits.memory import MemoryLimiter
-    from mcp_guard.policy.engine import Engine
 
-    # Report what the policy decides even in monitor mode (the guard would only report it then).
-    engine = Engine(policy.model_copy(update={"mode": "enforce"})) if policy.mode == "monitor" else Engine(policy)
-    try:
-        integrity = build_integrity(policy, policy_path, lock=Path(lock) if lock else None)
-    except IntegrityError as exc:
-        raise ValueError(str(exc)) from None
-    if integrity is not None and integrity.settings.lock is not None:
-        integrity.listed([pin.definition for pin in integrity.settings.lock.tools.values()], complete=True)
-    snapshot = Snapshot(engine, integrity)
+    snapshot = dry_run_snapshot(policy, policy_path, Path(lock) if lock else None)
+    engine = snapshot.engine
     pipeline = Pipeline(Judge(engine, MemoryLimiter()), _WouldAsk())
-    params = {"name": tool, "arguments": arguments}
+    params: dict[str, Any] = {"name": tool, "arguments": arguments}
     call = CallIn(
         1, tool, arguments, params, {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}, False
     )
     verdict = pipeline.judge_call(call, snapshot)
     decided = engine.decide(tool, arguments)
     charges = decided.charges if isinstance(decided, (Allow, Approve)) else ()
-    out: dict[str, Any]
-    if isinstance(verdict, Relay):
-        out = {"decision": "allow", "rule": verdict.record.rule or "default", "reason": None}
-    elif isinstance(verdict, Refuse):
-        deny = verdict.deny
-        out = {"decision": "deny", "rule": deny.rule, "reason": deny.reason, "kind": deny.kind}
-    elif isinstance(verdict, Hold) and verdict.decision is not None:
-        out = {"decision": "approve", "rule": verdict.decision.rule, "reason": verdict.decision.reason}
-    else:  # a listing the lock could not stand in for
-        out = {"decision": "deny", "rule": "pins", "reason": f"Tool {tool!r} is not in the lock file.", "kind": "pin"}
+    # A listing the lock could not stand in for.
+    out = summary(verdict) or {
+        "decision": "deny",
+        "rule": "pins",
+        "reason": f"Tool {tool!r} is not in the lock file.",
+        "kind": "pin",
+    }
     out["limits"] = [
         {"rule": c.rule, "counter": c.counter, "window_s": c.window_s, "max": c.max, "cost": c.cost} for c in charges
     ]

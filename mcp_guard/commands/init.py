@@ -1,18 +1,22 @@
 """``mcp-guard init -- COMMAND [ARGS...]``: write a starter policy from a server's own tool list.
 
-The server is started once with the MCP SDK's client, every page of ``tools/list`` is
-read, and each tool gets a rule from its annotations:
+The server is started once with the MCP SDK's client, declaring what real clients declare
+(roots, sampling, elicitation; ``--capabilities`` to choose: servers offer some tools only to
+clients that declare them), every page of ``tools/list`` is read, and each tool gets a rule
+from its annotations:
 
 * ``readOnlyHint: true``: allowed, no limit;
-* ``destructiveHint: true``: denied, with a reason saying how to change that;
+* ``destructiveHint: true``: denied;
 * anything else: allowed, at most 30 calls a minute.
 
-``default`` is ``deny``, so tools the server adds later are refused until listed. JSON
-has no comments and the policy loader rejects unknown keys, so each rule's ``reason``
-carries its explanation. The document is loaded with the guard's own policy loader before
-it is put in place: init never writes a policy the guard would refuse. The policy and its
-lock file are put in place together (:mod:`mcp_guard.atomic`): Ctrl-C or an error leaves
-both or neither.
+``default`` is ``deny``, so tools the server adds later are refused until listed. A rule's
+``reason`` is what the model is told when the rule refuses a call, so it is written to the
+model; why the rule was chosen and what to change goes in its ``note``, which the guard never
+sends anywhere. The document is loaded with the guard's own policy loader before it is put in
+place: init never writes a policy the guard would refuse. The policy and its lock file are put
+in place together (:mod:`mcp_guard.atomic`): Ctrl-C or an error leaves both or neither.
+
+``wrap --init`` makes one policy per server through :func:`draft` and :func:`write_draft`.
 """
 
 from __future__ import annotations
@@ -20,29 +24,41 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_guard import exits
-from mcp_guard.commands.listing import add_timeout
+from mcp_guard.commands.listing import DEFAULT_CAPABILITIES, add_capabilities, add_timeout
+
+if TYPE_CHECKING:
+    from mcp_guard.commands.listing import Listing
 
 HELP = (
-    "Start an MCP stdio server once, list all its tools and write a starter policy from their annotations: "
+    "Start an MCP stdio server once, list all its tools as a client declaring roots, sampling and elicitation "
+    "would see them, and write a starter policy from their annotations (with a lock file pinning them): "
     "read-only tools allowed, destructive ones denied, the rest allowed at 30 calls a minute; default deny."
 )
-USAGE = "mcp-guard init [-o FILE] [--force] [--timeout SECONDS] -- COMMAND [ARGS...]"
+USAGE = "mcp-guard init [-o FILE] [--force] [--capabilities LIST] [--timeout SECONDS] -- COMMAND [ARGS...]"
 DEFAULT_OUTPUT = "mcp-guard-policy.json"
 RATE_MAX = 30
-DESTRUCTIVE_REASON = 'destructive (destructiveHint); change to "approve" to ask a person, or "allow"'
-READ_ONLY_REASON = 'read-only (readOnlyHint): allowed without a limit; add "limits" to cap it'
-RATE_REASON = (
-    f"neither read-only nor destructive by its annotations: allowed, at most {RATE_MAX} calls a minute; "
-    'change "max", or set "action" to "deny"'
+# What the model is told when a rule refuses a call: addressed to it, about the tool.
+DESTRUCTIVE_REASON = "The server marks this tool as destructive: it can delete or change data."
+# For the policy's author only (``note`` is never sent to the model).
+DESTRUCTIVE_NOTE = (
+    'destructive (destructiveHint): refused. Set "action" to "approve" to ask a person before each call, or to "allow"'
 )
-CONTRADICTORY_REASON = (
-    'destructive (destructiveHint, although also marked readOnlyHint); change to "approve" to ask a person, or "allow"'
+CONTRADICTORY_NOTE = (
+    'destructive (destructiveHint, although also marked readOnlyHint): refused. Set "action" to "approve" to ask '
+    'a person before each call, or to "allow"'
+)
+READ_ONLY_NOTE = 'read-only (readOnlyHint): allowed without a limit; add "limits" to cap it'
+RATE_NOTE = (
+    f"neither read-only nor destructive by its annotations: allowed, at most {RATE_MAX} calls a minute; "
+    'change "max", or set "action" to "approve" or "deny"'
 )
 
 
@@ -58,9 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         metavar="FILE",
         default=DEFAULT_OUTPUT,
-        help=f"where to write the policy (default: {DEFAULT_OUTPUT} in the current directory)",
+        help=f"where to write the policy (default: {DEFAULT_OUTPUT} in the current directory); "
+        "the lock file goes beside it as NAME.lock.json",
     )
     parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    add_capabilities(parser)
     add_timeout(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the server command, after `--`")
 
@@ -74,12 +92,13 @@ def rule_for(tool: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if destructive:
         return "deny (destructive)", {
             "action": "deny",
-            "reason": CONTRADICTORY_REASON if read_only else DESTRUCTIVE_REASON,
+            "reason": DESTRUCTIVE_REASON,
+            "note": CONTRADICTORY_NOTE if read_only else DESTRUCTIVE_NOTE,
         }
     if read_only:
-        return "allow (read-only)", {"reason": READ_ONLY_REASON}
+        return "allow (read-only)", {"note": READ_ONLY_NOTE}
     limit = {"counter": f"{tool['name']}_rate", "window": "minute", "max": RATE_MAX, "scope": "grant"}
-    return f"allow, {RATE_MAX}/minute", {"reason": RATE_REASON, "limits": [limit]}
+    return f"allow, {RATE_MAX}/minute", {"note": RATE_NOTE, "limits": [limit]}
 
 
 def build_policy(tools: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -96,15 +115,61 @@ def build_policy(tools: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], li
     return {"version": "1", "default": "deny", "tools": rules}, rows
 
 
-def _write_both(output: Path, text: str, lock_path: Path, lock_text: str, force: bool) -> None:
-    """Check ``text`` with the guard's policy loader, then put the policy and its lock file in place together."""
+@dataclass
+class Draft:
+    """A policy and its lock for one server, not written yet."""
+
+    policy_text: str
+    lock_text: str
+    rows: list[tuple[str, str]]
+    listing: Listing
+
+    @property
+    def server(self) -> str:
+        from mcp_guard.commands.listing import server_label
+
+        return server_label(self.listing.server)
+
+
+def draft(
+    command: list[str],
+    timeout: float,
+    capabilities: Sequence[str],
+    lock_name: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> Draft | None:
+    """List the server once and draft its policy (pinning ``lock_name``, beside it); None after saying why not."""
+    # One listing, as raw JSON: the rules come from its annotations and the pins from its definitions
+    # (the SDK's models would drop fields a pin must cover).
+    from mcp_guard.commands.listing import fetch_listing
+    from mcp_guard.integrity.lockfile import LockFile
+
+    listing = fetch_listing(command, timeout, capabilities, env, cwd)
+    if listing is None:
+        return None
+    policy, rows = build_policy([t for t in listing.tools if isinstance(t, Mapping)])
+    # Check arguments against the pinned schemas: a starter policy should notice the server changing.
+    policy["pins"] = {"file": lock_name, "mode": "enforce"}
+    policy["validate_arguments"] = True
+    text = json.dumps(policy, indent=2, ensure_ascii=False) + "\n"
+    lock_text = LockFile.from_tools(listing.tools, server=listing.server).dumps()
+    return Draft(text, lock_text, rows, listing)
+
+
+def write_draft(output: Path, lock_path: Path, made: Draft, force: bool) -> None:
+    """Check the policy with the guard's loader, then put it and its lock file in place together.
+
+    Raises ``FileExistsError`` (``output`` exists and not ``force``), :class:`PolicyError` (a bug
+    here) or ``OSError``.
+    """
     from mcp_guard import atomic
     from mcp_guard.policy.load import load_policy
 
     staged: list[Path] = []
     try:
-        staged.append(atomic.stage(lock_path, lock_text.encode("utf-8")))
-        staged.append(atomic.stage(output, text.encode("utf-8")))
+        staged.append(atomic.stage(lock_path, made.lock_text.encode("utf-8")))
+        staged.append(atomic.stage(output, made.policy_text.encode("utf-8")))
         load_policy(staged[-1])
         if not force and output.exists():
             raise FileExistsError(str(output))
@@ -121,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     if not command:
         _say(f"no server command given: put it after `--`, e.g.\n  {USAGE}")
         return exits.USAGE
-    output = Path(args.output).expanduser()
+    output = Path(os.path.abspath(Path(args.output).expanduser()))
     if output.exists() and not args.force:
         _say(f"{output} already exists; not overwriting it (pass --force to replace it, or -o another file)")
         return exits.REFUSED
@@ -129,27 +194,18 @@ def run(args: argparse.Namespace) -> int:
         _say(f"cannot write {output}: directory {output.parent} does not exist")
         return exits.FAILED
 
-    # One listing, as raw JSON: the rules come from its annotations and the pins from its definitions
-    # (the SDK's models would drop fields a pin must cover).
-    from mcp_guard.commands.listing import fetch_listing, server_label
-    from mcp_guard.integrity.lockfile import LockFile, default_lock_path
+    from mcp_guard.integrity.lockfile import default_lock_path
 
-    listing = fetch_listing(command, args.timeout)
-    if listing is None:
-        return exits.FAILED
-    server = server_label(listing.server)
-    policy, rows = build_policy([t for t in listing.tools if isinstance(t, Mapping)])
     lock_path = default_lock_path(output)
-    # Check arguments against the pinned schemas: a starter policy should notice the server changing.
-    policy["pins"] = {"file": lock_path.name, "mode": "enforce"}
-    policy["validate_arguments"] = True
-    text = json.dumps(policy, indent=2, ensure_ascii=False) + "\n"
-    lock_text = LockFile.from_tools(listing.tools, server=listing.server).dumps()
+    capabilities = DEFAULT_CAPABILITIES if args.capabilities is None else args.capabilities
+    made = draft(command, args.timeout, capabilities, lock_path.name)
+    if made is None:
+        return exits.FAILED
 
     from mcp_guard.policy.load import PolicyError
 
     try:
-        _write_both(output, text, lock_path, lock_text, args.force)
+        write_draft(output, lock_path, made, args.force)
     except FileExistsError:
         _say(f"{output} appeared while the server was starting; not overwriting it (pass --force)")
         return exits.REFUSED
@@ -160,19 +216,58 @@ def run(args: argparse.Namespace) -> int:
         _say(f"cannot write {output} and {lock_path}: {exc}")
         return exits.FAILED
 
-    _print_table(server, rows)
-    if not rows:
+    print_table(made.server, made.rows)
+    if not made.rows:
         _say("the server lists no tools: with default deny, any tool it adds later is refused until listed")
+    policy_arg = shlex.quote(str(output))
     _say(
-        f'wrote {output} (default "deny": tools not listed there are refused) and the tool pins {lock_path}. '
-        "Review them, then run the server as\n"
-        f"  mcp-guard --policy {os.path.abspath(output)} -- {' '.join(command)}\n"
-        f"or put it in front of a client's servers with: mcp-guard wrap --client NAME --policy {output}"
+        f'wrote {output} (default "deny": tools not listed there are refused; each rule\'s "note" says why it was '
+        f"chosen) and the tool pins {lock_path}. Review them, then run the server as\n"
+        f"  mcp-guard --policy {policy_arg} -- {shlex.join(command)}\n" + _wrap_advice(command, policy_arg)
     )
     return exits.OK
 
 
-def _print_table(server: str, rows: list[tuple[str, str]]) -> None:
+def _wrap_advice(command: list[str], policy_arg: str) -> str:
+    """The ``wrap`` line(s) that put this policy on this server, and on no other, in a client's config."""
+    lines = [
+        f"  mcp-guard wrap --client {client} --policy {policy_arg} --server {shlex.quote(name)}"
+        for client, name in clients_running(command, Path.cwd())
+    ]
+    if lines:
+        return "or put the guard in front of it in your client's config (only there: the lock pins this server):\n" + (
+            "\n".join(lines)
+        )
+    return (
+        "or put the guard in front of it in a client's config, for this server only (the lock pins it):\n"
+        f"  mcp-guard wrap --client CLIENT --policy {policy_arg} --server NAME\n"
+        "with CLIENT one of claude-desktop, claude-code, cursor, vscode and NAME the server's name in that config"
+    )
+
+
+def clients_running(command: Sequence[str], project_dir: Path) -> list[tuple[str, str]]:
+    """(client, server name) for each entry in the known clients' config files that starts ``command``."""
+    from mcp_guard.clients.edit import stdio_servers
+    from mcp_guard.clients.files import ConfigError, read_config
+    from mcp_guard.clients.known import CLIENTS, client_config_paths
+
+    found: list[tuple[str, str]] = []
+    for client in CLIENTS:
+        for path in client_config_paths(client, project_dir=project_dir):
+            if not path.is_file():
+                continue
+            try:
+                _, text = read_config(path)
+                entries = stdio_servers(text, project_dir=project_dir, file=str(path))
+            except (ConfigError, OSError):
+                continue  # a file init cannot read is one wrap will report on
+            for entry in entries:
+                if entry.argv == list(command) and (client, entry.name) not in found:
+                    found.append((client, entry.name))
+    return found
+
+
+def print_table(server: str, rows: list[tuple[str, str]]) -> None:
     _say(f"{server}: {len(rows)} tool(s)")
     if not rows:
         return

@@ -3,19 +3,31 @@
 The server is started with ``server/discover`` first, falling back to the ``initialize``
 handshake; every page of ``tools/list`` is read as the server sent it (the raw JSON, not the
 SDK's models, so fields the SDK does not know are pinned too). ``init``, ``pins create``,
-``pins diff`` and ``pins accept`` all list through :func:`fetch_listing`.
+``pins diff``, ``pins accept`` and ``wrap --init`` all list through :func:`fetch_listing`.
+
+Servers offer some tools only to clients that declare a capability (the npm reference server
+lists 17 tools to a client declaring roots, sampling and elicitation, 13 to one declaring
+nothing), so the listing client declares what real clients declare: by default the three
+(Claude Code and VS Code declare them; Claude Desktop no elicitation), chosen with
+``--capabilities``. A pin made as a bare client would hide the other tools from the real one.
+The callbacks behind them only answer what a server may ask while it is being listed: no
+roots, no sampling, elicitation declined.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 PAGE_CAP = 10_000
+CAPABILITIES = ("roots", "sampling", "elicitation")
+"""The client capabilities a listing may declare, in the order they are written everywhere."""
+DEFAULT_CAPABILITIES = CAPABILITIES
 
 
 @dataclass
@@ -25,6 +37,7 @@ class Listing:
     tools: list[dict[str, Any]]
     server: dict[str, Any] = field(default_factory=dict)  # command, name, version, protocolVersion
     problems: list[str] = field(default_factory=list)  # entries that cannot be pinned, duplicate names
+    capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES  # what the listing client declared
 
 
 def say(message: str) -> None:
@@ -50,7 +63,63 @@ def add_timeout(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def list_raw_tools(command: Sequence[str], timeout: float) -> Listing:
+def parse_capabilities(text: str) -> tuple[str, ...]:
+    """``roots,sampling,elicitation`` (any order, any subset) or ``none``; in :data:`CAPABILITIES` order."""
+    words = [word.strip().lower() for word in text.split(",") if word.strip()]
+    if words == ["none"]:
+        return ()
+    unknown = [word for word in words if word not in CAPABILITIES]
+    if unknown or not words:
+        raise argparse.ArgumentTypeError(
+            f"unknown capability {', '.join(map(repr, unknown)) or repr(text)}: expected a comma-separated list of "
+            f"{', '.join(CAPABILITIES)}, or none"
+        )
+    return tuple(name for name in CAPABILITIES if name in words)
+
+
+def describe_capabilities(capabilities: Sequence[str]) -> str:
+    """``a client declaring roots, sampling`` / ``a client declaring no capabilities``."""
+    return f"a client declaring {', '.join(capabilities) if capabilities else 'no capabilities'}"
+
+
+def add_capabilities(parser: argparse.ArgumentParser, default_help: str | None = None) -> None:
+    parser.add_argument(
+        "--capabilities",
+        type=parse_capabilities,
+        default=None,
+        metavar="LIST",
+        help="the client capabilities to declare while listing, comma-separated: "
+        f"{', '.join(CAPABILITIES)}, or none. Servers offer some tools only to clients that declare them; "
+        "declare what your client declares "
+        f"(default: {default_help or ','.join(DEFAULT_CAPABILITIES)})",
+    )
+
+
+def _callbacks(capabilities: Sequence[str]) -> dict[str, Any]:
+    """The SDK client's callbacks; passing one is what makes the SDK declare its capability."""
+    from mcp import types
+
+    async def roots(context: Any) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[])  # grant a server that asks no folder: this is only a listing
+
+    async def sampling(context: Any, params: Any) -> types.ErrorData:
+        return types.ErrorData(code=types.INVALID_REQUEST, message="mcp-guard is only listing tools; no model here")
+
+    async def elicitation(context: Any, params: Any) -> types.ElicitResult:
+        return types.ElicitResult(action="decline")
+
+    table = {"roots": ("list_roots_callback", roots), "sampling": ("sampling_callback", sampling)}
+    table["elicitation"] = ("elicitation_callback", elicitation)
+    return dict(table[name] for name in capabilities)
+
+
+async def list_raw_tools(
+    command: Sequence[str],
+    timeout: float,
+    capabilities: Sequence[str] = DEFAULT_CAPABILITIES,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> Listing:
     """Start the server, read every ``tools/list`` page as raw JSON; the tools in the server's order."""
     import anyio
     from mcp import Client, StdioServerParameters, types
@@ -61,12 +130,15 @@ async def list_raw_tools(command: Sequence[str], timeout: float) -> Listing:
 
         model_config = ConfigDict(extra="allow")
 
-    # The server sees the caller's whole environment, as it would when started by hand.
-    params = StdioServerParameters(command=command[0], args=list(command[1:]), env=dict(os.environ))
+    # The server sees the caller's whole environment, as it would when started by hand, plus what a
+    # client config sets for it.
+    params = StdioServerParameters(
+        command=command[0], args=list(command[1:]), env={**os.environ, **(env or {})}, cwd=cwd
+    )
     tools: list[dict[str, Any]] = []
     server: dict[str, Any] = {}
     with anyio.fail_after(timeout):
-        async with Client(params, mode="auto") as client:
+        async with Client(params, mode="auto", **_callbacks(capabilities)) as client:
             info = client.server_info
             if info is not None:
                 server["name"] = info.name
@@ -102,11 +174,18 @@ async def list_raw_tools(command: Sequence[str], timeout: float) -> Listing:
             problems.append(f"the server lists {name!r} more than once; the first definition is pinned")
         else:
             names.add(name)
-    return Listing(tools=tools, server=server, problems=problems)
+    return Listing(tools=tools, server=server, problems=problems, capabilities=tuple(capabilities))
 
 
-def fetch_listing(command: list[str], timeout: float) -> Listing | None:
-    """Resolve and start ``command`` and list its tools; None (after saying why) if that fails."""
+def fetch_listing(
+    command: list[str],
+    timeout: float,
+    capabilities: Sequence[str] = DEFAULT_CAPABILITIES,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> Listing | None:
+    """Resolve and start ``command`` and list its tools as :func:`describe_capabilities` would; None (after
+    saying why) if that fails. ``env`` is added to this process's environment; ``cwd`` is where it runs."""
     from mcp_guard.upstream import CommandNotFound, resolve_command
 
     try:
@@ -120,9 +199,9 @@ def fetch_listing(command: list[str], timeout: float) -> Listing | None:
 
     import anyio
 
-    say(f"starting {' '.join(command)} to list its tools...")
+    say(f"starting {shlex.join(command)} to list its tools as {describe_capabilities(capabilities)}...")
     try:
-        listing = anyio.run(list_raw_tools, resolved, timeout)
+        listing = anyio.run(list_raw_tools, resolved, timeout, capabilities, env, cwd)
     except Exception as exc:  # the SDK wraps failures in exception groups; report the cause
         cause = innermost(exc)
         if isinstance(cause, TimeoutError):
@@ -130,7 +209,8 @@ def fetch_listing(command: list[str], timeout: float) -> Listing | None:
         else:
             say(f"could not list the server's tools: {type(cause).__name__}: {cause}")
         return None
-    listing.server = {"command": list(command), **listing.server}
+    # The lock records which server it was made for, and as which client.
+    listing.server = {"command": list(command), "clientCapabilities": list(capabilities), **listing.server}
     for problem in listing.problems:
         say(f"warning: {problem}")
     return listing

@@ -15,18 +15,18 @@ from typing import Any
 HELP = "Show recent decisions from the audit log (newest last)."
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
+def add_common(parser: argparse.ArgumentParser, json_help: str) -> None:
     parser.add_argument("--audit-log", metavar="PATH", help="the audit log to read (default: the guard's default)")
     parser.add_argument(
         "--since", metavar="AGE", help="only decisions newer than AGE (e.g. 10m, 2h, 1d) or an ISO time"
     )
     parser.add_argument("--server", help="only this server")
     parser.add_argument("--tool", help="only this tool")
-    parser.add_argument("--json", action="store_true", help="print JSON (one object per line) for scripts")
+    parser.add_argument("--json", action="store_true", help=json_help)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common(parser)
+    add_common(parser, "print each decision as the audit log has it: one JSON object per line, for scripts")
     parser.add_argument(
         "--decision", choices=["allowed", "refused", "approved", "declined", "monitored"], help="only this decision"
     )
@@ -95,36 +95,61 @@ def matches(record: dict[str, Any], args: argparse.Namespace, cutoff: dt.datetim
     return True
 
 
-def shown(value: Any, width: int | None = None) -> str:
+def shown(value: Any) -> str:
     """A field of a record as it may be printed: control, bidi, tag and other invisible characters
-    escaped (the log holds what clients, servers and the model sent), cut to ``width``."""
+    escaped (the log holds what clients, servers and the model sent). Never cut: two servers whose
+    names differ only at the end must not look the same."""
     from mcp_guard.approval.request import printable
 
-    return printable("" if value is None else str(value), width)
+    return printable("" if value is None else str(value))
 
 
-def _row(record: dict[str, Any]) -> str:
+def aligned(rows: list[list[str]], widths: list[int], right: frozenset[int] = frozenset()) -> list[str]:
+    """``rows`` as lines, each column padded to ``widths`` (a longer cell pushes the rest of its row
+    right, never cut); the last column is not padded."""
+    lines = []
+    for row in rows:
+        last = len(row) - 1
+        cells = [
+            cell if i == last else (cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]))
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def widths_of(rows: list[list[str]]) -> list[int]:
+    """Each column as wide as its widest cell."""
+    return [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+
+HEADER = ["time", "server", "tool", "decision", "status", "duration", "rule", "reason"]
+_RIGHT = frozenset({5})  # duration
+
+
+def _cells(record: dict[str, Any]) -> list[str]:
     try:
         when = dt.datetime.fromisoformat(str(record["ts"])).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except (KeyError, ValueError, OverflowError):
         when = "?"
     duration = record.get("duration_ms")
     took = f"{duration:.1f}ms" if isinstance(duration, (int, float)) and not isinstance(duration, bool) else ""
-    reason = shown(str(record.get("reason") or "").replace("\n", " "), 80)
-    return (
-        f"{when}  {shown(record.get('server'), 18):18}  {shown(record.get('tool'), 24):24}  "
-        f"{shown(record.get('decision'), 9):9}  {shown(record.get('status'), 16):16}  {took:>9}  "
-        f"{shown(record.get('rule'))}  {reason}".rstrip()
-    )
+    return [
+        when,
+        shown(record.get("server")),
+        shown(record.get("tool")),
+        shown(record.get("decision")),
+        shown(record.get("status")),
+        took,
+        shown(record.get("rule")),
+        shown(str(record.get("reason") or "").replace("\n", " ")),
+    ]
 
 
-HEADER = f"{'time':19}  {'server':18}  {'tool':24}  {'decision':9}  {'status':16}  {'duration':>9}  rule  reason"
-
-
-def _emit(record: dict[str, Any], as_json: bool) -> None:
+def _emit(record: dict[str, Any], as_json: bool, widths: list[int]) -> None:
     from mcp_guard.approval.request import json_for_people
 
-    print(json_for_people(record) if as_json else _row(record), flush=True)
+    print(json_for_people(record) if as_json else aligned([_cells(record)], widths, _RIGHT)[0], flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,19 +177,22 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("mcp-guard: no decisions match", file=sys.stderr)
         return 0
+    records = records[-args.lines :] if args.lines > 0 else records
+    # Columns as wide as what they hold; with --follow, a later, longer name pushes its own row right.
+    widths = widths_of([HEADER, *(_cells(record) for record in records)])
     if not args.json:
-        print(HEADER)
-    for record in records[-args.lines :] if args.lines > 0 else records:
-        _emit(record, args.json)
+        print(aligned([HEADER], widths, _RIGHT)[0])
+    for record in records:
+        _emit(record, args.json, widths)
     if args.follow:
         try:
-            _follow(path, args, cutoff)
+            _follow(path, args, cutoff, widths)
         except KeyboardInterrupt:
             return 0
     return 0
 
 
-def _follow(path: Path, args: argparse.Namespace, cutoff: dt.datetime | None) -> None:
+def _follow(path: Path, args: argparse.Namespace, cutoff: dt.datetime | None, widths: list[int]) -> None:
     """tail -f that survives rotation (the file is replaced by a new inode)."""
     handle = None
     inode = None
@@ -189,7 +217,7 @@ def _follow(path: Path, args: argparse.Namespace, cutoff: dt.datetime | None) ->
                 except ValueError:
                     continue
                 if isinstance(record, dict) and matches(record, args, cutoff):
-                    _emit(record, args.json)
+                    _emit(record, args.json, widths)
             continue
         try:
             if os.stat(path).st_ino != inode:

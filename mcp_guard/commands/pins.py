@@ -9,11 +9,17 @@
 * ``mcp-guard pins accept [TOOL...] [--lock FILE] -- COMMAND [ARGS...]``: list the server's
   tools and update the lock for the named tools (all when none is named): changed and new
   tools are pinned as listed now, removed ones are dropped from the lock.
+
+``--policy P`` means P's own ``pins.file``. Like ``create``, ``diff`` and ``accept`` list the
+server as a client declaring roots, sampling and elicitation (``--capabilities`` to choose),
+so a tool offered to such a client and missing from a lock made as a barer one shows up as new
+and can be accepted; a lock made as another client is pointed out.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +27,15 @@ from typing import TYPE_CHECKING
 
 from mcp_guard import exits
 from mcp_guard.commands import pin
-from mcp_guard.commands.listing import add_timeout, fetch_listing, say, server_label
+from mcp_guard.commands.listing import (
+    DEFAULT_CAPABILITIES,
+    add_capabilities,
+    add_timeout,
+    describe_capabilities,
+    fetch_listing,
+    say,
+    server_label,
+)
 
 if TYPE_CHECKING:
     from mcp_guard.commands.listing import Listing
@@ -31,19 +45,26 @@ HELP = (
     "Pin a server's tools in a lock file (create), compare what it lists now with the pins (diff), "
     "or pin what it lists now (accept)."
 )
-DIFF_USAGE = "mcp-guard pins diff [--lock FILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
-ACCEPT_USAGE = "mcp-guard pins accept [TOOL...] [--lock FILE] [--policy FILE] [--timeout SECONDS] -- COMMAND [ARGS...]"
+DIFF_USAGE = (
+    "mcp-guard pins diff [--lock FILE] [--policy FILE] [--capabilities LIST] [--timeout SECONDS] -- COMMAND [ARGS...]"
+)
+ACCEPT_USAGE = (
+    "mcp-guard pins accept [TOOL...] [--lock FILE] [--policy FILE] [--capabilities LIST] [--timeout SECONDS] "
+    "-- COMMAND [ARGS...]"
+)
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lock",
         metavar="FILE",
-        help="the lock file (default: NAME.lock.json beside the --policy file NAME.json, else mcp-guard.lock.json)",
+        help="the lock file (default: the --policy file's pins.file, else NAME.lock.json beside the --policy file "
+        "NAME.json, else mcp-guard.lock.json)",
     )
     parser.add_argument(
-        "--policy", metavar="FILE", help="the policy the lock file goes with (default lock: NAME.lock.json beside it)"
+        "--policy", metavar="FILE", help="the policy the lock file goes with (its pins.file is the default lock)"
     )
+    add_capabilities(parser)
     add_timeout(parser)
 
 
@@ -109,10 +130,9 @@ def run(args: argparse.Namespace) -> int:
     return _accept(args)
 
 
-def _lock_path(args: argparse.Namespace) -> Path:
-    from mcp_guard.integrity.lockfile import default_lock_path
-
-    return Path(args.lock).expanduser() if args.lock else default_lock_path(args.policy)
+def _lock_path(args: argparse.Namespace) -> Path | None:
+    found = pin.lock_path_for(args.lock, args.policy)
+    return found[0] if found is not None else None
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -128,14 +148,19 @@ def _diff(args: argparse.Namespace) -> int:
     if names:
         args.lock = names[0]
     path = _lock_path(args)
-    loaded = _lock_and_listing(path, command, args.timeout)
+    if path is None:
+        return exits.USAGE
+    loaded = _lock_and_listing(path, command, args)
     if loaded is None:
         return exits.USAGE
     lock, listing = loaded
     findings = compare(lock, listing.tools)
     if not findings:
         count = len(lock.tools)
-        say(f"no differences: the {count} pinned tool{'s' if count != 1 else ''} of {path} match what the server lists")
+        say(
+            f"no differences: the {count} pinned tool{'s' if count != 1 else ''} of {path} match what the server "
+            f"lists to {describe_capabilities(listing.capabilities)}"
+        )
         return exits.OK
     out = sys.stdout
     for finding in findings:
@@ -145,24 +170,44 @@ def _diff(args: argparse.Namespace) -> int:
     say(
         f"{len(findings)} difference{'s' if len(findings) != 1 else ''} from {path}; "
         f"accept {'them' if len(findings) != 1 else 'it'} with: "
-        f"mcp-guard pins accept --lock {path} -- {' '.join(command)}"
+        f"mcp-guard pins accept --lock {shlex.quote(str(path))}{_capabilities_option(args)} -- {shlex.join(command)}"
     )
     return exits.DIFFERS
 
 
-def _lock_and_listing(path: Path, command: list[str], timeout: float) -> tuple[LockFile, Listing] | None:
-    """The lock at ``path`` and the server's current listing, or None after saying what went wrong."""
+def _capabilities_option(args: argparse.Namespace) -> str:
+    """`` --capabilities LIST`` when the user chose them, for commands printed to run next."""
+    chosen = args.capabilities
+    return "" if chosen is None else f" --capabilities {','.join(chosen) or 'none'}"
+
+
+def _lock_and_listing(path: Path, command: list[str], args: argparse.Namespace) -> tuple[LockFile, Listing] | None:
+    """The lock at ``path`` and the server's current listing, or None after saying what went wrong.
+
+    The server is listed as a client declaring ``--capabilities``, else the usual client's
+    capabilities; a lock made as another client is pointed out.
+    """
     from mcp_guard.integrity.lockfile import LockFile, LockFileError
 
     if not path.exists():
-        say(f"no lock file at {path}: create one with mcp-guard pins create --lock {path} -- {' '.join(command)}")
+        say(
+            f"no lock file at {path}: create one with "
+            f"mcp-guard pins create --lock {shlex.quote(str(path))} -- {shlex.join(command)}"
+        )
         return None
     try:
         lock = LockFile.load(path)
     except LockFileError as exc:
         say(str(exc))
         return None
-    listing = fetch_listing(command, timeout)
+    capabilities = DEFAULT_CAPABILITIES if args.capabilities is None else args.capabilities
+    recorded = lock.client_capabilities
+    if recorded is not None and set(recorded) != set(capabilities):
+        say(
+            f"note: {path} was made listing tools as {describe_capabilities(recorded)}; listing now as "
+            f"{describe_capabilities(capabilities)} (--capabilities {','.join(recorded) or 'none'} compares as then)"
+        )
+    listing = fetch_listing(command, args.timeout, capabilities)
     if listing is None:
         return None
     return lock, listing
@@ -177,7 +222,9 @@ def _accept(args: argparse.Namespace) -> int:
         return exits.USAGE
     names, command = split
     path = _lock_path(args)
-    loaded = _lock_and_listing(path, command, args.timeout)
+    if path is None:
+        return exits.USAGE
+    loaded = _lock_and_listing(path, command, args)
     if loaded is None:
         return exits.USAGE
     lock, listing = loaded
@@ -189,7 +236,12 @@ def _accept(args: argparse.Namespace) -> int:
             listed.setdefault(name, tool)
     unknown = [name for name in names if name not in listed and name not in lock.tools]
     if unknown:
-        say(f"neither pinned nor listed by the server: {', '.join(unknown)}; nothing written")
+        say(
+            f"{', '.join(unknown)}: neither pinned in {path} nor listed by the server to "
+            f"{describe_capabilities(listing.capabilities)}; nothing written. A server may offer a tool only to "
+            f"clients that declare a capability: list it as your client does with --capabilities LIST "
+            f"(roots, sampling, elicitation, or none)"
+        )
         return exits.USAGE
     findings = [f for f in compare(lock, listing.tools) if f.tool != NO_NAME]
     wanted = set(names) if names else {f.tool for f in findings}

@@ -19,6 +19,12 @@ def policy_schema() -> dict[str, Any]:
     from mcp_guard.policy.model import Policy
 
     schema = Policy.model_json_schema(by_alias=True, mode="validation")
+    # The model types "tests" loosely, to spare the guard's start-up (see model.py); editors get the cases' shape.
+    from mcp_guard.policy.cases import TestsSection
+
+    section = TestsSection.model_json_schema(by_alias=True, mode="validation")
+    schema["$defs"] = dict(sorted({**schema["$defs"], **section.get("$defs", {})}.items()))
+    schema["properties"]["tests"]["anyOf"][0]["items"] = section["properties"]["tests"]["items"]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://github.com/mcp-guard/mcp-guard/schema/policy.schema.json"
     return schema

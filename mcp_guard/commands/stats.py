@@ -7,13 +7,28 @@ import sys
 from collections import Counter, defaultdict
 from typing import Any
 
-from mcp_guard.commands.logs import add_common, log_path, matches, read_records, shown, since_cutoff
+from mcp_guard.commands.logs import (
+    add_common,
+    aligned,
+    log_path,
+    matches,
+    read_records,
+    shown,
+    since_cutoff,
+    widths_of,
+)
 
 HELP = "Summarise the audit log: per server and tool, calls allowed and refused (by rule) over a period."
+DECISIONS = ("allowed", "approved", "refused", "declined", "monitored")
+JSON_HELP = (
+    'print one JSON object for scripts: {"since", "audit_log", "decisions": [{"server", "tool", "counts": '
+    '{"allowed", "approved", "refused", "declined", "monitored"}, "refused_by_rule": {RULE: N}}], "counters": '
+    '[{"rule", "counter", "scope", "used", "max", "window_s"}] (with --policy and --state, else [])}'
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common(parser)
+    add_common(parser, JSON_HELP)
     parser.set_defaults(since="1d")
     parser.add_argument(
         "--policy", metavar="FILE", help="with --state: also show how full each shared counter of this policy is now"
@@ -79,25 +94,40 @@ def run(args: argparse.Namespace) -> int:
             print(f"mcp-guard stats: cannot read the counters: {exc}", file=sys.stderr)
             return 2
     if args.json:
-        out: list[dict[str, Any]] = [
-            {"server": s, "tool": t, "counts": dict(table[(s, t)]), "refused_by_rule": dict(rules[(s, t)])}
-            for s, t in sorted(table)
+        out = [
+            {
+                "server": server,
+                "tool": tool,
+                "counts": {decision: table[(server, tool)][decision] for decision in DECISIONS},
+                "refused_by_rule": dict(rules[(server, tool)]),
+            }
+            for server, tool in sorted(table)
         ]
-        print(json_for_people({"decisions": out, "counters": levels} if levels else out, indent=2))
+        document = {"since": args.since, "audit_log": str(log_path(args)), "decisions": out, "counters": levels}
+        print(json_for_people(document, indent=2))
         return 0
     _print_levels(levels)
     if not table:
         print(f"no decisions in the audit log since {shown(args.since)}")
         return 0
     print(f"decisions since {shown(args.since)} (from {shown(log_path(args))})")
-    print(f"{'server':20}  {'tool':28}  {'allowed':>7}  {'refused':>7}  {'monitored':>9}  refused by rule")
+    rows = [["server", "tool", "allowed", "refused", "monitored", "refused by rule"]]
     for server, tool in sorted(table):
         counts = table[(server, tool)]
         by_rule = ", ".join(f"{shown(rule)} ×{n}" for rule, n in rules[(server, tool)].most_common())
-        print(
-            f"{shown(server, 20):20}  {shown(tool, 28):28}  {counts['allowed'] + counts['approved']:>7}  "
-            f"{counts['refused'] + counts['declined']:>7}  {counts['monitored']:>9}  {by_rule}"
+        rows.append(
+            [
+                shown(server),
+                shown(tool),
+                str(counts["allowed"] + counts["approved"]),
+                str(counts["refused"] + counts["declined"]),
+                str(counts["monitored"]),
+                by_rule,
+            ]
         )
+    # Names are never cut: two servers that differ only at the end must not look the same.
+    for line in aligned(rows, widths_of(rows), frozenset({2, 3, 4})):
+        print(line)
     return 0
 
 
@@ -105,10 +135,18 @@ def _print_levels(levels: list[dict[str, Any]]) -> None:
     if not levels:
         return
     print("shared counters now")
-    print(f"{'rule':36}  {'counter':24}  {'scope':6}  {'used':>10}  {'max':>10}  window")
-    for row in levels:
-        print(
-            f"{shown(row['rule'], 36):36}  {shown(row['counter'], 24):24}  {shown(row['scope']):6}  "
-            f"{row['used']:>10g}  {row['max']:>10g}  {row['window_s']:g} s"
-        )
+    rows = [["rule", "counter", "scope", "used", "max", "window"]]
+    rows += [
+        [
+            shown(row["rule"]),
+            shown(row["counter"]),
+            shown(row["scope"]),
+            f"{row['used']:g}",
+            f"{row['max']:g}",
+            f"{row['window_s']:g} s",
+        ]
+        for row in levels
+    ]
+    for line in aligned(rows, widths_of(rows), frozenset({3, 4})):
+        print(line)
     print()

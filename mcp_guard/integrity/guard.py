@@ -8,12 +8,13 @@ result it relays (:meth:`ToolIntegrity.listed`) and asks it about every call
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcp_guard.policy.decision import Deny
+from mcp_guard.wire.json_types import JSON
 
 if TYPE_CHECKING:
     # Imported when a feature is on, not at every start (the default guard only protects its files).
@@ -64,15 +65,17 @@ class ToolIntegrity:
         overrides = self.settings.validate_tools or {}
         return overrides.get(tool, self.settings.validate_all) if self._validator is not None else False
 
-    def listed(self, tools: list[Any], complete: bool = False) -> tuple[list[Any], list[Finding]]:
+    def listed(self, tools: Sequence[JSON], complete: bool = False) -> tuple[list[JSON], list[Finding]]:
         """Filter one ``tools/list`` page (enforce mode drops tools that break their pins); remember schemas."""
         with self._lock:
             kept, findings = self._pins.filter_tools(tools, complete=complete) if self._pins else (list(tools), [])
             if complete:
                 self._complete = True
             for tool in tools:
-                if isinstance(tool, dict) and isinstance(tool.get("name"), str):
-                    self._definitions[tool["name"]] = tool
+                if isinstance(tool, dict):
+                    name = tool.get("name")
+                    if isinstance(name, str):
+                        self._definitions[name] = tool
             fresh = []
             for finding in findings:
                 key = (finding.tool, finding.kind, finding.current_sha256)
@@ -80,14 +83,38 @@ class ToolIntegrity:
                     self._reported.add(key)
                     fresh.append(finding)
         for finding in fresh:
-            action = (
-                "hidden and refused"
-                if self.settings.pin_mode == "enforce" and finding.kind != "removed"
-                else "reported"
-            )
-            detail = f"\n{finding.diff}" if finding.diff else ""
-            self._warn(f"tool pin: {finding.summary} ({action}; `mcp-guard pins accept` after review){detail}")
+            self._warn(self._describe(finding))
         return kept, fresh
+
+    def _describe(self, finding: Finding) -> str:
+        """The stderr line for one finding: what is wrong, where the lock is, the command that pins it."""
+        import os
+        import shlex
+
+        from mcp_guard.integrity.diff import NO_NAME
+
+        action = (
+            "hidden and refused" if self.settings.pin_mode == "enforce" and finding.kind != "removed" else "reported"
+        )
+        detail = f"\n{finding.diff}" if finding.diff else ""
+        lock, path = self.settings.lock, self.settings.lock_path
+        if lock is None or path is None or finding.tool == NO_NAME:
+            return f"tool pin: {finding.summary} ({action}; `mcp-guard pins accept` after review){detail}"
+        where = os.path.abspath(path)
+        command = lock.server_command
+        accept = f"mcp-guard pins accept {shlex.quote(finding.tool)} --lock {shlex.quote(where)} -- " + (
+            shlex.join(command) if command else "COMMAND [ARGS...]"
+        )
+        if finding.kind == "new":
+            # Most often the lock was made by a client that was offered fewer tools than this one.
+            declared = lock.client_capabilities or ()
+            made_as = ", ".join(declared) if declared else "no capabilities"
+            return (
+                f"tool pin: {finding.tool}: offered to this client but not in the lock file {where}, which was made "
+                f"listing tools as a client declaring {made_as} ({action}); after review, pin it with: {accept}{detail}"
+            )
+        verb = "drop it from the lock" if finding.kind == "removed" else "pin it as listed now"
+        return f"tool pin: {finding.summary} ({action}); after review, {verb} with: {accept}{detail}"
 
     def forget_listing(self) -> None:
         """The server said its tools changed: calls wait for a fresh listing."""

@@ -1,10 +1,13 @@
 """The lock file: each pinned tool's digest and definition, in JSON (``version`` 1).
 
-The definition serves the human-readable diff; the digest is what is compared::
+The definition serves the human-readable diff; the digest is what is compared. ``server``
+says which server the lock was made for (its argv) and as which client (the capabilities the
+listing client declared: servers offer some tools only to clients that declare one)::
 
     {
       "version": 1,
-      "server": {"command": ["npx", "some-server"], "name": "some-server", "version": "1.2.0"},
+      "server": {"command": ["npx", "some-server"], "clientCapabilities": ["roots", "sampling", "elicitation"],
+                 "name": "some-server", "version": "1.2.0", "protocolVersion": "2025-11-25"},
       "created": "2026-01-31T12:00:00+00:00",
       "tools": {"send_money": {"sha256": "…", "definition": {"name": "send_money", …}}}
     }
@@ -73,9 +76,10 @@ _TOP_KEYS = frozenset({"version", "server", "created", "tools"})
 class LockFile:
     """Pinned tool definitions by name, with where they came from.
 
-    ``server`` holds ``command`` (the argv that was pinned) and, when the server said,
-    ``name``, ``version`` (its ``serverInfo``) and ``protocolVersion`` (the protocol revision
-    the listing was read under).
+    ``server`` holds ``command`` (the argv that was pinned), ``clientCapabilities`` (what the
+    listing client declared) and, when the server said, ``name``, ``version`` (its
+    ``serverInfo``) and ``protocolVersion`` (the protocol revision the listing was read under).
+    Locks written before ``clientCapabilities`` was recorded were listed as a client declaring none.
     """
 
     tools: dict[str, PinnedTool]
@@ -92,6 +96,22 @@ class LockFile:
             if name is not None and name not in pinned:
                 pinned[name] = PinnedTool.of(tool)
         return cls(tools=pinned, server=dict(server or {}))
+
+    @property
+    def server_command(self) -> list[str] | None:
+        """The argv of the server this lock was made for, when it says."""
+        command = self.server.get("command")
+        if isinstance(command, list) and command and all(isinstance(word, str) for word in command):
+            return list(command)
+        return None
+
+    @property
+    def client_capabilities(self) -> tuple[str, ...] | None:
+        """The capabilities the listing client declared, when the lock records them."""
+        declared = self.server.get("clientCapabilities")
+        if isinstance(declared, list) and all(isinstance(name, str) for name in declared):
+            return tuple(declared)
+        return None
 
     # reading ---------------------------------------------------------------------------
 

@@ -232,7 +232,8 @@ class RedisLimiter:
             retry = importlib.import_module("redis.retry")
         except ImportError as exc:
             raise ImportError(
-                "the redis store needs the redis package: pip install 'mcp-guard[redis]'",
+                "the redis store needs the redis package in mcp-guard's environment: pipx inject mcp-guard redis, "
+                "uv tool install --with redis . (in a checkout of mcp-guard), or pip install redis",
             ) from exc
         self.url = url
         self.prefix = prefix

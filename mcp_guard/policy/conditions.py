@@ -22,12 +22,16 @@ PathPart = str | int
 
 
 class ConditionError(ValueError):
-    """A condition that cannot be compiled (bad path, operator/value mismatch, bad pattern)."""
+    """A condition that cannot be compiled (bad path, operator/value mismatch, bad pattern).
 
-    def __init__(self, field: str, message: str) -> None:
+    ``at`` is where in the condition, e.g. ``("value",)`` or ``("value", 2)`` for an item of a list.
+    """
+
+    def __init__(self, field: str, message: str, index: int | None = None) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.at: tuple[str | int, ...] = (field,) if index is None else (field, index)
 
 
 class Unknowable(Exception):
@@ -157,6 +161,25 @@ def _compile_regex(pattern: Any) -> Test:
     return test
 
 
+def _compile_within(value: Any) -> Test:
+    from mcp_guard.policy.within import PathProblem, directories
+
+    try:
+        roots = directories(value)
+    except PathProblem as exc:
+        raise ConditionError("value", exc.message, exc.index) from None
+
+    def within(actual: Any) -> bool:
+        if not isinstance(actual, (str, list)):
+            raise Unknowable(f"expected a path (or a list of paths) to compare with 'within', got {_kind(actual)}")
+        try:
+            return roots.answer(actual)
+        except PathProblem as exc:
+            raise Unknowable(exc.message) from None
+
+    return within
+
+
 def _compile_test(op: str, value: Any) -> Test:
     if op == "eq":
         return lambda actual: json_equal(actual, value)
@@ -188,6 +211,8 @@ def _compile_test(op: str, value: Any) -> Test:
         return numeric
     if op == "regex":
         return _compile_regex(value)
+    if op == "within":
+        return _compile_within(value)
     if op == "contains":
 
         def contains(actual: Any) -> bool:
@@ -251,6 +276,7 @@ _OP_WORDS = {
     "not_in": "not in",
     "regex": "matches",
     "contains": "contains",
+    "within": "within",
 }
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mcp_guard.limits.base import Charge, Receipt
+from mcp_guard.wire.json_types import JSON
 
 DenyKind = Literal[
     "deny",
@@ -40,7 +41,7 @@ class Deny:
     kind: DenyKind
     rule: str
     reason: str
-    details: dict[str, object] = field(default_factory=dict)
+    details: dict[str, JSON] = field(default_factory=dict)  # added to the answer's _meta as they are
 
 
 @dataclass(slots=True)

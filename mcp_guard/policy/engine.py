@@ -130,7 +130,7 @@ class _Compiler:
         try:
             return compile_condition(cond, rule)
         except ConditionError as exc:
-            self.problems.append(((*where, exc.field), exc.message))
+            self.problems.append(((*where, *exc.at), exc.message))
             return None
 
     def limits(self, limits: list[Limit], where: PathKey, rule: str) -> tuple[_CompiledLimit, ...]:

@@ -6,12 +6,15 @@ import difflib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from mcp_guard.policy.model import Policy
 from mcp_guard.policy.source import PathKey, Position, SourceDocument, SourceError, parse_json, parse_yaml
+
+if TYPE_CHECKING:
+    from mcp_guard.policy.cases import Case
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class PolicyError(Exception):
 
     def __init__(self, file: str, problems: list[Problem]) -> None:
         self.file = file
-        self.problems = problems
+        # In the order of the file, whatever order the checks ran in; problems of the whole file first.
+        self.problems = sorted(problems, key=lambda p: (p.position.line, p.position.column) if p.position else (0, 0))
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -100,12 +104,19 @@ def _expected(error: Any) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def _problems_from(exc: ValidationError, doc: SourceDocument, model: type[BaseModel]) -> list[Problem]:
+def problems_from(exc: ValidationError, doc: SourceDocument, model: type[BaseModel]) -> list[Problem]:
+    """Each error pydantic found validating ``doc`` against ``model``, located in the file, with did-you-mean hints."""
     problems: list[Problem] = []
     seen: set[tuple[PathKey, str]] = set()
     for error in exc.errors(include_url=False):
         loc = _document_path(tuple(error["loc"]))
         kind = error["type"]
+        ctx = error.get("ctx") or {}
+        got = error.get("input")
+        if "field" in ctx:
+            # A check across fields names the one field it is about, so the message points at it.
+            loc = (*loc, ctx["field"])
+            got = ctx.get("input")
         if kind == "extra_forbidden":
             name = str(loc[-1])
             parent = loc[:-1]
@@ -120,7 +131,6 @@ def _problems_from(exc: ValidationError, doc: SourceDocument, model: type[BaseMo
         elif kind == "missing":
             message = f"required field {loc[-1]!r} is missing"
         else:
-            got = error.get("input")
             message = f"{_expected(error)}; got {got!r}" if not isinstance(got, (dict, list)) else _expected(error)
         key = (loc, message)
         if key in seen:
@@ -131,6 +141,8 @@ def _problems_from(exc: ValidationError, doc: SourceDocument, model: type[BaseMo
 
 
 _CONDITION_LISTS = ("deny_if", "require", "approve_if")
+# Fields typed as a number or a string: pydantic names the union member in its paths, the document does not.
+_DURATION_FIELDS = ("window", "every", "at")
 
 
 def _document_path(loc: PathKey) -> PathKey:
@@ -145,10 +157,17 @@ def _document_path(loc: PathKey) -> PathKey:
             and part in ("condition", "group")
         ):
             continue
-        if i >= 1 and loc[i - 1] == "window" and isinstance(part, str):
+        if i >= 1 and loc[i - 1] in _DURATION_FIELDS and _is_union_tag(part):
+            continue
+        if i >= 1 and loc[i - 1] in ("expect", "expect_last") and part in ("word", "mapping"):
             continue
         out.append(part)
     return tuple(out)
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # Only what pydantic names a member (never a tool called "at" or "window" in a path).
+    return isinstance(part, str) and (part in ("float", "int", "str") or part.startswith("literal["))
 
 
 def _strip_dict_keys(model: type[BaseModel], path: PathKey) -> PathKey:
@@ -181,13 +200,31 @@ def validate_document(doc: SourceDocument, file: str) -> Policy:
     try:
         policy = Policy.model_validate(doc.data)
     except ValidationError as exc:
-        raise PolicyError(file, _problems_from(exc, doc, Policy)) from None
+        raise PolicyError(file, problems_from(exc, doc, Policy)) from None
     from mcp_guard.policy.engine import compile_problems
 
     problems = [Problem(path, msg, doc.position_of(path)) for path, msg in compile_problems(policy)]
     if problems:
         raise PolicyError(file, problems)
+    if policy.tests is not None:
+        policy_tests(doc, file)
     return policy
+
+
+def policy_tests(doc: SourceDocument, file: str) -> list[Case]:
+    """The cases in a policy's ``tests`` section (none without one), or :class:`PolicyError` saying what is wrong."""
+    from mcp_guard.policy.cases import TestsSection, case_problems
+
+    if not isinstance(doc.data, dict) or doc.data.get("tests") is None:
+        return []
+    try:
+        section = TestsSection.model_validate({"tests": doc.data["tests"]})
+    except ValidationError as exc:
+        raise PolicyError(file, problems_from(exc, doc, TestsSection)) from None
+    problems = [Problem(path, msg, doc.position_of(path)) for path, msg in case_problems(section.tests, ("tests",))]
+    if problems:
+        raise PolicyError(file, problems)
+    return section.tests
 
 
 def load_policy(path: Path, expected_sha256: str | None = None) -> Policy:
@@ -202,9 +239,31 @@ def load_policy(path: Path, expected_sha256: str | None = None) -> Policy:
 
 def load_document(path: Path, expected_sha256: str | None = None) -> tuple[Policy, SourceDocument]:
     """Like :func:`load_policy`, also returning the parsed source (for locating warnings)."""
+    return load_bytes(_read_checked(path, expected_sha256), path)
+
+
+def load_policy_and_digest(path: Path, expected_sha256: str | None = None) -> tuple[Policy, str]:
+    """Like :func:`load_policy`, also returning the SHA-256 of the very bytes loaded (for the start line)."""
+    raw = _read_checked(path, expected_sha256)
+    return load_bytes(raw, path)[0], hashlib.sha256(raw).hexdigest()
+
+
+def _read_checked(path: Path, expected_sha256: str | None) -> bytes:
+    """The file's bytes, read once, checked against ``expected_sha256`` when given."""
+    raw = read_file(path)
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(raw).hexdigest()
+        expected = expected_sha256.strip().lower()
+        if actual != expected:
+            raise PolicyHashMismatch(str(path), actual, expected)
+    return raw
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of a policy (or policy test) file, or :class:`PolicyError` saying why they cannot be read."""
     file = str(path)
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise PolicyError(file, [Problem((), "file not found", None)]) from None
     except IsADirectoryError:
@@ -213,24 +272,23 @@ def load_document(path: Path, expected_sha256: str | None = None) -> tuple[Polic
         raise PolicyError(file, [Problem((), "permission denied", None)]) from None
     except OSError as exc:
         raise PolicyError(file, [Problem((), f"cannot be read: {exc.strerror or exc}", None)]) from None
-    if expected_sha256 is not None:
-        actual = hashlib.sha256(raw).hexdigest()
-        expected = expected_sha256.strip().lower()
-        if actual != expected:
-            raise PolicyHashMismatch(file, actual, expected)
-    return load_bytes(raw, path)
 
 
 def load_bytes(raw: bytes, path: Path) -> tuple[Policy, SourceDocument]:
     """Parse and validate a policy from ``raw``, the bytes of ``path`` (named in messages; a ``.yaml`` or
     ``.yml`` suffix means YAML)."""
+    doc = parse_source(raw, path)
+    return validate_document(doc, str(path)), doc
+
+
+def parse_source(raw: bytes, path: Path) -> SourceDocument:
+    """``raw`` read as YAML (``.yaml``/``.yml``) or JSON, with positions; :class:`PolicyError` if it is neither."""
     file = str(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise PolicyError(file, [Problem((), f"not valid UTF-8 (byte {exc.start})", None)]) from None
     try:
-        doc = parse_yaml(text) if path.suffix.lower() in (".yaml", ".yml") else parse_json(text)
+        return parse_yaml(text) if path.suffix.lower() in (".yaml", ".yml") else parse_json(text)
     except SourceError as exc:
         raise PolicyError(file, [Problem((), exc.message, exc.position)]) from None
-    return validate_document(doc, file), doc

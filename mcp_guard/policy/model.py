@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 WINDOW_NAMES: dict[str, float] = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -41,11 +42,22 @@ def window_seconds(spec: WindowSpec) -> float:
     return seconds
 
 
+def _version_schema(schema: dict[str, Any]) -> None:
+    """The schema editors check against says what the loader accepts: "1", or the number 1."""
+    schema.pop("const", None)
+    schema.pop("type", None)
+    schema["enum"] = ["1", 1]
+
+
+NOTE_HELP = "For people reading the policy (why it is there, what to change); never sent to the model."
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a value of the wrong type is an error, never converted ("3" is not a max, "yes" not a boolean).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-Operator = Literal["eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists"]
+Operator = Literal["eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists", "within"]
 
 
 class Condition(_Strict):
@@ -53,9 +65,14 @@ class Condition(_Strict):
 
     path: str = Field(description="'tool', or 'args.KEY' with nested keys and list indexes (args.items[0].sku).")
     op: Operator = Field(description="How the value at path is compared with 'value'.")
-    value: Any = Field(default=None, description="What to compare with (a list for in/not_in, a pattern for regex).")
+    value: Any = Field(
+        default=None,
+        description="What to compare with (a list for in/not_in, a pattern for regex, an absolute directory or a "
+        "list of them for within).",
+    )
     not_: bool = Field(default=False, alias="not", description="Invert the test.")
     reason: str | None = Field(default=None, description="Shown to the model when this condition refuses a call.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
 
 
 class ConditionGroup(_Strict):
@@ -63,6 +80,7 @@ class ConditionGroup(_Strict):
 
     conditions: list[Condition] = Field(description="All must match for the group to match; [] always matches.")
     on_deny: str | None = Field(default=None, description="Shown to the model when the group refuses a call.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
 
 
 def _entry_kind(value: Any) -> str:
@@ -102,12 +120,25 @@ class Limit(_Strict):
         description="Make this a spend cap: each call adds the number at this path (e.g. 'args.amount').",
     )
     reason: str | None = Field(default=None, description="Shown to the model when this limit refuses a call.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
 
     @field_validator("window")
     @classmethod
     def _check_window(cls, value: WindowSpec) -> WindowSpec:
         window_seconds(value)
         return value
+
+    @model_validator(mode="after")
+    def _whole_count(self) -> Limit:
+        # "at most 3.5 calls" would admit 3 and read as a typo; a spend cap (increment_from) may be 99.5.
+        if self.increment_from is None and not float(self.max).is_integer():
+            raise PydanticCustomError(
+                "whole_number",
+                "a count limit admits whole calls: expected a whole number (only a spend cap with "
+                "increment_from may be fractional)",
+                {"field": "max", "input": self.max},
+            )
+        return self
 
 
 class LimitSet(_Strict):
@@ -121,6 +152,7 @@ class ToolRule(_Strict):
         default="allow", description="allow, deny, or approve (ask a person first)."
     )
     reason: str | None = Field(default=None, description="Shown to the model when this rule refuses a call.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
     deny_if: list[ConditionEntry] = Field(default_factory=list, description="Any match refuses the call.")
     require: list[ConditionEntry] = Field(default_factory=list, description="All must hold, else the call is refused.")
     approve_if: list[ConditionEntry] = Field(default_factory=list, description="Any match asks a person first.")
@@ -157,11 +189,19 @@ class Policy(_Strict):
     """A policy document (PolicyLayer JSON v1, extended)."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, title="mcp-guard policy", json_schema_extra=None
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        populate_by_name=True,
+        title="mcp-guard policy",
+        json_schema_extra=None,
     )
 
     schema_: str | None = Field(default=None, alias="$schema", description="JSON Schema reference for editors.")
-    version: Literal["1"] = Field(description="Policy format version; always '1'.")
+    version: Literal["1"] = Field(
+        description="Policy format version; always '1' (the number 1 is read as '1').",
+        json_schema_extra=_version_schema,
+    )
     description: str | None = Field(default=None, description="Free text for people reading the policy.")
     mode: Literal["enforce", "monitor"] = Field(
         default="enforce", description="enforce: refuse what the policy refuses. monitor: only record decisions."
@@ -199,6 +239,18 @@ class Policy(_Strict):
         "(deny, fail closed) or let them through uncounted (allow).",
     )
     tools: dict[str, ToolRule] = Field(default_factory=dict, description="Rules per tool name or glob.")
+    # Checked as cases (mcp_guard.policy.cases) by the loader, and only when present: building those models
+    # costs every guard's start-up time for a section the guard ignores. The schema shows their shape.
+    tests: list[Any] | None = Field(
+        default=None,
+        description="Test cases run by 'mcp-guard test' against this policy; the guard itself ignores them.",
+    )
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_number(cls, value: Any) -> Any:
+        # YAML reads `version: 1` as a number, and people type it so; nothing else is taken for "1".
+        return "1" if type(value) is int and value == 1 else value
 
     @field_validator("approval_timeout")
     @classmethod

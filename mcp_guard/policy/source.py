@@ -97,6 +97,11 @@ def parse_yaml(text: str) -> SourceDocument:
         mark = getattr(exc, "problem_mark", None)
         pos = Position(mark.line + 1, mark.column + 1) if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
+        line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+        if "\t" in line[: len(line) - len(line.lstrip())] or "'\\t'" in problem:
+            # PyYAML's own words ("found character '\t' that cannot start any token") hide the fix.
+            where = f" at line {pos.line}" if pos else ""
+            problem = f"a tab character; YAML indents with spaces only: replace the tab{where} with spaces"
         raise SourceError(f"not valid YAML: {problem}", pos) from None
     positions: dict[PathKey, Position] = {}
     constructor = yaml.constructor.SafeConstructor()

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, TypeGuard
 
+from mcp_guard.wire.json_types import JSON, JSONObject, RequestId
 from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, fold, strict_loads
 
 Kind = Literal["request", "notification", "response"]
@@ -57,10 +58,10 @@ _FOLDED_PARAMS = {fold(k): k for k in _PARAMS}
 MAX_DEPTH = 190
 
 
-def _depth(value: Any) -> int:
+def _depth(value: JSON) -> int:
     """How deeply a parsed value nests, without recursion."""
     deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    stack: list[tuple[JSON, int]] = [(value, 1)]
     while stack:
         item, level = stack.pop()
         if isinstance(item, dict):
@@ -77,9 +78,9 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _has_lone_surrogate(value: Any) -> bool:
+def _has_lone_surrogate(value: JSON) -> bool:
     """Whether a string (key or value) holds a surrogate left unpaired after decoding, without recursion."""
-    stack = [value]
+    stack: list[JSON] = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
@@ -98,12 +99,12 @@ class Message:
     """One JSON-RPC message of a frame, as parsed."""
 
     kind: Kind
-    id: Any
+    id: RequestId | None  # None for a notification, and for a response that answers no request
     method: str | None
-    body: dict[str, Any]
+    body: JSONObject
 
     @property
-    def params(self) -> dict[str, Any]:
+    def params(self) -> JSONObject:
         params = self.body.get("params")
         return params if isinstance(params, dict) else {}
 
@@ -120,10 +121,10 @@ class Refused(FrameError):
     and reported on stderr); ``batch`` that it read as a batch (answered with an array)."""
 
     def __init__(
-        self, code: int, message: str, ids: list[Any] | None = None, notification: bool = False, batch: bool = False
+        self, code: int, message: str, ids: list[JSON] | None = None, notification: bool = False, batch: bool = False
     ) -> None:
         super().__init__(code, message)
-        self.ids = ids or []
+        self.ids: list[JSON] = ids or []
         self.notification = notification
         self.batch = batch
 
@@ -154,17 +155,21 @@ def read_frame(line: bytes) -> Frame | None:
         ids, lone, batch = _probe(body)
         raise Refused(exc.code, exc.message, ids, lone, batch) from None
     if len(body) > MAX_DEPTH and body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        ids, lone, _ = _probe(body)
         raise Refused(
             INVALID_REQUEST,
             f"the frame is nested more than {MAX_DEPTH} levels deep, beyond what some readers (the Python SDK) read",
-            *_probe(body)[:2],
+            ids,
+            lone,
         )
     if body.find(b"\\u") >= 0 and _SURROGATE_ESCAPE.search(body) is not None and _has_lone_surrogate(value):
+        ids, lone, _ = _probe(body)
         raise Refused(
             INVALID_REQUEST,
             "the frame holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): readers disagree on it (the "
             "Python SDK drops the frame, Go reads U+FFFD, JavaScript keeps it)",
-            *_probe(body)[:2],
+            ids,
+            lone,
         )
     if isinstance(value, dict):
         return Frame([_message(value)], False)
@@ -172,7 +177,7 @@ def read_frame(line: bytes) -> Frame | None:
         if not value:
             raise Refused(INVALID_REQUEST, "an empty batch is not valid JSON-RPC")
         ids = [i for e in value if isinstance(e, dict) for i in _request_ids(e)]
-        messages = []
+        messages: list[Message] = []
         for index, element in enumerate(value):
             if isinstance(element, list):
                 raise Refused(INVALID_REQUEST, f"element {index} of the batch is itself a batch", ids, batch=True)
@@ -188,12 +193,12 @@ def read_frame(line: bytes) -> Frame | None:
     raise Refused(INVALID_REQUEST, "the frame is not a JSON-RPC message (an object) or a batch of them")
 
 
-def _valid_id(ident: Any) -> bool:
+def _valid_id(ident: JSON) -> TypeGuard[RequestId]:
     # MCP: a string or an integer. Floats (1.0) read as 1 in some languages and 1.0 in others.
     return isinstance(ident, str) or (isinstance(ident, int) and not isinstance(ident, bool))
 
 
-def _check_keys(obj: dict[str, Any], folded: dict[str, str], where: str, message: dict[str, Any]) -> None:
+def _check_keys(obj: JSONObject, folded: dict[str, str], where: str, message: JSONObject) -> None:
     """Refuse a key that is a member's name (a value of ``folded``) in another case (``message``: whose)."""
     for key in obj:
         known = folded.get(fold(key))
@@ -205,19 +210,19 @@ def _check_keys(obj: dict[str, Any], folded: dict[str, str], where: str, message
             )
 
 
-def _answers_to(ident: Any) -> bool:
+def _answers_to(ident: JSON) -> bool:
     """An id an error can be addressed to: a string or an integer, also written ``7.0`` or ``7e0``."""
     return _valid_id(ident) or (isinstance(ident, float) and ident.is_integer() and abs(ident) <= 2**53)
 
 
-def _looks_like_response(obj: dict[str, Any]) -> bool:
+def _looks_like_response(obj: JSONObject) -> bool:
     """No method in any spelling: the client answering the server (a response, well-formed or not)."""
     if "method" in obj:
         return False
     return not any(fold(key) == "method" for key in obj)
 
 
-def _request_ids(obj: dict[str, Any]) -> list[Any]:
+def _request_ids(obj: JSONObject) -> list[JSON]:
     """The id to answer when this message is refused: a request's (anything with an id that is not a
     response, whatever its method looks like), never a response's, whose id names the client's own request."""
     ident = obj.get("id")
@@ -226,19 +231,19 @@ def _request_ids(obj: dict[str, Any]) -> list[Any]:
     return []
 
 
-def _lone(obj: dict[str, Any]) -> bool:
+def _lone(obj: JSONObject) -> bool:
     """A notification (a method, no id) or a response (an id and a result or error): nobody waits for an answer."""
     if "id" not in obj:
         return any(fold(key) == "method" for key in obj)
     return _looks_like_response(obj)
 
 
-def _refused(obj: dict[str, Any], message: str) -> Refused:
+def _refused(obj: JSONObject, message: str) -> Refused:
     """The refusal of message ``obj``, addressed as :func:`_request_ids` and :func:`_lone` read it."""
     return Refused(INVALID_REQUEST, message, _request_ids(obj), _lone(obj))
 
 
-def _message(obj: dict[str, Any]) -> Message:
+def _message(obj: JSONObject) -> Message:
     ident = obj.get("id")
     method = obj.get("method")
     if not obj.keys() <= _ENVELOPE:  # only the members' own spellings: nothing to check (decided in C)
@@ -268,7 +273,7 @@ def _message(obj: dict[str, Any]) -> Message:
     return Message("response", ident, None, obj)
 
 
-def _probe(body: bytes) -> tuple[list[Any], bool, bool]:
+def _probe(body: bytes) -> tuple[list[JSON], bool, bool]:
     """Best-effort ids of the requests in a frame that failed strict parsing (to address the errors),
     whether it reads as a lone notification or response (nobody to answer), and whether it is a batch."""
     from mcp_guard.wire.jsonrpc import lenient_loads

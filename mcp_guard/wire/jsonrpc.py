@@ -10,8 +10,9 @@ double holds exactly (RFC 7493), valid UTF-8 without a byte-order mark.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+
+from mcp_guard.wire.json_types import JSON, JSONLike, JSONObject, Scalar
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -47,7 +48,7 @@ def fold(key: str) -> str:
     return key.lower() if key.isascii() else key.casefold()
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _pairs(pairs: list[tuple[str, JSON]]) -> JSONObject:
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
@@ -64,7 +65,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _constant(name: str) -> Any:
+def _constant(name: str) -> JSON:
     raise FrameError(PARSE_ERROR, f"{name} is not valid JSON")
 
 
@@ -92,20 +93,20 @@ def _float(text: str) -> float:
 # One decoder for every frame: json.loads with hooks builds a new one per call.
 # Built once (json.loads with hooks builds a decoder per call); its scanner is called directly,
 # skipping decode()'s Python-level whitespace handling.
-_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(  # noqa: B009 - set in __init__, absent from the stubs
+_SCAN: Callable[[str, int], tuple[JSON, int]] = getattr(  # noqa: B009 - set in __init__, absent from the stubs
     json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int, parse_float=_float),
     "scan_once",
 )
 # The same without the hooks that run Python code for every object and integer (about two thirds of
 # the cost of a small frame): a frame it reads is accepted only when _same_as_strict proves the strict
 # decoder would read the same value (see strict_loads).
-_FAST_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(  # noqa: B009
+_FAST_SCAN: Callable[[str, int], tuple[JSON, int]] = getattr(  # noqa: B009
     json.JSONDecoder(parse_constant=_constant, parse_float=_float), "scan_once"
 )
 _JSON_WHITESPACE = " \t\r\n"
 
 
-def _same_as_strict(value: Any, colons: int) -> bool:
+def _same_as_strict(value: JSON, colons: int) -> bool:
     """Whether the strict decoder reads ``value`` from its text too: no key dropped as a duplicate, no
     two keys equal under case folding, no integer outside ±2^53. ``colons`` counts ``:`` in the text,
     which holds no ``\\u`` escape.
@@ -115,14 +116,15 @@ def _same_as_strict(value: Any, colons: int) -> bool:
     colons in the strings of the parsed value add up to ``colons`` exactly when no pair was dropped
     (a dropped pair takes its key's colon with it), and to fewer otherwise.
     """
-    if type(value) is not dict and type(value) is not list:
-        return type(value) is not int or -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT
+    if not isinstance(value, (dict, list)):
+        return not isinstance(value, int) or -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT
     keys = 0
-    stack: list[Any] = [value]
+    stack: list[JSON] = [value]
     pop, push = stack.pop, stack.append
+    values: Iterable[JSON]
     while stack:
         item = pop()
-        if type(item) is dict:
+        if isinstance(item, dict):
             size = len(item)
             keys += size
             if size > 1:
@@ -134,28 +136,28 @@ def _same_as_strict(value: Any, colons: int) -> bool:
                         if len(_FOLDS_APART) >= 1024:
                             _FOLDS_APART.clear()
                         _FOLDS_APART[names] = None
-            values: Any = item.values()
-        else:
+            values = item.values()
+        elif isinstance(item, list):
             values = item
+        else:
+            continue  # only containers are pushed
         for element in values:
-            kind = type(element)
-            if kind is dict or kind is list:
+            if isinstance(element, (dict, list)):
                 push(element)
-            elif kind is int and (element > _MAX_EXACT_INT or element < -_MAX_EXACT_INT):
-                return False
+            elif isinstance(element, int) and (element > _MAX_EXACT_INT or element < -_MAX_EXACT_INT):
+                return False  # a bool is an int here too, and never out of range
     if keys == colons:
         return True
     in_strings = 0
-    stack = [value]
+    stack = [value]  # a new list: ``pop`` above is bound to the old one
     while stack:
         item = stack.pop()
-        kind = type(item)
-        if kind is str:
+        if isinstance(item, str):
             in_strings += item.count(":")
-        elif kind is dict:
+        elif isinstance(item, dict):
             stack.extend(item)
             stack.extend(item.values())
-        elif kind is list:
+        elif isinstance(item, list):
             stack.extend(item)
     return keys + in_strings == colons
 
@@ -164,7 +166,7 @@ def _same_as_strict(value: Any, colons: int) -> bool:
 _FOLDS_APART: dict[tuple[str, ...], None] = {}
 
 
-def strict_loads(line: bytes) -> Any:
+def strict_loads(line: bytes) -> JSON:
     """Parse one frame strictly, or raise :class:`FrameError` saying what is wrong."""
     if line.startswith(b"\xef\xbb\xbf"):
         raise FrameError(PARSE_ERROR, "the frame starts with a UTF-8 byte-order mark, which JSON-RPC does not allow")
@@ -189,7 +191,8 @@ def strict_loads(line: bytes) -> Any:
     try:
         value, end = _SCAN(text, start)
     except StopIteration as exc:
-        raise FrameError(PARSE_ERROR, f"the frame is not valid JSON (at character {exc.value})") from None
+        where: int = exc.value  # the scanner stops with the index it could not read
+        raise FrameError(PARSE_ERROR, f"the frame is not valid JSON (at character {where})") from None
     except _DuplicateKey as exc:
         if exc.other is not None:
             raise FrameError(
@@ -220,13 +223,14 @@ def _any_int(text: str) -> int:
         return 0
 
 
-def lenient_loads(line: bytes) -> Any:
+def lenient_loads(line: bytes) -> JSON:
     """Read a frame as leniently as possible (bad UTF-8 replaced, huge numbers tolerated), or raise ValueError."""
     text = line.decode("utf-8", "replace").lstrip("\ufeff")
-    return json.loads(text, parse_int=_any_int)
+    value: JSON = json.loads(text, parse_int=_any_int)
+    return value
 
 
-def lenient_id(line: bytes) -> Any:
+def lenient_id(line: bytes) -> str | int | None:
     """Best-effort request id of a frame that failed strict parsing, for addressing the error answer."""
     try:
         obj = lenient_loads(line)
@@ -241,20 +245,20 @@ def lenient_id(line: bytes) -> Any:
     return None
 
 
-def encode(message: dict[str, Any] | list[Any]) -> bytes:
+def encode(message: JSONLike) -> bytes:
     """One compact frame, newline-terminated."""
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
-def error_answer(ident: Any, code: int, message: str) -> dict[str, Any]:
+def error_answer(ident: JSON, code: int, message: str) -> JSONObject:
     return {"jsonrpc": "2.0", "id": ident, "error": {"code": code, "message": message}}
 
 
-def error_frame(ident: Any, code: int, message: str) -> bytes:
+def error_frame(ident: JSON, code: int, message: str) -> bytes:
     return encode(error_answer(ident, code, message))
 
 
-def is_modern(params: Any) -> bool:
+def is_modern(params: JSON) -> bool:
     """Whether a request belongs to the stateless 2026-07-28 era (its version travels in ``_meta``)."""
     if not isinstance(params, dict):
         return False
@@ -262,14 +266,14 @@ def is_modern(params: Any) -> bool:
     return isinstance(meta, dict) and MODERN_VERSION_KEY in meta
 
 
-def id_key(ident: Any) -> tuple[bool, Any]:
+def id_key(ident: JSON) -> tuple[bool, Scalar]:
     """A dict key for a JSON-RPC id that keeps 1 and "1" apart (and survives invalid ids: objects, arrays)."""
     if isinstance(ident, (dict, list)):
         return (False, json.dumps(ident, sort_keys=True))
     return (isinstance(ident, str), ident)
 
 
-def loads_or_none(line: bytes) -> Any:
+def loads_or_none(line: bytes) -> JSON:
     """The parsed frame, or None if it is not JSON (for frames read only for bookkeeping).
 
     What ``json.loads`` reads, at half its cost for a small frame: UTF-8 goes straight to the C scanner
@@ -288,12 +292,13 @@ def loads_or_none(line: bytes) -> Any:
     except (ValueError, StopIteration, RecursionError):
         pass
     try:
-        return json.loads(line)
+        loaded: JSON = json.loads(line)
     except (ValueError, RecursionError):
         return None
+    return loaded
 
 
-def answer_status(message: Any) -> str:
+def answer_status(message: JSON) -> str:
     """ok, error (a result with ``isError: true``), rpc_error (a JSON-RPC error) or unreadable (not an object),
     of a server's parsed answer to a call."""
     if not isinstance(message, dict):
@@ -306,4 +311,4 @@ def answer_status(message: Any) -> str:
     return "ok"
 
 
-_PLAIN_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
+_PLAIN_SCAN: Callable[[str, int], tuple[JSON, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009

@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+from mcp_guard.wire.json_types import JSON
 
 Kind = Literal["request", "notification", "response", "batch", "invalid"]
 
@@ -31,12 +33,12 @@ _TAIL = re.compile(rb',"jsonrpc":"2\.0"(?:,"id":' + _ID + rb")?\}\s*$")
 @dataclass(slots=True)
 class Peek:
     kind: Kind
-    id: Any = None
+    id: JSON = None
     method: str | None = None
-    message: Any = None  # the parsed frame, when it had to be parsed
+    message: JSON = None  # the parsed frame, when it had to be parsed
 
 
-def _id(token: bytes | None) -> Any:
+def _id(token: bytes | None) -> str | int | None:
     if token is None:
         return None
     if token.startswith(b'"'):
@@ -55,7 +57,7 @@ def _from_layout(first: bytes, ident: bytes | None, method: bytes | None) -> Pee
     return Peek("response", _id(ident))
 
 
-def classify(message: Any) -> Peek:
+def classify(message: JSON) -> Peek:
     """Classify an already-parsed frame."""
     if isinstance(message, list):
         return Peek("batch", message=message)
@@ -84,7 +86,7 @@ def peek(line: bytes) -> Peek:
         if tail is not None and tail.group(1) is not None:
             return _from_layout(first.group(1) or first.group(3), tail.group(1), first.group(2))
     try:
-        message = json.loads(line)
+        message: JSON = json.loads(line)
     except (ValueError, RecursionError):
         return Peek("invalid")
     return classify(message)

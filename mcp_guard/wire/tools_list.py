@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
+from mcp_guard.wire.json_types import JSON
 from mcp_guard.wire.jsonrpc import encode
 
 
@@ -16,14 +16,14 @@ def filter_tools_result(line: bytes, keep: Callable[[str], bool]) -> bytes | Non
     future fields) and the order of the remaining tools are kept.
     """
     try:
-        message = json.loads(line)
+        message: JSON = json.loads(line)
     except (ValueError, RecursionError):
         return None
     result = message.get("result") if isinstance(message, dict) else None
-    if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+    tools = result.get("tools") if isinstance(result, dict) else None
+    if not isinstance(result, dict) or not isinstance(tools, list):
         return None
-    tools: list[Any] = result["tools"]
-    kept: list[Any] = [t for t in tools if not (isinstance(t, dict) and not keep(str(t.get("name", ""))))]
+    kept: list[JSON] = [t for t in tools if not (isinstance(t, dict) and not keep(str(t.get("name", ""))))]
     if len(kept) == len(tools):
         return None
     result["tools"] = kept
