@@ -132,7 +132,7 @@ def _same_as_strict(value: JSON, colons: int) -> bool:
                 if names not in _FOLDS_APART:
                     if len(set(map(str.casefold, names))) != size:  # casefold is fold() for every key
                         return False
-                    if size <= 16:
+                    if size <= 16 and sum(map(len, names)) <= 512:  # bounded: a key may be megabytes long
                         if len(_FOLDS_APART) >= 1024:
                             _FOLDS_APART.clear()
                         _FOLDS_APART[names] = None
