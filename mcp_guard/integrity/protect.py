@@ -73,8 +73,8 @@ MAX_TOKEN = 4096
 SHORT_STRING = 4096
 """Strings up to this long have each plain path looked up; in longer ones, only if one could lead anywhere."""
 MAX_LINK_NAMES = 256
-_QUICK_CHARS = 4096  # strings up to this long are first searched once for anything that needs reading
 """Symbolic links in the working directory looked for by name in a string; with more, every word is read."""
+_QUICK_CHARS = 4096  # strings up to this long are first searched once for anything that needs reading
 _MAX_LINK_DEPTH = 40  # as the kernel's ELOOP limit
 _LIST_AFTER = 16  # lookups into one directory in a call after which it is listed once instead
 
