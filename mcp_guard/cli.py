@@ -339,6 +339,7 @@ SUBCOMMANDS: dict[str, str] = {
     "check": "mcp_guard.commands.check",
     "explain": "mcp_guard.commands.explain",
     "test": "mcp_guard.commands.test",
+    "replay": "mcp_guard.commands.replay",
     "schema": "mcp_guard.commands.schema",
     "logs": "mcp_guard.commands.logs",
     "stats": "mcp_guard.commands.stats",

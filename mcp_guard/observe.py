@@ -23,8 +23,11 @@ from mcp_guard.policy.decision import Approve
 class Tap(Protocol):
     """Sees the relay's traffic. Called on the pump threads (and worker threads): must not block."""
 
-    def client_line(self, line: bytes, actions: Sequence[Action]) -> None:
-        """A line read from the client and what the session made of it (before it is carried out)."""
+    def client_line(self, line: bytes) -> None:
+        """A line read from the client, before the session judges it (verdicts come after it)."""
+
+    def client_actions(self, line: bytes, actions: Sequence[Action]) -> None:
+        """What the session made of a client's line (before it is carried out)."""
 
     def upstream_line(self, line: bytes, actions: Sequence[Action]) -> None:
         """A line read from the server and what the session made of it."""
@@ -44,9 +47,13 @@ class Taps:
     def __init__(self, taps: Sequence[Tap]) -> None:
         self._taps = tuple(taps)
 
-    def client_line(self, line: bytes, actions: Sequence[Action]) -> None:
+    def client_line(self, line: bytes) -> None:
         for tap in self._taps:
-            tap.client_line(line, actions)
+            tap.client_line(line)
+
+    def client_actions(self, line: bytes, actions: Sequence[Action]) -> None:
+        for tap in self._taps:
+            tap.client_actions(line, actions)
 
     def upstream_line(self, line: bytes, actions: Sequence[Action]) -> None:
         for tap in self._taps:

@@ -126,10 +126,11 @@ class Recorder:
         self._pending_bytes += size  # approximate across threads; only a bound
         self._pending.append((now, direction, frame))
 
-    def client_line(self, line: bytes, actions: Sequence[Action]) -> None:
-        now = time.monotonic()
-        self._frame(now, "c2s", line)
-        self._own(now, line, actions)
+    def client_line(self, line: bytes) -> None:
+        self._frame(time.monotonic(), "c2s", line)
+
+    def client_actions(self, line: bytes, actions: Sequence[Action]) -> None:
+        self._own(time.monotonic(), line, actions)
 
     def upstream_line(self, line: bytes, actions: Sequence[Action]) -> None:
         now = time.monotonic()

@@ -218,11 +218,12 @@ def _handlers(
     from_client, from_upstream = session.from_client, session.from_upstream
     if tap is None:
         return (lambda line: carry(from_client(line))), (lambda line: carry(from_upstream(line)))
-    client_line, upstream_line = tap.client_line, tap.upstream_line
+    client_line, client_actions, upstream_line = tap.client_line, tap.client_actions, tap.upstream_line
 
     def on_client(line: bytes) -> None:
+        client_line(line)
         actions = from_client(line)
-        client_line(line, actions)
+        client_actions(line, actions)
         carry(actions)
 
     def on_upstream(line: bytes) -> None:
