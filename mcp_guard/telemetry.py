@@ -129,6 +129,7 @@ class Telemetry:
             self._decided(span, call.name, decision, record.rule or "default", record.reason)
             if record.decision == "monitored":
                 span.set_attribute("mcp_guard.monitored", True)
+            self._pass_on(call, verdict, span)
             with self._lock:
                 self._open[key] = (span, now, call.name)
             return
@@ -155,6 +156,27 @@ class Telemetry:
         if reason is not None:
             span.set_attribute("mcp_guard.reason", reason)
         self._calls.add(1, {"mcp_guard.decision": decision, "gen_ai.tool.name": tool})
+
+    def _pass_on(self, call: CallIn, verdict: Relay, span: Any) -> None:
+        """The server continues the trace from the guard's span: its ``_meta.traceparent`` names it.
+
+        Only where the client sent a trace context: that field alone changes (never the tool or its
+        arguments), so the server sees the guard between the client and itself.
+        """
+        meta = call.params.get("_meta")
+        if not isinstance(meta, dict) or not isinstance(meta.get("traceparent"), str):
+            return
+        from opentelemetry.trace import set_span_in_context
+
+        carrier: dict[str, str] = {}
+        self._propagator.inject(carrier, context=set_span_in_context(span))
+        base = verdict.forward if verdict.forward is not None else call.message
+        params = base.get("params")
+        if "traceparent" not in carrier or not isinstance(params, dict):
+            return
+        forward_meta = params.get("_meta")
+        new_meta = {**(forward_meta if isinstance(forward_meta, dict) else meta), **carrier}
+        verdict.forward = {**base, "params": {**params, "_meta": new_meta}}
 
     def _parent(self, call: CallIn) -> Any:
         meta = call.params.get("_meta")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import subprocess
 import sys
 import threading
@@ -103,7 +104,8 @@ async def test_spans_and_metrics_reach_an_otlp_receiver(
     receiver: Receiver, guard_cmd: list[str], env: dict[str, str], tmp_path: Path
 ) -> None:
     policy = write_policy(tmp_path, POLICY)
-    argv = [*guard_cmd, "--policy", str(policy), "--", PYTHON, str(DEMO_SERVER)]
+    record = tmp_path / "session.jsonl"  # to see what the server was sent
+    argv = [*guard_cmd, "--policy", str(policy), "--record", str(record), "--", PYTHON, str(DEMO_SERVER)]
     otel_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=otel_env)
     async with Client(params, mode="legacy") as client:
@@ -126,6 +128,13 @@ async def test_spans_and_metrics_reach_an_otlp_receiver(
     assert spans[0].trace_id.hex() == TRACE_ID
     assert spans[0].parent_span_id.hex() == PARENT_SPAN
     assert spans[1].trace_id.hex() != TRACE_ID
+    # The server was sent the guard's span as the parent, and nothing else changed.
+    records = [json.loads(line) for line in record.read_text().splitlines()]
+    (forwarded,) = [r["frame"] for r in records if r.get("dir") == "g2s"]
+    (sent,) = [r["frame"] for r in records if r.get("dir") == "c2s" and r["frame"].get("id") == forwarded["id"]]
+    assert forwarded["params"]["_meta"]["traceparent"] == f"00-{TRACE_ID}-{spans[0].span_id.hex()}-01"
+    del forwarded["params"]["_meta"]["traceparent"], sent["params"]["_meta"]["traceparent"]
+    assert forwarded == sent
     assert allowed["mcp_guard.decision"] == "allow"
     assert allowed["mcp_guard.rule"] == "tools.track_behavior_event"
     assert allowed["mcp_guard.upstream.status"] == "ok"
