@@ -25,7 +25,10 @@ from typing import Any
 from mcp_guard.actions import Action
 from mcp_guard.pipeline import CallIn, Hold, Refuse, Relay, Reply, Verdict
 
-EXTRA_HINT = "pip install 'mcp-guard[otel]'"
+EXTRA_HINT = (
+    "install the otel extra (in a checkout: pip install '.[otel]'; with pipx: pipx inject mcp-guard "
+    "opentelemetry-sdk opentelemetry-exporter-otlp-proto-http)"
+)
 _SHUTDOWN_S = 5.0
 
 

@@ -176,7 +176,9 @@ def test_otel_without_the_extra_says_what_to_install(cli: Cli, tmp_path: Path, m
     assert "--otel (or $OTEL_EXPORTER_OTLP_ENDPOINT) needs the OpenTelemetry packages, which are not installed" in (
         done.stderr
     )
-    assert "pip install 'mcp-guard[otel]'" in done.stderr
+    assert "install the otel extra (in a checkout: pip install '.[otel]'; with pipx: pipx inject mcp-guard " in (
+        done.stderr
+    )
 
 
 def test_a_guard_without_telemetry_or_recording_imports_none_of_it(tmp_path: Path) -> None:
