@@ -202,21 +202,34 @@ class Recorder:
         else:
             frame: bytes = item
             self._pending_bytes -= len(frame)
-            record = {"type": "frame", **self._times(now), "dir": kind, **self._frame_fields(frame)}
+            at = now - self._mono0
+            head = f'{{"type":"frame","t":{self._wall0 + at:.6f},"at":{at:.6f},"dir":"{kind}",'.encode()
+            return head + self._frame_body(frame) + b"}\n"
         return utf8(_ENCODE(record)) + b"\n"
 
-    def _frame_fields(self, frame: bytes) -> dict[str, Any]:
+    def _frame_body(self, frame: bytes) -> bytes:
+        """``"frame": ...`` (the frame as it came, unless redacted) or ``"text": ..., "unparsed": true``."""
         if self._scanner is None:
             self._scanner = detector_scanner()  # here, not at start: compiling it is the writer's time
         scanner = self._scanner
+        raw = frame.strip()
         try:
-            value = json.loads(frame)
+            value = json.loads(raw)
         except (ValueError, RecursionError):
             text = frame.decode("utf-8", "replace").rstrip("\r\n")
-            return {"text": redact_text(text, scanner), "unparsed": True}
-        if scanner.frame_may_match(frame):
-            value = redact_value(value, scanner)
-        return {"frame": value}
+            return b'"text":' + utf8(_ENCODE(redact_text(text, scanner))) + b',"unparsed":true'
+        redacted = redact_value(value, scanner) if scanner.frame_may_match(raw) else value
+        if redacted is value and b"\r" not in raw and (raw.isascii() or _is_utf8(raw)):
+            return b'"frame":' + raw  # valid JSON on one line, nothing to redact: no need to encode it again
+        return b'"frame":' + utf8(_ENCODE(redacted))
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def verdict_fields(ident: object, tool: str, verdict: Verdict, after_approval: bool) -> dict[str, Any]:
