@@ -405,6 +405,7 @@ def _integrity(config: GuardConfig, policy: Policy, store_path: Path, reloading:
             audit_path=config.audit_log,
             store_path=store_path,
             state_url=config.state_url,
+            record_path=config.record,
             warn=stderr_line,
         )
     except IntegrityError as exc:

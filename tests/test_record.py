@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DEMO_SERVER, PYTHON, Start, converse, handshake, initialize, tool_call, write_policy
+from conftest import DEMO_SERVER, PYTHON, Cli, Start, converse, handshake, initialize, tool_call, write_policy
 from mcp import Client, StdioServerParameters
 from results_fakes import crc32_token
 
@@ -155,3 +155,13 @@ def test_a_record_file_others_can_read_is_refused(start: Start, guard_cmd: list[
     assert code == 2
     assert f"the record file {record} can be read or written by others (mode 0644)" in stderr
     assert record.read_text() == ""
+
+
+def test_the_record_file_is_one_of_the_guards_own_files(tmp_path: Path, cli: Cli) -> None:
+    """A call naming the recording (whole sessions) is refused like one naming the audit log."""
+    policy = write_policy(tmp_path, {"version": "1", "default": "allow", "record": "session.jsonl"})
+    done = cli("explain", str(policy), "read_file", json.dumps({"path": str(tmp_path / "session.jsonl")}), "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert json.loads(done.stdout)["rule"] == "protect_own_files"
+    other = cli("explain", str(policy), "read_file", json.dumps({"path": str(tmp_path / "notes.txt")}))
+    assert other.returncode == 0, other.stdout + other.stderr
