@@ -160,3 +160,29 @@ def test_replay_refuses_input_it_cannot_use(tmp_path: Path, cli: Cli) -> None:
     session.write_text('{"type": "session", "v": 1}\n')
     assert cli("replay", str(session), "--policy", str(bad_policy)).returncode == 2
     assert cli("replay", str(session), "--policy", str(policy)).returncode == 0
+
+
+@pytest.mark.anyio
+async def test_a_call_a_person_was_asked_about_is_recorded_as_approve(
+    guard_cmd: list[str], env: dict[str, str], tmp_path: Path, cli: Cli
+) -> None:
+    asking = write_policy(tmp_path, {"version": "1", "tools": {"get_order_status": {"action": "approve"}}}, "ask.json")
+    record = tmp_path / "asked.jsonl"
+    argv = [*guard_cmd, "--policy", str(asking), "--approval", "async", "--record", str(record)]
+    argv += ["--", PYTHON, str(DEMO_SERVER)]
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(env))
+    async with Client(params, mode="legacy") as client:
+        assert (await client.call_tool("get_order_status", {"order_id": "o1"})).is_error  # waits for a person
+    verdicts = [json.loads(line) for line in record.read_text().splitlines() if '"type":"verdict"' in line]
+    assert [(v["verdict"], v["kind"]) for v in verdicts] == [("refuse", "approval_required")]
+
+    assert cli("replay", str(record), "--policy", str(asking)).returncode == 0
+    allowing = write_policy(tmp_path, {"version": "1", "tools": {"get_order_status": {}}}, "allow.json")
+    done = cli("replay", str(record), "--policy", str(allowing), "--json")
+    assert done.returncode == 1
+    (change,) = json.loads(done.stdout)["changes"]
+    assert (change["change"], change["before"]["decision"], change["before"]["rule"]) == (
+        "newly allowed",
+        "approve",
+        "tools.get_order_status.action",
+    )
