@@ -116,6 +116,12 @@ async def test_replay_of_a_recorded_session_shows_what_a_new_policy_changes(
     assert json.loads(against.stdout)["changes"] == report["changes"]
     assert cli("replay", str(record), "--policy", str(old), "--against", str(old)).returncode == 0
 
+    # Schema checks without a lock file read the tools the server listed in the recording.
+    validating = write_policy(tmp_path, {**OLD, "validate_arguments": True}, "validating.json")
+    checked = cli("replay", str(record), "--policy", str(validating), "--json")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert (json.loads(checked.stdout)["replayed"], json.loads(checked.stdout)["not_replayed"]) == (6, [])
+
 
 @pytest.mark.anyio
 async def test_replay_of_the_audit_log_says_what_it_could_not_replay(

@@ -8,6 +8,9 @@ and ``test``. A call the server answered with an error gives back its ``refund_o
 did live. A call that needs a person's approval counts as ``approve``; it then goes on to the limits as
 if approved (unless the recording shows a person declined it), so later calls see the counters they saw.
 
+Schema checks (``validate_arguments``) read the tools from ``--lock`` or the policy's ``pins.file``, else
+from the server's ``tools/list`` answer in the recording.
+
 Compared with: the decisions recorded (what the guard did then), or ``--against`` a second policy
 replayed the same way. From the audit log, a call can be replayed only where neither policy's decision
 depends on its arguments (the log keeps their keys, never their values): the rest are listed as such.
@@ -59,6 +62,7 @@ class Recording:
     source: Source
     calls: list[RecordedCall]
     sessions: int
+    listings: dict[int, list[Any]] = field(default_factory=dict)  # session -> the tools the server listed
 
 
 @dataclass
@@ -134,12 +138,15 @@ def _from_record(path: Path, records: list[tuple[int, dict[str, Any]]]) -> Recor
     session = 0
     pending: dict[bytes, RecordedCall] = {}  # request id (canonical) -> the call waiting for its answer
     judged: dict[bytes, RecordedCall] = {}  # request id -> the call its verdicts belong to
+    listing: set[bytes] = set()  # ids of the client's tools/list requests waiting for their answer
+    listings: dict[int, dict[str, Any]] = {}
     for number, record in records:
         kind = record.get("type")
         if kind == "session":
             session += 1
             pending.clear()
             judged.clear()
+            listing.clear()
             continue
         if session == 0:
             raise ReplayError(f"{path}:{number}: a record before the first session header")
@@ -150,6 +157,11 @@ def _from_record(path: Path, records: list[tuple[int, dict[str, Any]]]) -> Recor
             for message in messages:
                 if not isinstance(message, dict):
                     continue
+                if direction == "c2s" and message.get("method") == "tools/list" and "id" in message:
+                    listing.add(canonical_json(message["id"]))
+                elif direction == "s2c" and "id" in message and canonical_json(message["id"]) in listing:
+                    listing.discard(canonical_json(message["id"]))
+                    _remember_listing(message, listings.setdefault(session, {}))
                 if direction == "c2s" and message.get("method") == "tools/call" and "id" in message:
                     call = _call_of(message, session, len(calls) + 1, number, float(record.get("at", 0.0)))
                     calls.append(call)
@@ -164,7 +176,16 @@ def _from_record(path: Path, records: list[tuple[int, dict[str, Any]]]) -> Recor
             judged_call = judged.get(canonical_json(record.get("id")))
             if judged_call is not None:
                 _apply_verdict(judged_call, record)
-    return Recording(path, "record", calls, session)
+    return Recording(path, "record", calls, session, {k: list(v.values()) for k, v in listings.items()})
+
+
+def _remember_listing(message: dict[str, Any], tools: dict[str, Any]) -> None:
+    """The tools of one ``tools/list`` answer (a page), by name: what the schema checks read."""
+    result = message.get("result")
+    page = result.get("tools") if isinstance(result, dict) else None
+    for tool in page if isinstance(page, list) else []:
+        if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+            tools[tool["name"]] = tool
 
 
 def _call_of(message: dict[str, Any], session: int, number: int, line: int, at: float) -> RecordedCall:
@@ -364,13 +385,26 @@ def replay(
     """Replay every call under ``policy`` and compare. ValueError when a lock file cannot be used."""
     from mcp_guard.commands.explaining import dry_run_snapshot
 
+    def snapshot(chosen: Policy, path: Path, session: int) -> Snapshot:
+        """The policy's snapshot for one session: without a lock file, the server's recorded listing
+        stands in for the tool list the schema checks read."""
+        snap = dry_run_snapshot(chosen, path.resolve(), lock)
+        integrity = snap.integrity
+        tools = recording.listings.get(session)
+        if integrity is not None and integrity.settings.lock is None and tools:
+            integrity.listed(tools, complete=True)
+        return snap
+
     new = dry_run_snapshot(policy, policy_path.resolve(), lock)
     old = dry_run_snapshot(against[0], against[1].resolve(), lock) if against is not None else None
     report = ReplayReport(recording, policy_path, against[1] if against is not None else None)
     sessions: dict[int, tuple[_Replayer, _Replayer | None]] = {}
     for call in recording.calls:
         if call.session not in sessions:
-            sessions[call.session] = (_Replayer(new), _Replayer(old) if old is not None else None)
+            sessions[call.session] = (
+                _Replayer(snapshot(policy, policy_path, call.session)),
+                _Replayer(snapshot(against[0], against[1], call.session)) if against is not None else None,
+            )
         replay_new, replay_old = sessions[call.session]
         why = call.why_not
         if why is None and call.arguments is None:
@@ -388,7 +422,11 @@ def replay(
         before = replay_old.decide(call) if replay_old is not None else call.recorded
         if after is None or before is None:
             report.skipped.append(
-                Skipped(call, "its arguments are checked against the tool's schema: give --lock FILE for the tools")
+                Skipped(
+                    call,
+                    "its arguments are checked against the tool's schema, and neither a lock file nor the recording "
+                    "has the tool's definition: give --lock FILE",
+                )
             )
             continue
         report.replayed += 1
