@@ -33,14 +33,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mcp_guard.actions import Action, ToClient, ToUpstream
 from mcp_guard.canonical import utf8
 from mcp_guard.pipeline import CallIn, Hold, Refuse, Relay, Reply, Verdict
-
-if TYPE_CHECKING:
-    from mcp_guard.results import Scanner
 
 RECORD_VERSION = 1
 # What is redacted in a recording: credentials and payment data, not e-mail addresses or hidden text.
@@ -54,25 +51,31 @@ class RecordError(Exception):
     """The record file cannot be used."""
 
 
-def detector_scanner() -> Scanner:
-    """The one place the result detectors are imported (their package may be renamed)."""
-    from mcp_guard.results import compile_scanner
+class Redactor:
+    """Redaction with the result detectors: the one place their library is imported (it may be renamed).
 
-    return compile_scanner(REDACTED_DETECTORS)
+    Built by the writer thread on its first frame: importing and compiling the detectors takes that
+    thread some 0.2 s, which the guard's start-up never waits for.
+    """
 
+    def __init__(self, detectors: tuple[str, ...] = REDACTED_DETECTORS) -> None:
+        from mcp_guard.results import compile_scanner, inspect_value, redact
 
-def redact_value(value: object, scanner: Scanner) -> object:
-    """``value`` with every finding in any string at any depth replaced by its label."""
-    from mcp_guard.results import inspect_value
+        self.scanner = compile_scanner(detectors)
+        self._inspect = inspect_value
+        self._redact = redact
 
-    found = inspect_value(value, scanner)
-    return found.redacted(value) if found else value
+    def may_match(self, raw: bytes) -> bool:
+        """False only when no string in this raw JSON can hold a finding."""
+        return self.scanner.frame_may_match(raw)
 
+    def value(self, value: object) -> object:
+        """``value`` with every finding in any string at any depth replaced by its label."""
+        found = self._inspect(value, self.scanner)
+        return found.redacted(value) if found else value
 
-def redact_text(text: str, scanner: Scanner) -> str:
-    from mcp_guard.results import redact
-
-    return redact(text, scanner.scan(text))
+    def text(self, text: str) -> str:
+        return self._redact(text, self.scanner.scan(text))
 
 
 def open_record(path: Path) -> int:
@@ -110,7 +113,7 @@ class Recorder:
         self._pending_bytes = 0
         self._dropped = 0
         self._failed = False
-        self._scanner: Scanner | None = None
+        self._redactor: Redactor | None = None
         self._stop = threading.Event()
         self._pending.append((self._mono0, "session", {"type": "session", "v": RECORD_VERSION, **header}))
         self._thread = threading.Thread(target=self._run, name="mcp-guard record", daemon=True)
@@ -209,16 +212,16 @@ class Recorder:
 
     def _frame_body(self, frame: bytes) -> bytes:
         """``"frame": ...`` (the frame as it came, unless redacted) or ``"text": ..., "unparsed": true``."""
-        if self._scanner is None:
-            self._scanner = detector_scanner()  # here, not at start: compiling it is the writer's time
-        scanner = self._scanner
+        if self._redactor is None:
+            self._redactor = Redactor()  # here, not at start: importing and compiling it is the writer's time
+        redactor = self._redactor
         raw = frame.strip()
         try:
             value = json.loads(raw)
         except (ValueError, RecursionError):
             text = frame.decode("utf-8", "replace").rstrip("\r\n")
-            return b'"text":' + utf8(_ENCODE(redact_text(text, scanner))) + b',"unparsed":true'
-        redacted = redact_value(value, scanner) if scanner.frame_may_match(raw) else value
+            return b'"text":' + utf8(_ENCODE(redactor.text(text))) + b',"unparsed":true'
+        redacted = redactor.value(value) if redactor.may_match(raw) else value
         if redacted is value and b"\r" not in raw and (raw.isascii() or _is_utf8(raw)):
             return b'"frame":' + raw  # valid JSON on one line, nothing to redact: no need to encode it again
         return b'"frame":' + utf8(_ENCODE(redacted))
