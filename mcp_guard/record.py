@@ -54,8 +54,8 @@ class RecordError(Exception):
 class Redactor:
     """Redaction with the result detectors: the one place their library is imported (it may be renamed).
 
-    Built by the writer thread on its first frame: importing and compiling the detectors takes that
-    thread some 0.2 s, which the guard's start-up never waits for.
+    Built by the writer thread as it starts (importing and compiling the detectors takes it some
+    0.2 s of CPU), while the server starts: the guard's start-up does not wait for it.
     """
 
     def __init__(self, detectors: tuple[str, ...] = REDACTED_DETECTORS) -> None:
@@ -114,6 +114,7 @@ class Recorder:
         self._dropped = 0
         self._failed = False
         self._redactor: Redactor | None = None
+        self._off = False  # the detectors could not be built: record nothing rather than unredacted frames
         self._stop = threading.Event()
         self._pending.append((self._mono0, "session", {"type": "session", "v": RECORD_VERSION, **header}))
         self._thread = threading.Thread(target=self._run, name="mcp-guard record", daemon=True)
@@ -122,6 +123,8 @@ class Recorder:
     # the pumps' side: a clock read and appends --------------------------------------------------
 
     def _frame(self, now: float, direction: str, frame: bytes) -> None:
+        if self._off:
+            return
         size = len(frame)
         if self._pending_bytes + size > _BACKLOG_BYTES:
             self._dropped += 1
@@ -153,6 +156,8 @@ class Recorder:
                     self._frame(now, "g2c" if kind is ToClient else "g2s", frame)
 
     def verdict(self, call: CallIn, verdict: Verdict, after_approval: bool) -> None:
+        if self._off:
+            return
         self._pending.append((time.monotonic(), "verdict", (call.ident, call.name, verdict, after_approval)))
 
     # the writer thread ----------------------------------------------------------------------------
@@ -163,6 +168,15 @@ class Recorder:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        try:
+            # At once, while the server starts and the pumps are idle, not under the first calls.
+            self._redactor = Redactor()
+        except Exception as exc:
+            # Never write a frame unredacted: without the detectors, the recording stops here.
+            self._warn(f"record: the secret detectors cannot be used ({exc!r}); nothing is recorded")
+            self._off = True
+            self._pending.clear()
+            self._stop.set()
         while True:
             stopping = self._stop.wait(_FLUSH_EVERY_S)
             self._flush()
@@ -174,6 +188,9 @@ class Recorder:
             self._fd = None
 
     def _flush(self) -> None:
+        if self._off:
+            self._pending.clear()
+            return
         lines: list[bytes] = []
         while self._pending:
             now, kind, item = self._pending.popleft()
@@ -212,9 +229,9 @@ class Recorder:
 
     def _frame_body(self, frame: bytes) -> bytes:
         """``"frame": ...`` (the frame as it came, unless redacted) or ``"text": ..., "unparsed": true``."""
-        if self._redactor is None:
-            self._redactor = Redactor()  # here, not at start: importing and compiling it is the writer's time
         redactor = self._redactor
+        if redactor is None:
+            raise RecordError("no secret detectors to redact with")
         raw = frame.strip()
         try:
             value = json.loads(raw)

@@ -165,3 +165,19 @@ def test_the_record_file_is_one_of_the_guards_own_files(tmp_path: Path, cli: Cli
     assert json.loads(done.stdout)["rule"] == "protect_own_files"
     other = cli("explain", str(policy), "read_file", json.dumps({"path": str(tmp_path / "notes.txt")}))
     assert other.returncode == 0, other.stdout + other.stderr
+
+
+def test_without_the_detectors_nothing_is_recorded_unredacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_guard import record as recording
+
+    def broken(*_: object) -> None:
+        raise ImportError("no re2 here")
+
+    monkeypatch.setattr(recording, "Redactor", broken)
+    said: list[str] = []
+    recorder = recording.Recorder(tmp_path / "r.jsonl", said.append, {"server": "s"})
+    for _ in range(3):
+        recorder.client_line(b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n')
+    recorder.close()
+    assert (tmp_path / "r.jsonl").read_text() == ""
+    assert said == ["record: the secret detectors cannot be used (ImportError('no re2 here')); nothing is recorded"]
