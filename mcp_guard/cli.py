@@ -112,6 +112,18 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-audit", action="store_true", help="write no audit log")
     parser.add_argument(
+        "--record",
+        metavar="FILE",
+        help="append every frame of the session, both directions, to FILE as JSON lines (secrets redacted, "
+        "mode 0600), for mcp-guard replay (default: the policy's 'record')",
+    )
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="emit OpenTelemetry spans and metrics over OTLP (needs mcp-guard[otel]; on by itself when "
+        "OTEL_EXPORTER_OTLP_ENDPOINT is set)",
+    )
+    parser.add_argument(
         "--remote-entry",
         metavar="JSON",
         help="written by `mcp-guard wrap --remote`: the client's original entry for a remote server, kept for "
@@ -272,6 +284,15 @@ def _guard(config: GuardConfig) -> int:
                 apply,
             )
         )
+    watchers = None
+    if config.record is not None or config.otel:
+        from mcp_guard.watching import WatchError, watch
+
+        try:
+            watchers = watch(config, session, stderr_line)
+        except WatchError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
     # Said before the server starts, so it comes before anything the server writes to the same stderr.
     _err(_start_line(config, store_name))
     # Started last: a configuration error above must not leave a server running.
@@ -279,9 +300,11 @@ def _guard(config: GuardConfig) -> int:
         upstream = Upstream(resolved)
     except OSError as exc:
         _err(f"could not start {config.command[0]!r}: {exc.strerror or exc}")
+        if watchers is not None:
+            watchers.close()
         return exits.CANNOT_RUN
     try:
-        return anyio.run(relay, upstream, session, 0, background)
+        return anyio.run(relay, upstream, session, 0, background, watchers.tap if watchers is not None else None)
     except KeyboardInterrupt:
         # Ctrl-C before the relay watches signals: the server must not outlive the guard (no parent-death
         # signal outside Linux).
@@ -291,6 +314,8 @@ def _guard(config: GuardConfig) -> int:
     finally:
         if audit is not None:
             audit.close()
+        if watchers is not None:
+            watchers.close()
 
 
 def _start_line(config: GuardConfig, store_name: str) -> str:
@@ -314,6 +339,7 @@ SUBCOMMANDS: dict[str, str] = {
     "check": "mcp_guard.commands.check",
     "explain": "mcp_guard.commands.explain",
     "test": "mcp_guard.commands.test",
+    "replay": "mcp_guard.commands.replay",
     "schema": "mcp_guard.commands.schema",
     "logs": "mcp_guard.commands.logs",
     "stats": "mcp_guard.commands.stats",
@@ -379,6 +405,7 @@ def _integrity(config: GuardConfig, policy: Policy, store_path: Path, reloading:
             audit_path=config.audit_log,
             store_path=store_path,
             state_url=config.state_url,
+            record_path=config.record,
             warn=stderr_line,
         )
     except IntegrityError as exc:

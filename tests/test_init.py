@@ -243,3 +243,56 @@ def test_no_temporary_file_stays_after_a_failed_commit(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         atomic.commit([(staged[0], tmp_path / "gone" / "a.json"), (staged[1], tmp_path / "b.json")])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_init_writes_starter_tests_that_pass(tmp_path: Path, init_here: Init, cli: Cli) -> None:
+    """Issue 22: a few cases derived from the policy, beside it, that `mcp-guard test` passes as written."""
+    import yaml
+
+    result = init_here("-o", "payments.json", "--", PYTHON, str(DEMO_SERVER))
+    assert result.returncode == 0, result.stderr
+    tests = tmp_path / "payments.tests.yaml"
+    assert f"wrote 4 starter policy test(s) to {tests}; run them with\n  mcp-guard test {tests}" in result.stderr
+    text = tests.read_text(encoding="utf-8")
+    assert text.startswith("# Starter policy tests written by `mcp-guard init`: run them with `mcp-guard test ")
+    document = yaml.safe_load(text)
+    assert document["policy"] == "payments.json"
+    assert document["cases"] == [
+        {
+            "name": "get_order_status is allowed",
+            "call": {"tool": "get_order_status", "args": {"order_id": "x"}},
+            "expect": "allow",
+        },
+        {
+            "name": "create_charge is refused",
+            "call": {"tool": "create_charge", "args": {"amount": 1.0, "currency": "x", "customer_id": "x"}},
+            "expect": {"decision": "deny", "rule": "tools.create_charge.action"},
+        },
+        {
+            "name": "a tool the policy does not list is refused",
+            "call": {"tool": "a_tool_the_policy_does_not_list", "args": {}},
+            "expect": "deny",
+        },
+        {
+            "name": "track_behavior_event: 30 calls in a minute pass, the next is refused",
+            "repeat": 31,
+            "call": {"tool": "track_behavior_event", "args": {"user_id": "x", "event": "x"}},
+            "expect": "allow",
+            "expect_last": {"decision": "deny", "rule": "tools.track_behavior_event.limits[0]"},
+        },
+    ]
+    ran = cli("test", str(tests))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "4 passed" in ran.stdout
+    # A second init without --force keeps the policy and its tests as they are.
+    again = init_here("-o", "payments.json", "--", PYTHON, str(DEMO_SERVER))
+    assert again.returncode == 1
+    assert tests.read_text(encoding="utf-8") == text
+
+
+def test_init_starter_tests_for_the_everything_server_pass(tmp_path: Path, init_here: Init, cli: Cli) -> None:
+    result = init_here("-o", "everything.json", "--", PYTHON, str(EVERYTHING_SERVER))
+    assert result.returncode == 0, result.stderr
+    ran = cli("test", str(tmp_path / "everything.tests.yaml"))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert " passed" in ran.stdout.splitlines()[-1]

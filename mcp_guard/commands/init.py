@@ -217,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         return exits.FAILED
 
     print_table(made.server, made.rows)
+    tests_note = _starter_tests(output, made, args.force)
     if not made.rows:
         _say("the server lists no tools: with default deny, any tool it adds later is refused until listed")
     policy_arg = shlex.quote(str(output))
@@ -225,7 +226,23 @@ def run(args: argparse.Namespace) -> int:
         f"chosen) and the tool pins {lock_path}. Review them, then run the server as\n"
         f"  mcp-guard --policy {policy_arg} -- {shlex.join(command)}\n" + _wrap_advice(command, policy_arg)
     )
+    if tests_note:
+        _say(tests_note)
     return exits.OK
+
+
+def _starter_tests(output: Path, made: Draft, force: bool) -> str:
+    """Write the starter tests beside the policy; what to tell the user about them."""
+    from mcp_guard.commands.starter import write_starter_tests
+
+    try:
+        written = write_starter_tests(output, [t for t in made.listing.tools if isinstance(t, Mapping)], force)
+    except Exception as exc:  # the policy is written and good: tests are a bonus, never a failure of init
+        return f"no starter tests written ({exc})"
+    if isinstance(written, str):
+        return f"no starter tests written: {written}"
+    path, count = written
+    return f"wrote {count} starter policy test(s) to {path}; run them with\n  mcp-guard test {shlex.quote(str(path))}"
 
 
 def _wrap_advice(command: list[str], policy_arg: str) -> str:

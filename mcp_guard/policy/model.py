@@ -219,6 +219,11 @@ class Policy(_Strict):
         description="Where shared counters live (overridden by --state): 'memory:', 'sqlite:///path/counters.db', "
         "'redis://host:6379/0' or 'rediss://…'.",
     )
+    record: str | None = Field(
+        default=None,
+        description="Record every frame of each session to this JSON-lines file (secrets redacted, mode 0600), "
+        "for 'mcp-guard replay'; relative to the policy file. --record overrides it. Read at start only.",
+    )
     approval_timeout: WindowSpec = Field(
         default=45,
         description="How long an in-band approval question may wait before falling through to the next channel "
