@@ -183,3 +183,39 @@ def test_output_schema_mismatch_names_the_path(tmp_path: Path) -> None:
     assert pipeline.judge_result(ResultIn("tools/call", "row", good, check, False), snap).outcome == "forward"
     missing = {"content": [{"type": "text", "text": "x"}]}
     assert pipeline.judge_result(ResultIn("tools/call", "row", missing, check, False), snap).outcome == "block"
+
+
+def test_explain_shows_what_a_result_would_become(tmp_path: Path, cli: Any) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "version": "1",
+                "default": "allow",
+                "all_tools": {"results": {"redact": ["secrets", "payment_cards"], "warn": ["emails"]}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    sample = tmp_path / "result.json"
+    sample.write_text(
+        json.dumps({"jsonrpc": "2.0", "id": 1, "result": text_result(f"key {TOKEN} for ada@example.org")}),
+        encoding="utf-8",
+    )
+    done = cli("explain", str(policy), "echo", "--result", str(sample))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "ALLOW  echo",
+        "  rule:   default",
+        "result: REDACT",
+        "  emails: warn; 1 found",
+        "  payment_cards: redact; none found",
+        "  secrets: redact; 1 found",
+        "  found:  secrets/github_token x1 at content[0].text",
+        "  found:  emails/email x1 at content[0].text",
+        '  sends:  {"content": [{"type": "text", "text": "key [redacted: secrets/github_token] for ada@example.org"}]'
+        ', "isError": false}',
+    ]
+    assert TOKEN not in done.stdout
+    as_json = json.loads(cli("explain", str(policy), "echo", "--result", str(sample), "--json").stdout)
+    assert as_json["result_check"]["outcome"] == "redact"
