@@ -37,6 +37,10 @@ def inspect_answer(
     line: bytes, ident: JSON, method: str, tool: str | None, check: ResultCheck, pipeline: Pipeline, snap: Snapshot
 ) -> Inspected:
     if not check.may_match(line):
+        # A task-augmented call is answered with a small CreateTaskResult: its taskId says which later
+        # tasks/result answer is this tool's result.
+        if method == "tools/call" and len(line) < _TASK_FRAME_LIMIT and b'"taskId"' in line:
+            return Inspected(line, task=_task_of(line))
         return Inspected(line)
     from mcp_guard.pipeline import ResultIn
 
@@ -69,6 +73,18 @@ def inspect_answer(
         message["result"] = outcome.result
         return Inspected(encode(message), outcome)
     return Inspected(error_frame(ident, SERVER_ERROR, outcome.message or "mcp-guard withheld this result"), outcome)
+
+
+_TASK_FRAME_LIMIT = 8192
+
+
+def _task_of(line: bytes) -> str | None:
+    try:
+        message = strict_loads(line)
+    except FrameError:
+        return None
+    result = message.get("result") if isinstance(message, dict) else None
+    return _task_id(result) if isinstance(result, dict) else None
 
 
 def _task_id(result: JSONObject) -> str | None:
