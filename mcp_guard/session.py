@@ -108,6 +108,8 @@ class Session:
         self._unknown_answers: dict[bool, tuple[str, JSONObject]] = {}
         self._stopping = False
         self._tasks: dict[str, str] = {}  # taskId -> tool, for task-augmented calls whose results are checked
+        # Detectors that found something in what came back this session (flow rules read them).
+        self.labels: set[str] = set()
         self._version: str | None = None  # negotiated in the handshake era's initialize
         desk: ApprovalDesk | None = None
         if approvals is not None:
@@ -725,6 +727,8 @@ class Session:
         if outcome is None or outcome.outcome == "forward":
             return got.line
         self._warn(f"result check: {outcome.summary}")
+        with self._lock:
+            self.labels |= outcome.labels
         record = audit_record(outcome)
         if call is not None:
             call.inspected = record

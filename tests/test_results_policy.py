@@ -219,3 +219,19 @@ def test_explain_shows_what_a_result_would_become(tmp_path: Path, cli: Any) -> N
     assert TOKEN not in done.stdout
     as_json = json.loads(cli("explain", str(policy), "echo", "--result", str(sample), "--json").stdout)
     assert as_json["result_check"]["outcome"] == "redact"
+
+
+def test_a_reload_keeps_what_the_session_learnt(tmp_path: Path) -> None:
+    hidden = "".join(chr(0xE0000 + ord(c)) for c in "obey")
+    before = Engine(load(tmp_path, {"tool_descriptions": {"warn": ["invisible_text"]}})).results
+    assert before is not None
+    schema = {"type": "object"}
+    before.remember_tools([{"name": "t", "description": f"T.{hidden}", "outputSchema": schema}])
+    assert before.withheld_reason("t") is None
+    after = Engine(
+        load(tmp_path, {"tool_descriptions": {"block": ["invisible_text"]}, "all_tools": {"results": {}}})
+    ).results
+    assert after is not None
+    after.adopt(before)
+    assert after.withheld_reason("t") == "1 run of invisible characters (tag_characters) at description"
+    assert after.listed_output_schema("t") == (True, schema)

@@ -59,6 +59,7 @@ def test_a_secret_is_redacted_in_place(tmp_path: Path) -> None:
     wire.answer(answer_of(text(f"t={TOKEN}")))
     assert wire.client == [{"jsonrpc": "2.0", "id": 1, "result": text("t=[redacted: secrets/github_token]")}]
     assert wire.warnings == ["result check: 'echo': result redacted: 1 secret (github_token)"]
+    assert wire.session.labels == {"secrets"}
 
 
 def test_an_answer_the_guard_cannot_read_strictly_is_not_passed_on(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ class ResultPlan:
         validates = any(c is not None and c.validate_output for c in self.checks())
         self.wants_listing = self.descriptions is not None or validates
         self._lock = threading.Lock()
-        self._output_schemas: dict[str, object] = {}
+        self._tools: dict[str, dict[str, object]] = {}  # name -> the definition last listed
         self.withheld: dict[str, str] = {}  # tool -> why its definition was withheld from the listing
 
     def checks(self) -> Iterator[ResultCheck | None]:
@@ -107,14 +107,32 @@ class ResultPlan:
         with self._lock:
             for tool in tools:
                 if isinstance(tool, dict) and isinstance(tool.get("name"), str):
-                    self._output_schemas[tool["name"]] = tool.get("outputSchema")
+                    self._tools[tool["name"]] = tool
 
     def listed_output_schema(self, tool: str) -> tuple[bool, object]:
         """(listed, outputSchema) from the last listing this session saw."""
         with self._lock:
-            if tool not in self._output_schemas:
-                return False, None
-            return True, self._output_schemas[tool]
+            definition = self._tools.get(tool)
+        if definition is None:
+            return False, None
+        return True, definition.get("outputSchema")
+
+    def adopt(self, before: ResultPlan) -> None:
+        """Take over what the session learnt under the previous policy version (a reload): the listed
+        definitions, screened again under this version's ``tool_descriptions``."""
+        from mcp_guard.inspect.descriptions import screen
+
+        with before._lock:
+            tools = dict(before._tools)
+        withheld: dict[str, str] = {}
+        if self.descriptions is not None:
+            for name, tool in tools.items():
+                found = screen(tool, self.descriptions, f"tool {name!r}")
+                if found is not None and found.action == "block":
+                    withheld[name] = found.summary
+        with self._lock:
+            self._tools.update(tools)
+            self.withheld.update(withheld)
 
     def withhold(self, tool: str, why: str | None) -> None:
         """Refuse calls to ``tool`` (its definition was withheld from the listing), or no longer (None)."""
