@@ -395,7 +395,7 @@ class Pipeline:
             except Exception as exc:
                 failed = f"the guard's {name} check failed on it ({type(exc).__name__}: {exc})"
                 break
-        return _result_outcome(answer, snap, state, failed, self._warn)
+        return _result_outcome(answer, snap, state, failed)
 
     def _monitored(self, call: CallIn, state: CallState, deny: Deny) -> None:
         state.monitored.append(deny)
@@ -410,10 +410,8 @@ class Pipeline:
         return record
 
 
-def _result_outcome(
-    answer: ResultIn, snap: Snapshot, state: ResultState, failed: str | None, warn: Callable[[str], None]
-) -> ResultOutcome:
-    from mcp_guard.inspect.verdict import FORWARD, block_message
+def _result_outcome(answer: ResultIn, snap: Snapshot, state: ResultState, failed: str | None) -> ResultOutcome:
+    from mcp_guard.inspect.verdict import FORWARD, block_message, describe
 
     verdict = state.verdict or FORWARD
     what = answer.tool if answer.tool is not None else answer.method
@@ -424,22 +422,24 @@ def _result_outcome(
     )
     if problem is not None:
         message = f"mcp-guard withheld the result of this {_noun(answer.method)}: the server did run it, but {problem}."
-        outcome = ResultOutcome("block", None, message, findings, labels, f"result of {what!r} blocked: {problem}")
+        outcome = ResultOutcome("block", None, message, findings, labels)
+        detail = problem
     elif verdict.outcome == "forward":
         return ResultOutcome("forward", labels=labels)
     else:
-        summary = f"{what!r}: {verdict.summary()}"
+        detail = describe(verdict.findings, truncated=verdict.truncated)
+        message = None
         if verdict.outcome == "block":
             message = block_message(verdict.findings, what=_noun(answer.method), truncated=verdict.truncated)
-        else:
-            message = None
         replaced = cast("JSONObject | None", verdict.result if isinstance(verdict.result, dict) else None)
-        outcome = ResultOutcome(verdict.outcome, replaced, message, findings, labels, summary)
+        outcome = ResultOutcome(verdict.outcome, replaced, message, findings, labels)
+    done = {"warn": "passed on", "redact": "redacted", "block": "blocked"}[outcome.outcome]
+    if snap.monitor and outcome.outcome in ("redact", "block"):
+        # Monitor mode reports what enforcing would do, and sends the server's answer.
+        return ResultOutcome("warn", None, None, findings, labels, f"{what!r}: monitor mode, would be {done}: {detail}")
+    outcome.summary = f"{what!r}: result {done}: {detail}"
     if outcome.outcome == "block" and answer.method == "tools/call" and outcome.result is None:
         outcome.result = error_result(outcome.message or "", answer.complete)
-    if snap.monitor and outcome.outcome in ("redact", "block"):
-        warn(f"monitor: would have {outcome.outcome}ed the result of {what!r}: {outcome.summary}")
-        return ResultOutcome("warn", None, None, findings, labels, outcome.summary)
     return outcome
 
 

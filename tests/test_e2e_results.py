@@ -42,11 +42,19 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 @asynccontextmanager
 async def guarded(
-    guard_cmd: list[str], tmp_path: Path, env: Mapping[str, str], mode: str, policy: dict[str, Any]
+    guard_cmd: list[str],
+    tmp_path: Path,
+    env: Mapping[str, str],
+    mode: str,
+    policy: dict[str, Any],
+    instructions: str | None = None,
 ) -> AsyncIterator[Client]:
     path = write_policy(tmp_path, {"version": "1", "default": "allow", **policy})
     argv = [*guard_cmd, "--policy", str(path), "--audit-log", str(tmp_path / "audit.jsonl"), "--", PYTHON, str(SERVER)]
-    params = StdioServerParameters(command=argv[0], args=argv[1:], env={**env, "LEAKY_SECRET": TOKEN})
+    server_env = {**env, "LEAKY_SECRET": TOKEN}
+    if instructions is not None:
+        server_env["LEAKY_INSTRUCTIONS"] = instructions
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=server_env)
     with (tmp_path / "stderr.log").open("w") as errlog:
         async with Client(stdio_client(params, errlog=errlog), mode=mode) as client:
             assert (client.session.protocol_version in MODERN_PROTOCOL_VERSIONS) == (mode == "auto")
@@ -227,3 +235,45 @@ async def test_tool_with_hidden_description_is_hidden(
         "tool 'tagged' withheld from the tool list: its definition contains 1 run of invisible characters "
         "(tag_characters) at description"
     ) in stderr(tmp_path)
+
+
+async def test_instructions_with_hidden_text_are_dropped(
+    guard_cmd: list[str], tmp_path: Path, env: dict[str, str], mode: str
+) -> None:
+    policy = {"tool_descriptions": {"block": ["invisible_text"]}}
+    async with guarded(guard_cmd, tmp_path, env, mode, policy, instructions=f"Use echo.{HIDDEN}") as client:
+        assert client.instructions is None
+        assert not (await client.call_tool("echo", {"text": "still works"})).is_error
+    assert "the server's instructions were dropped: they contain 1 run of invisible characters" in stderr(tmp_path)
+    async with guarded(guard_cmd, tmp_path, env, mode, policy, instructions="Use echo.") as client:
+        assert client.instructions == "Use echo."
+
+
+async def test_planted_values_are_all_caught_and_ordinary_output_untouched(
+    guard_cmd: list[str], tmp_path: Path, env: dict[str, str], mode: str
+) -> None:
+    """The detectors' corpus through the relay: every planted value is redacted (values of every detector, in
+    realistic contexts), and ordinary output (hashes, UUIDs, lockfiles, images, code, logs) comes back as sent."""
+    from results_fakes import ordinary_texts, positives
+
+    from mcp_guard.inspect import DETECTORS
+
+    rng = random.Random(2026)
+    planted = positives(rng)
+    ordinary = ordinary_texts(rng)
+    policy = {"all_tools": {"results": {"redact": list(DETECTORS)}}}
+    missed: list[str] = []
+    touched: list[str] = []
+    async with guarded(guard_cmd, tmp_path, env, mode, policy) as client:
+        for item in planted:
+            (got,) = texts(await client.call_tool("echo", {"text": item.context}))
+            if item.value in got or f"[redacted: {item.detector}/" not in got:
+                missed.append(f"{item.detector}/{item.kind}")
+        for name, text in ordinary.items():
+            result = await client.call_tool("echo", {"text": text})
+            if texts(result) != [text] or result.structured_content != {"result": text}:
+                touched.append(name)
+    assert missed == []
+    assert touched == []
+    assert len(planted) > 50
+    assert {p.detector for p in planted} == set(DETECTORS)
