@@ -37,7 +37,8 @@ def errors_of(tmp_path: Path, doc: dict[str, Any]) -> str:
 def test_unknown_detector_names_the_field_and_the_valid_names(tmp_path: Path) -> None:
     message = errors_of(tmp_path, {"all_tools": {"results": {"redact": ["secrets", "credit_cards"]}}})
     assert (
-        "all_tools.results.redact[1]: unknown detector 'credit_cards': the built-in detectors are secrets, "
+        "all_tools.results.redact[1]: unknown detector 'credit_cards': did you mean 'payment_cards'? "
+        "the built-in detectors are secrets, "
         "payment_cards, ibans, emails, invisible_text, terminal_escapes; define your own under patterns "
         "(name: RE2 pattern)"
     ) in message

@@ -10,6 +10,7 @@ place in the document, for the loader's messages.
 
 from __future__ import annotations
 
+import difflib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -162,10 +163,12 @@ def _unknown(
             if name in DETECTORS or name in defined:
                 continue
             mine = f", or one defined in patterns ({', '.join(sorted(defined))})" if defined else ""
+            close = difflib.get_close_matches(name, [*DETECTORS, *defined], n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             problems.append(
                 (
                     (*where, action, i),
-                    f"unknown detector {name!r}: the built-in detectors are {', '.join(DETECTORS)}{mine}; "
+                    f"unknown detector {name!r}: {hint}the built-in detectors are {', '.join(DETECTORS)}{mine}; "
                     "define your own under patterns (name: RE2 pattern)",
                 )
             )
