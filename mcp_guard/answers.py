@@ -10,11 +10,12 @@ check).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mcp_guard.wire.json_types import JSON, JSONObject
-from mcp_guard.wire.jsonrpc import SERVER_ERROR, FrameError, encode, error_frame, strict_loads
+from mcp_guard.wire.jsonrpc import SERVER_ERROR, FrameError, error_frame, strict_loads
 
 if TYPE_CHECKING:
     from mcp_guard.inspect.plan import ResultCheck
@@ -71,11 +72,23 @@ def inspect_answer(
         return Inspected(line, outcome)
     if outcome.result is not None:
         message["result"] = outcome.result
-        return Inspected(encode(message), outcome)
+        del result  # the server's own result: not needed past here (a large one is freed before encoding)
+        return Inspected(_encode_releasing(message, outcome), outcome)
     return Inspected(error_frame(ident, SERVER_ERROR, outcome.message or "mcp-guard withheld this result"), outcome)
 
 
 _TASK_FRAME_LIMIT = 8192
+
+
+def _encode_releasing(message: JSONObject, outcome: ResultOutcome) -> bytes:
+    """The frame for ``message``, dropping the parsed copy as soon as the text exists: a 20 MB redacted
+    result then peaks at two copies of its size (text, then bytes), not four."""
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    message.clear()
+    outcome.result = None
+    data = text.encode()
+    del text
+    return data + b"\n"
 
 
 def _task_of(line: bytes) -> str | None:
