@@ -129,6 +129,8 @@ class Event:
     status: str | None = None  # ok | error (isError) | rpc_error | server_exited, for relayed calls
     duration_ms: float | None = None
     when: float = 0.0  # time.time() at the decision
+    # What the result checks did: {"outcome": warn|redact|block, "findings": [{detector, kind, count, paths}]}
+    result: Mapping[str, Any] | None = None
 
 
 class AuditLog:
@@ -219,6 +221,8 @@ class AuditLog:
             "args_hmac": self._fingerprint(event.arguments),
             "pid": self._pid,
         }
+        if event.result is not None:
+            record["result"] = event.result
         if self._dropped:
             record["dropped_before"] = self._dropped
             self._dropped = 0

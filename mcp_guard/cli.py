@@ -270,6 +270,9 @@ def _guard(config: GuardConfig) -> int:
             rebuilt = _integrity(config, new_policy, approvals.store.path, reloading=True)
             if rebuilt is False:
                 return False
+            before = session.snapshot.engine.results
+            if new_engine.results is not None and before is not None:
+                new_engine.results.adopt(before)  # tools withheld stay withheld; listed schemas stay known
             session.snapshot = Snapshot(new_engine, rebuilt or None, config.monitor)
             return True
 

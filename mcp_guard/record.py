@@ -59,7 +59,7 @@ class Redactor:
     """
 
     def __init__(self, detectors: tuple[str, ...] = REDACTED_DETECTORS) -> None:
-        from mcp_guard.results import compile_scanner, inspect_value, redact
+        from mcp_guard.inspect import compile_scanner, inspect_value, redact
 
         self.scanner = compile_scanner(detectors)
         self._inspect = inspect_value

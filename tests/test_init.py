@@ -75,7 +75,10 @@ def test_init_demo_server(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     path = tmp_path / "mcp-guard-policy.json"  # the default, in the working directory
     policy = json.loads(path.read_text(encoding="utf-8"))
-    assert list(policy) == ["version", "default", "tools", "pins", "validate_arguments"]
+    assert list(policy) == ["version", "default", "all_tools", "tools", "pins", "validate_arguments"]
+    assert policy["all_tools"] == {
+        "results": {"redact": ["secrets", "payment_cards"], "block": ["invisible_text", "terminal_escapes"]}
+    }
     assert policy["version"] == "1"
     assert policy["default"] == "deny"
     assert policy["pins"] == {"file": "mcp-guard-policy.lock.json", "mode": "enforce"}

@@ -27,7 +27,7 @@ from results_fakes import (
     positives,
 )
 
-from mcp_guard.results import (
+from mcp_guard.inspect import (
     DETECTORS,
     DetectorError,
     Finding,
@@ -46,7 +46,7 @@ from mcp_guard.results import (
     scanner_for,
     text_slots,
 )
-from mcp_guard.results.scanner import DENSE
+from mcp_guard.inspect.scanner import DENSE
 
 ALL = compile_scanner(DETECTORS)
 SEEDS = (1, 2, 3)

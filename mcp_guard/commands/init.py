@@ -101,6 +101,12 @@ def rule_for(tool: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return f"allow, {RATE_MAX}/minute", {"note": RATE_NOTE, "limits": [limit]}
 
 
+STARTER_RESULTS: Mapping[str, list[str]] = {
+    "redact": ["secrets", "payment_cards"],
+    "block": ["invisible_text", "terminal_escapes"],
+}
+
+
 def build_policy(tools: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The policy document and a (tool, decision) row per tool, in the server's order."""
     rules: dict[str, dict[str, Any]] = {}
@@ -152,6 +158,14 @@ def draft(
     # Check arguments against the pinned schemas: a starter policy should notice the server changing.
     policy["pins"] = {"file": lock_name, "mode": "enforce"}
     policy["validate_arguments"] = True
+    # What comes back is checked too: credentials and card numbers never reach the model, hidden text and
+    # terminal control sequences (instructions the person cannot see) withhold the result.
+    policy = {
+        "version": policy.pop("version"),
+        "default": policy.pop("default"),
+        "all_tools": {"results": dict(STARTER_RESULTS)},
+        **policy,
+    }
     text = json.dumps(policy, indent=2, ensure_ascii=False) + "\n"
     lock_text = LockFile.from_tools(listing.tools, server=listing.server).dumps()
     return Draft(text, lock_text, rows, listing)
