@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import DEMO_SERVER, EVERYTHING_SERVER, PYTHON, ROOT, Cli, guard_command
+from sandboxes import guard_process, sandbox_env
 
 from mcp_guard.policy.load import load_policy
 
@@ -28,29 +29,8 @@ DENY_NOTE = (
 )
 
 
-def sandbox_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MCP_GUARD_POLICY", "CLAUDE_CONFIG_DIR")}
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env.update(
-        HOME=str(home),
-        USERPROFILE=str(home),
-        APPDATA=str(home / "AppData" / "Roaming"),
-        XDG_CONFIG_HOME=str(home / ".config"),
-    )
-    return env
-
-
 def init(tmp_path: Path, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*guard_command(), "init", *argv],
-        cwd=cwd or tmp_path,
-        env=sandbox_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=80,
-        check=False,
-    )
+    return guard_process(tmp_path, "init", *argv, cwd=cwd, timeout=80)
 
 
 def demo(tmp_path: Path, *options: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
