@@ -16,6 +16,7 @@ PYPI_PEERS=(
   "mcp-watchdog==0.1.9"
   "agentguard-mcp==0.2.0"
   "mcp-firewall==0.1.0"
+  "wardn==0.3.0"
 )
 NPM_PEERS=(
   "mcp-transport-firewall@2.2.5"

@@ -10,7 +10,7 @@ allow-all as references. Each peer is configured to allow everything, with its
 optional scanners and audit logging switched off where it has a switch; the exact
 command line and configuration are in ``PEERS`` below (and in the README).
 
-By default the three fastest peers that worked when this suite was written are
+By default the four fastest peers that worked when this suite was written (wardn first) are
 measured (``DEFAULT_PEERS``); ``--all`` measures every candidate that is installed.
 A peer that is not installed is skipped with a note.
 """
@@ -131,6 +131,16 @@ def _mcp_firewall() -> tuple[tuple[str, ...], dict[str, str]]:
     return (str(VENV_BIN / "mcp-firewall"), "wrap", "--config", str(config), "--"), {}
 
 
+WARDN_ALLOW_ALL = '{"format": "wardn-policy/1", "default": "allow", "rules": []}\n'
+
+
+def _wardn() -> tuple[tuple[str, ...], dict[str, str]]:
+    policy = _write("wardn-allow-all.json", WARDN_ALLOW_ALL)
+    ledger = PEER_WORK / "wardn-ledger.jsonl"
+    ledger.unlink(missing_ok=True)  # its ledger (the audit record) only grows: start each run empty
+    return (str(VENV_BIN / "wardn"), "proxy", "--policy", str(policy), "--ledger", str(ledger), "--"), {}
+
+
 def _transport_firewall() -> tuple[tuple[str, ...], dict[str, str]]:
     cache = PEER_WORK / "mcp-transport-firewall-cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -165,6 +175,14 @@ PEERS = [
         "mcp-firewall wrap --config mcp-firewall-allow-all.yaml -- UPSTREAM",
     ),
     Peer(
+        "wardn",
+        "PyPI",
+        "wardn",
+        VENV_BIN / "wardn",
+        _wardn,
+        "wardn proxy --policy wardn-allow-all.json --ledger FILE -- UPSTREAM (its ledger has no off switch)",
+    ),
+    Peer(
         "mcp-transport-firewall",
         "npm",
         "mcp-transport-firewall",
@@ -173,7 +191,7 @@ PEERS = [
         "mcp-transport-firewall -- UPSTREAM, MCP_CACHE_DIR set, no PROXY_AUTH_TOKEN (auth off)",
     ),
 ]
-DEFAULT_PEERS = ["agentguard", "mcp-firewall", "mcp-transport-firewall"]
+DEFAULT_PEERS = ["wardn", "agentguard", "mcp-firewall", "mcp-transport-firewall"]
 
 
 def main() -> int:

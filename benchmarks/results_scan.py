@@ -94,7 +94,7 @@ def frame_of(text: str) -> bytes:
 
 
 def variants(size: int) -> list[tuple[str, Callable[[], object]]]:
-    from mcp_guard.results import combine_rules, judge_result, scanner_for
+    from mcp_guard.inspect import combine_rules, judge_result, scanner_for
 
     out: list[tuple[str, Callable[[], object]]] = []
     frame = frame_of(ordinary(size))
@@ -137,7 +137,7 @@ def variants(size: int) -> list[tuple[str, Callable[[], object]]]:
 
 def stdlib_trigger(frame: bytes) -> Callable[[], object]:
     """The combined trigger of the ASCII families, compiled with stdlib ``re``, searched over the frame."""
-    from mcp_guard.results import catalog
+    from mcp_guard.inspect import catalog
 
     ascii_families = [f for f in catalog.FAMILIES if f.detector not in ("invisible_text", "terminal_escapes")]
     pattern = re.compile("|".join(f"(?:{f.trigger})" for f in ascii_families).encode())
@@ -192,7 +192,7 @@ def reset_hwm() -> None:
 def memory_child(case: str) -> None:
     import gc
 
-    from mcp_guard.results import combine_rules, judge_result, scanner_for
+    from mcp_guard.inspect import combine_rules, judge_result, scanner_for
 
     rules = combine_rules(INIT_RULES)
     scanner = scanner_for(rules)

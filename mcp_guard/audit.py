@@ -133,6 +133,8 @@ class Event:
     duration_ms: float | None = None
     when: float = 0.0  # time.time() at the decision
     answer: bytes | None = None  # the server's answer, when status is None: the writer reads the status from it
+    # What the result checks did: {"outcome": warn|redact|block, "findings": [{detector, kind, count, paths}]}
+    result: Mapping[str, Any] | None = None
 
 
 class AuditLog:
@@ -229,6 +231,8 @@ class AuditLog:
             f'"arg_keys":{self._keys(event.arguments)},"args_hmac":"{self._fingerprint(event.arguments)}",'
             f'"pid":{self._pid}'
         )
+        if event.result is not None:
+            text += f',"result":{_ENCODE(event.result)}'
         if self._dropped:
             text += f',"dropped_before":{self._dropped}'
             self._dropped = 0

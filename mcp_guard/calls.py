@@ -23,6 +23,7 @@ class Call:
     refund: Receipt | None = None  # what to give back if the server answers with an error
     modern_approval: bool = False  # approved in a 2026-07-28 round: nest the server's own input state
     cancelled: bool = False  # the client gave up on it: never refunded, whatever the server answers
+    inspected: JSONObject | None = None  # what the result checks did, for the audit record (never values)
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class InFlight:
     method: str | None
     ident: RequestId | None
     call: Call | None = None
+    result_of: str | None = None  # tasks/result: the tool whose task this is (its result is inspected)
 
 
 @dataclass(slots=True)

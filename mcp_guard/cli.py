@@ -114,6 +114,18 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-audit", action="store_true", help="write no audit log")
     parser.add_argument(
+        "--record",
+        metavar="FILE",
+        help="append every frame of the session, both directions, to FILE as JSON lines (secrets redacted, "
+        "mode 0600), for mcp-guard replay (default: the policy's 'record')",
+    )
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="emit OpenTelemetry spans and metrics over OTLP (needs mcp-guard[otel]; on by itself when "
+        "OTEL_EXPORTER_OTLP_ENDPOINT is set)",
+    )
+    parser.add_argument(
         "--remote-entry",
         metavar="JSON",
         help="written by `mcp-guard wrap --remote`: the client's original entry for a remote server, kept for "
@@ -212,13 +224,24 @@ def _guard(config: GuardConfig) -> int:
 
     import anyio
 
-    from mcp_guard.relay import relay
+    from mcp_guard.relay import relay, stderr_line
     from mcp_guard.upstream import Upstream
 
     built = build_session(config)
     if isinstance(built, int):
         return built
     session, audit, background = built
+    watchers = None
+    if config.record is not None or config.otel:
+        from mcp_guard.watching import WatchError, watch
+
+        try:
+            watchers = watch(config, session, stderr_line)
+        except WatchError as exc:
+            _err(str(exc))
+            if audit is not None:
+                audit.close()
+            return EXIT_USAGE
     # Said before the server starts, so it comes before anything the server writes to the same stderr.
     _err(_start_line(config, session.judge.store_name))
     # Started last: a configuration error above must not leave a server running.
@@ -228,9 +251,11 @@ def _guard(config: GuardConfig) -> int:
         _err(f"could not start {config.command[0]!r}: {exc.strerror or exc}")
         if audit is not None:
             audit.close()
+        if watchers is not None:
+            watchers.close()
         return exits.CANNOT_RUN
     try:
-        return anyio.run(relay, upstream, session, 0, background)
+        return anyio.run(relay, upstream, session, 0, background, watchers.tap if watchers is not None else None)
     except KeyboardInterrupt:
         # Ctrl-C before the relay watches signals: the server must not outlive the guard (no parent-death
         # signal outside Linux).
@@ -240,6 +265,8 @@ def _guard(config: GuardConfig) -> int:
     finally:
         if audit is not None:
             audit.close()
+        if watchers is not None:
+            watchers.close()
 
 
 def build_session(
@@ -295,6 +322,9 @@ def build_session(
             rebuilt = _integrity(config, new_policy, approvals.store.path, reloading=True)
             if rebuilt is False:
                 return False
+            before = session.snapshot.engine.results
+            if new_engine.results is not None and before is not None:
+                new_engine.results.adopt(before)  # tools withheld stay withheld; listed schemas stay known
             session.snapshot = Snapshot(new_engine, rebuilt or None, config.monitor)
             return True
 
@@ -333,6 +363,7 @@ SUBCOMMANDS: dict[str, str] = {
     "check": "mcp_guard.commands.check",
     "explain": "mcp_guard.commands.explain",
     "test": "mcp_guard.commands.test",
+    "replay": "mcp_guard.commands.replay",
     "schema": "mcp_guard.commands.schema",
     "logs": "mcp_guard.commands.logs",
     "stats": "mcp_guard.commands.stats",
@@ -398,6 +429,7 @@ def _integrity(config: GuardConfig, policy: Policy, store_path: Path, reloading:
             audit_path=config.audit_log,
             store_path=store_path,
             state_url=config.state_url,
+            record_path=config.record,
             warn=stderr_line,
         )
     except IntegrityError as exc:

@@ -58,6 +58,8 @@ class GuardConfig:
     lock: Path | None  # --lock: overrides the policy's pins.file
     approval: ApprovalConfig
     notes: tuple[str, ...] = field(default=())  # to say on stderr at start
+    record: Path | None = None  # --record, else the policy's record (relative to it): the session's frames
+    otel: bool = False  # --otel, or an OTLP endpoint in the environment: spans and metrics
 
 
 def find_policy(explicit: str | None, environ: Mapping[str, str]) -> tuple[Path | None, str]:
@@ -121,6 +123,11 @@ def resolve(args: argparse.Namespace, command: Sequence[str], environ: Mapping[s
         from mcp_guard import paths
 
         audit_log = Path(args.audit_log) if args.audit_log else paths.audit_log_path()
+    record = None
+    if args.record:
+        record = Path(args.record).expanduser()
+    elif policy.record and policy_path is not None:
+        record = policy_path.parent / Path(policy.record).expanduser()
     return GuardConfig(
         command=tuple(command),
         policy=policy,
@@ -143,4 +150,14 @@ def resolve(args: argparse.Namespace, command: Sequence[str], environ: Mapping[s
             store=Path(args.approval_store) if args.approval_store else None,
         ),
         notes=tuple(notes),
+        record=record,
+        otel=bool(args.otel) or otel_from_env(environ),
     )
+
+
+OTEL_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def otel_from_env(environ: Mapping[str, str]) -> bool:
+    """The standard OTLP variables turn telemetry on, as they do for any OpenTelemetry program."""
+    return any(environ.get(name) for name in OTEL_ENDPOINT_VARIABLES)

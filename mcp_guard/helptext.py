@@ -25,6 +25,7 @@ SUMMARIES: dict[str, str] = {
     "pins": "pin a server's tools in a lock file, compare them later, accept changes",
     "approvals": "list, show, approve or deny calls waiting for a person",
     "test": "run a policy's test cases through the guard's own checks, on a simulated clock",
+    "replay": "replay recorded calls (--record, or the audit log) under a new policy: what would change",
 }
 """One line per subcommand for the main help (the older spellings are listed apart)."""
 
@@ -43,6 +44,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "test": (
         "mcp-guard test examples/payments.tests.yaml",
         "mcp-guard test payments.tests.yaml --junit results.xml",
+    ),
+    "replay": (
+        "mcp-guard replay session.jsonl --policy new-policy.json",
+        "mcp-guard replay session.jsonl --policy new-policy.json --against policy.json --json",
     ),
     "logs": (
         "mcp-guard logs --decision refused -n 20",

@@ -2,7 +2,8 @@
 
 A call goes through these stages, each one able to stop it:
 
-1. **hidden**: a tool the policy hides is answered as if the server did not have it.
+1. **hidden**: a tool the policy hides is answered as if the server did not have it; a tool whose
+   definition ``tool_descriptions`` withheld from the listing is refused (**descriptions**).
 2. **own files**: arguments that name the guard's own files or folders are refused
    (``protect_own_files``).
 3. **pins**: a tool whose definition differs from its pin in the lock file is refused; a tool not
@@ -18,8 +19,12 @@ A stage returns a :data:`Verdict` to stop the walk or None to pass the call on. 
 a refusal is reported and the walk goes on, so the call is relayed. A stage that raises refuses
 that one call, saying so; it never ends the session.
 
-The result side (stages run on the server's answer to a judged call) is :data:`RESULT_STAGES`:
-empty for now; result inspection plugs in there.
+The result side (:data:`RESULT_STAGES`) runs on the server's answer to a request the policy has
+``results`` rules for (a judged ``tools/call``, its task's result fetched later, ``resources/read``,
+``prompts/get``): **detectors** (secrets, cards, hidden text: warn, redact or block), **output
+schema** (``validate_output``: ``structuredContent`` against the tool's ``outputSchema``),
+**labels** (the detectors that found something, for flow rules). A stage returns True to withhold
+the result; one that raises withholds it too, saying so.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from mcp_guard.calls import Call
 from mcp_guard.judge import Judge
@@ -36,6 +41,9 @@ from mcp_guard.policy.engine import Engine
 from mcp_guard.wire.json_types import JSONObject, RequestId
 
 if TYPE_CHECKING:
+    # The result side's modules load RE2: imported when a policy has results rules, not at every start.
+    from mcp_guard.inspect.plan import ResultCheck
+    from mcp_guard.inspect.verdict import Outcome, ResultVerdict
     from mcp_guard.integrity.guard import ToolIntegrity
 
 
@@ -139,6 +147,21 @@ def _hidden(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     return None
 
 
+def _withheld(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
+    plan = snap.engine.results
+    why = plan.withheld_reason(call.name) if plan is not None else None
+    if why is None:
+        return None
+    return Refuse(
+        Deny(
+            "tool_description",
+            "tool_descriptions",
+            f"Tool {call.name!r} was withheld from the tool list: its definition contains {why}, which the policy "
+            "does not let through.",
+        )
+    )
+
+
 def _own_files(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     integrity = snap.integrity
     deny = integrity.check_own_files(call.arguments) if integrity is not None else None
@@ -188,15 +211,90 @@ def _rule(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 STAGES: tuple[tuple[str, Stage], ...] = (
     ("hidden", _hidden),
+    ("descriptions", _withheld),
     ("own files", _own_files),
     ("pins", _pins),
     ("schema", _schema),
     ("rule", _rule),
 )
 
-# Stages run on the server's answer to a judged call; result inspection plugs in here.
-ResultStage = Callable[[Call, JSONObject, Snapshot], "JSONObject | None"]
-RESULT_STAGES: tuple[tuple[str, ResultStage], ...] = ()
+# The result side ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ResultIn:
+    """The server's answer to a request the policy has ``results`` rules for, parsed strictly."""
+
+    method: str  # tools/call (a task's result fetched later too), resources/read, prompts/get
+    tool: str | None
+    result: JSONObject
+    check: ResultCheck
+    complete: bool  # a 2026-07-28 answer (it has resultType): a replacement needs "resultType": "complete"
+
+
+@dataclass(slots=True)
+class ResultState:
+    """What the result stages decided so far: the detectors' verdict, then an output schema problem."""
+
+    verdict: ResultVerdict | None = None
+    problem: str | None = None  # why the structuredContent was refused (validate_output)
+    labels: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class ResultOutcome:
+    """What to send for one answer. ``result`` None: the server's bytes as they came (forward, warn,
+    or a blocked ``resources/read``/``prompts/get``, which is answered with an error saying ``message``)."""
+
+    outcome: Outcome
+    result: JSONObject | None = None
+    message: str | None = None
+    findings: list[dict[str, object]] = field(default_factory=list)  # for the audit: never the values
+    labels: frozenset[str] = frozenset()
+    summary: str = ""
+
+
+ResultStage = Callable[[ResultIn, Snapshot, ResultState], bool]  # True: stop (the result is blocked)
+
+
+def _detectors(answer: ResultIn, snap: Snapshot, state: ResultState) -> bool:
+    from mcp_guard.inspect.verdict import judge_result
+
+    rules = answer.check.rules
+    if not rules:
+        return False
+    state.verdict = judge_result(
+        answer.result, rules, answer.check.scanner, complete=answer.complete, method=answer.method
+    )
+    return state.verdict.outcome == "block"
+
+
+def _output_schema(answer: ResultIn, snap: Snapshot, state: ResultState) -> bool:
+    if not answer.check.validate_output or answer.method != "tools/call" or answer.tool is None:
+        return False
+    if answer.result.get("isError") is True:
+        return False  # an error result carries no structured output to check
+    from mcp_guard.inspect.outputs import check_output, output_schema
+
+    plan = snap.engine.results
+    schema = output_schema(answer.tool, snap.integrity, plan)
+    if schema is None:
+        return False
+    state.problem = check_output(schema, answer.result)
+    return state.problem is not None
+
+
+def _labels(answer: ResultIn, snap: Snapshot, state: ResultState) -> bool:
+    if state.verdict is not None:
+        state.labels = state.verdict.labels  # the flow rules read them off the outcome
+    return False
+
+
+RESULT_STAGES: tuple[tuple[str, ResultStage], ...] = (
+    ("detectors", _detectors),
+    ("output schema", _output_schema),
+    ("labels", _labels),
+)
 
 
 class Pipeline:
@@ -286,6 +384,19 @@ class Pipeline:
         record.refund = settled.receipt.refundable() if settled.receipt is not None else None
         return Relay(record, forward)
 
+    def judge_result(self, answer: ResultIn, snap: Snapshot) -> ResultOutcome:
+        """Run the result stages on one answer. A stage that fails withholds the result (fail closed)."""
+        state = ResultState()
+        failed: str | None = None
+        for name, stage in RESULT_STAGES:
+            try:
+                if stage(answer, snap, state):
+                    break
+            except Exception as exc:
+                failed = f"the guard's {name} check failed on it ({type(exc).__name__}: {exc})"
+                break
+        return _result_outcome(answer, snap, state, failed)
+
     def _monitored(self, call: CallIn, state: CallState, deny: Deny) -> None:
         state.monitored.append(deny)
         self._warn(f"monitor: would refuse {call.name!r} ({deny.rule}): {deny.reason}")
@@ -297,6 +408,51 @@ class Pipeline:
         if settled is not None and settled.receipt is not None:
             record.refund = settled.receipt.refundable()
         return record
+
+
+def _result_outcome(answer: ResultIn, snap: Snapshot, state: ResultState, failed: str | None) -> ResultOutcome:
+    from mcp_guard.inspect.verdict import FORWARD, block_message, describe
+
+    verdict = state.verdict or FORWARD
+    what = answer.tool if answer.tool is not None else answer.method
+    findings = verdict.audit()
+    labels = state.labels or verdict.labels
+    problem = failed or (
+        f"its structuredContent does not match the tool's outputSchema: {state.problem}" if state.problem else None
+    )
+    if problem is not None:
+        message = f"mcp-guard withheld the result of this {_noun(answer.method)}: the server did run it, but {problem}."
+        outcome = ResultOutcome("block", None, message, findings, labels)
+        detail = problem
+    elif verdict.outcome == "forward":
+        return ResultOutcome("forward", labels=labels)
+    else:
+        detail = describe(verdict.findings, truncated=verdict.truncated)
+        message = None
+        if verdict.outcome == "block":
+            message = block_message(verdict.findings, what=_noun(answer.method), truncated=verdict.truncated)
+        replaced = cast("JSONObject | None", verdict.result if isinstance(verdict.result, dict) else None)
+        outcome = ResultOutcome(verdict.outcome, replaced, message, findings, labels)
+    done = {"warn": "passed on", "redact": "redacted", "block": "blocked"}[outcome.outcome]
+    if snap.monitor and outcome.outcome in ("redact", "block"):
+        # Monitor mode reports what enforcing would do, and sends the server's answer.
+        return ResultOutcome("warn", None, None, findings, labels, f"{what!r}: monitor mode, would be {done}: {detail}")
+    outcome.summary = f"{what!r}: result {done}: {detail}"
+    if outcome.outcome == "block" and answer.method == "tools/call" and outcome.result is None:
+        outcome.result = error_result(outcome.message or "", answer.complete)
+    return outcome
+
+
+def _noun(method: str) -> str:
+    return {"resources/read": "resource read", "prompts/get": "prompt request"}.get(method, "call")
+
+
+def error_result(text: str, complete: bool) -> JSONObject:
+    """A ``CallToolResult`` with ``isError`` that the guard sends in place of a withheld one."""
+    result: JSONObject = {"content": [{"type": "text", "text": text}], "isError": True}
+    if complete:
+        result["resultType"] = "complete"
+    return result
 
 
 def _new_record(call: CallIn, rule: str | None, reason: str | None, word: str) -> Call:

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -33,6 +34,9 @@ from mcp_guard.actions import Action, Start, ToClient, ToUpstream
 from mcp_guard.session import Session
 from mcp_guard.upstream import Upstream, describe_exit, exit_status
 from mcp_guard.workers import Workers
+
+if TYPE_CHECKING:
+    from mcp_guard.observe import Tap
 
 _READ_BUFFER = 1 << 16
 # How long to keep relaying what the server writes on its way out, once its group is gone or going.
@@ -80,11 +84,23 @@ class Carrier:
     """Carries out the session's actions: writes to a side, or starts a job on the bounded pool."""
 
     def __init__(
-        self, to_client: Callable[[bytes], None], to_upstream: Callable[[bytes], None], workers: Workers
+        self,
+        to_client: Callable[[bytes], None],
+        to_upstream: Callable[[bytes], None],
+        workers: Workers,
+        tap: Tap | None = None,
     ) -> None:
         self._to_client = to_client
         self._to_upstream = to_upstream
         self.workers = workers
+        self._tap = tap
+        # What a worker job emits through: the carrier itself, or (watched) a tap first.
+        self._emit: Callable[[Sequence[Action]], None] = self if tap is None else self._tapped
+
+    def _tapped(self, actions: Sequence[Action]) -> None:
+        assert self._tap is not None  # noqa: S101
+        self._tap.emitted(actions)
+        self(actions)
 
     def __call__(self, actions: Sequence[Action]) -> None:
         for action in actions:
@@ -94,8 +110,8 @@ class Carrier:
                 self._to_client(action.frame)
             elif isinstance(action, Start):
                 job = action.job
-                if not self.workers.submit(job.name, partial(job.run, self)):
-                    self(job.overflow())
+                if not self.workers.submit(job.name, partial(job.run, self._emit)):
+                    self._emit(job.overflow())
 
 
 @dataclass
@@ -138,11 +154,12 @@ async def relay(
     session: Session,
     client_stdin: int = 0,
     background: Sequence[Callable[[], Coroutine[object, object, None]]] = (),
+    tap: Tap | None = None,
 ) -> int:
     """Relay until the session ends; return the guard's exit status.
 
     ``background`` tasks (the policy watcher) run in the same task group and are
-    cancelled with it.
+    cancelled with it. ``tap`` (the recorder, telemetry) sees every line and action; None costs nothing.
     """
     token = anyio.lowlevel.current_token()
     endings = _Endings()
@@ -166,15 +183,15 @@ async def relay(
         upstream.process.wait()
         notify(lambda: setattr(endings, "upstream_exit", True))()
 
-    carry = Carrier(FrameWriter(1), FrameWriter(upstream.stdin_fd), Workers(on_error=stderr_line))
-    from_client, from_upstream = session.from_client, session.from_upstream
+    carry = Carrier(FrameWriter(1), FrameWriter(upstream.stdin_fd), Workers(on_error=stderr_line), tap)
+    on_client, on_upstream = _handlers(session, carry, tap)
 
     async with anyio.create_task_group() as tg:
         # Before the first frame moves: a client that has had an answer may signal the guard.
         if sys.platform != "win32":
             await tg.start(_watch_signals, endings, upstream)
-        _pump(client_stdin, lambda line: carry(from_client(line)), notify(client_done), "client")
-        _pump(upstream.stdout_fd, lambda line: carry(from_upstream(line)), notify(upstream_done), "upstream")
+        _pump(client_stdin, on_client, notify(client_done), "client")
+        _pump(upstream.stdout_fd, on_upstream, notify(upstream_done), "upstream")
         threading.Thread(target=waiter, name="mcp-guard waiter", daemon=True).start()
         async with anyio.create_task_group() as work:
             for task in background:
@@ -192,6 +209,29 @@ async def relay(
         carry.workers.close(1.0)
         tg.cancel_scope.cancel()
     return status
+
+
+def _handlers(
+    session: Session, carry: Carrier, tap: Tap | None
+) -> tuple[Callable[[bytes], None], Callable[[bytes], None]]:
+    """What each pump does with a line: the session decides, the carrier acts (and a tap, if any, sees it)."""
+    from_client, from_upstream = session.from_client, session.from_upstream
+    if tap is None:
+        return (lambda line: carry(from_client(line))), (lambda line: carry(from_upstream(line)))
+    client_line, client_actions, upstream_line = tap.client_line, tap.client_actions, tap.upstream_line
+
+    def on_client(line: bytes) -> None:
+        client_line(line)
+        actions = from_client(line)
+        client_actions(line, actions)
+        carry(actions)
+
+    def on_upstream(line: bytes) -> None:
+        actions = from_upstream(line)
+        upstream_line(line, actions)
+        carry(actions)
+
+    return on_client, on_upstream
 
 
 async def _watch_signals(

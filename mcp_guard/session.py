@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from mcp_guard.actions import Action, Emit, Job, Start, ToClient, ToUpstream
+from mcp_guard.answers import INSPECTED_METHODS, audit_record, inspect_answer
 from mcp_guard.approval.flow import ApprovalSettings, GuardIds
 from mcp_guard.calls import Call, InFlight, Waiter
 from mcp_guard.limits.base import StoreUnavailable
@@ -50,6 +51,7 @@ from mcp_guard.wire.peek import classify, peek
 if TYPE_CHECKING:
     from mcp_guard.approval.desk import ApprovalDesk
     from mcp_guard.audit import AuditLog
+    from mcp_guard.inspect.plan import ResultPlan
     from mcp_guard.judge import Judge
 
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
@@ -110,6 +112,9 @@ class Session:
         # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once.
         self._unknown_answers: dict[bool, tuple[str, JSONObject]] = {}
         self._stopping = False
+        self._tasks: dict[str, str] = {}  # taskId -> tool, for task-augmented calls whose results are checked
+        # Detectors that found something in what came back this session (flow rules read them).
+        self.labels: set[str] = set()
         self._version: str | None = None  # negotiated in the handshake era's initialize
         desk: ApprovalDesk | None = None
         if approvals is not None:
@@ -233,8 +238,11 @@ class Session:
             return [ToClient(encode(refusal))]
         if m.method == "tools/call":
             return self._call(line, m, key)
+        flight = InFlight(m.method, m.id)
+        if self._tasks and m.method == "tasks/result":
+            flight.result_of = self._tasks.get(str(m.params.get("taskId")))
         with self._lock:
-            self._inflight[key] = InFlight(m.method, m.id)
+            self._inflight[key] = flight
             if m.method == "tools/list":
                 self._list_requests.add(key)
         return [ToUpstream(line)]
@@ -686,10 +694,68 @@ class Session:
                 self._remember_server_meta(line)
             elif request.method == "initialize":
                 self._remember_version(line)
+            if request.method in ("initialize", "server/discover") and self.snapshot.engine.results is not None:
+                line = self._screen_instructions(line)
+            checked = line
+            plan = self.snapshot.engine.results
+            if plan is not None and request.method in INSPECTED_METHODS:
+                checked = self._inspect(line, ident, request, plan)
             if request.call is not None:
-                line = self._call_outcome(line, request.call)
+                # The status (audit, refunds) is the server's own answer's: a withheld result was still run.
+                wrapped = self._call_outcome(line, request.call)
+                checked = wrapped if wrapped is not line else checked
+            line = checked
         actions.append(ToClient(line))
         return actions
+
+    def _inspect(self, line: bytes, ident: JSON, request: InFlight, plan: ResultPlan) -> bytes:
+        """The answer after the pipeline's result stages (``results`` rules): the same bytes unless changed."""
+        snap = self.snapshot
+        call = request.call
+        tool = call.tool if call is not None else request.result_of
+        if tool is not None:
+            rule = snap.engine.rule_for(tool)
+            check = plan.for_rule(rule.key if rule is not None else None)
+        elif request.method in ("resources/read", "prompts/get"):
+            check = plan.other
+        else:
+            return line
+        if check is None:
+            return line
+        got = inspect_answer(line, ident, request.method or "", tool, check, self.pipeline, snap)
+        if got.task is not None and call is not None:
+            with self._lock:
+                self._tasks[got.task] = call.tool
+                if len(self._tasks) > _REFUSED_KEPT:
+                    del self._tasks[next(iter(self._tasks))]
+        outcome = got.outcome
+        if outcome is None or outcome.outcome == "forward":
+            return got.line
+        self._warn(f"result check: {outcome.summary}")
+        with self._lock:
+            self.labels |= outcome.labels
+        record = audit_record(outcome)
+        if call is not None:
+            call.inspected = record
+        elif self._audit is not None:
+            from mcp_guard.audit import Event
+
+            no_arguments: JSONObject = {}
+            self._audit.record(
+                Event(
+                    self.server_name,
+                    self.client.name,
+                    tool or request.method or "",
+                    "allowed",
+                    None,
+                    None,
+                    no_arguments,
+                    status="ok",
+                    when=time.time(),
+                    result=record,
+                )
+            )
+        return got.line
 
     def _guard_answer(self, ident: str, line: bytes) -> None:
         """The server's answer to a request the guard sent it: read strictly, or not at all."""
@@ -751,6 +817,7 @@ class Session:
                 duration_ms=(time.perf_counter() - call.started) * 1000,
                 when=call.when,
                 answer=answer,
+                result=call.inspected,
             )
         )
 
@@ -791,12 +858,14 @@ class Session:
         integrity = snap.integrity
         watches = integrity is not None and integrity.watches_listings
         hides = bool(snap.engine.policy.hide) and not snap.monitor
-        if not watches and not hides:
+        plan = snap.engine.results
+        screens = plan is not None and plan.wants_listing
+        if not watches and not hides and not screens:
             return line
         try:
             message = strict_loads(line)
         except FrameError as exc:
-            enforcing = hides or (integrity is not None and integrity.enforces_pins)
+            enforcing = hides or (integrity is not None and integrity.enforces_pins) or screens
             self._warn(f"the server's tool list could not be read strictly ({exc.message})")
             if not enforcing:
                 return line
@@ -815,10 +884,90 @@ class Session:
         elif hides:
             engine = snap.engine
             kept = [t for t in kept if not (isinstance(t, dict) and engine.is_hidden(str(t.get("name", ""))))]
+        if plan is not None and screens:
+            kept = self._screen_listing(kept, plan, snap.monitor)
         if len(kept) == len(tools):
             return line
         result["tools"] = kept
         return encode(message)
+
+    def _screen_listing(self, tools: list[JSON], plan: ResultPlan, monitor: bool) -> list[JSON]:
+        """``tool_descriptions``: withhold tools whose definitions carry what a block rule names (and remember
+        the listed output schemas for ``validate_output``)."""
+        from mcp_guard.inspect.descriptions import screen_tools
+
+        plan.remember_tools(tools)
+        check = plan.descriptions
+        if check is None:
+            return tools
+        kept, reports = screen_tools(tools, check)
+        blocked = {name for name, report in reports if report.action == "block"}
+        for tool in tools:
+            name = tool.get("name") if isinstance(tool, dict) else None
+            if isinstance(name, str) and name not in blocked:
+                plan.withhold(name, None)  # listed clean now: callable again
+        for name, report in reports:
+            withhold = report.action == "block" and not monitor
+            if withhold:
+                plan.withhold(name, report.summary)
+            verb = "withheld from the tool list" if withhold else "listed"
+            if report.action == "block" and monitor:
+                verb = "listed (monitor mode; it would be withheld)"
+            self._warn(f"tool {name!r} {verb}: its definition contains {report.summary}")
+            self._audit_screened(name, "withheld" if withhold else "allowed", report.summary, report.findings)
+        return tools if monitor else cast("list[JSON]", kept)
+
+    def _screen_instructions(self, line: bytes) -> bytes:
+        """``tool_descriptions`` on the server's ``instructions``: dropped when a block rule finds something."""
+        plan = self.snapshot.engine.results
+        check = plan.descriptions if plan is not None else None
+        if check is None or not check.may_match(line):
+            return line
+        from mcp_guard.inspect.descriptions import screen
+
+        try:
+            message = strict_loads(line)
+        except FrameError:
+            return line  # the client's own reader decides; the instructions were not checked
+        result = message.get("result") if isinstance(message, dict) else None
+        text = result.get("instructions") if isinstance(result, dict) else None
+        if not isinstance(result, dict) or not isinstance(text, str):
+            return line
+        found = screen(text, check, "the server's instructions")
+        if found is None:
+            return line
+        withhold = found.action == "block" and not self.snapshot.monitor
+        verb = "dropped" if withhold else "passed on"
+        self._warn(f"the server's instructions were {verb}: they contain {found.summary}")
+        self._audit_screened("(instructions)", "withheld" if withhold else "allowed", found.summary, found.findings)
+        if not withhold:
+            return line
+        del result["instructions"]
+        return encode(message)
+
+    def _audit_screened(self, what: str, decision: str, summary: str, findings: list[dict[str, object]]) -> None:
+        if self._audit is None:
+            return
+        from mcp_guard.answers import findings_json
+        from mcp_guard.audit import Event
+
+        no_arguments: JSONObject = {}
+        record: JSONObject = {"outcome": "block" if decision == "withheld" else "warn"}
+        record["findings"] = findings_json(findings)
+        self._audit.record(
+            Event(
+                self.server_name,
+                self.client.name,
+                what,
+                decision,
+                "tool_descriptions",
+                summary,
+                no_arguments,
+                status="listed",
+                when=time.time(),
+                result=record,
+            )
+        )
 
     def _remember_version(self, line: bytes) -> None:
         """The protocol version the server chose in the handshake (it decides whether batches exist)."""

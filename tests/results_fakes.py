@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcp_guard.results.checks import IBAN_LENGTHS, base62
+from mcp_guard.inspect.checks import IBAN_LENGTHS, base62
 
 CORPUS_DIR = Path(__file__).resolve().parent / "results_corpus"
 

@@ -11,8 +11,6 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,8 @@ import pytest
 from conftest import DEMO_SERVER, PYTHON
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sandboxes import Sandbox, enter_sandbox, write
+from sandboxes import main_captured as cli
 
 from mcp_guard.cli import main
 from mcp_guard.clients.edit import unwrap_text, wrap_text
@@ -32,47 +32,13 @@ GUARD = find_guard_command()
 BACKUP = re.compile(r"\.bak-\d{8}-\d{6}(-\d+)?$")
 
 
-@dataclass
-class Sandbox:
-    root: Path
-    home: Path
-    project: Path
-
-    @property
-    def desktop_config(self) -> Path:
-        return self.home / ".config" / "Claude" / "claude_desktop_config.json"
-
-
 @pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    home = tmp_path / "home"
-    project = tmp_path / "project"
-    home.mkdir()
-    project.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("USERPROFILE", str(home))
-    monkeypatch.setenv("APPDATA", str(home / "AppData" / "Roaming"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
-    monkeypatch.delenv("MCP_GUARD_POLICY", raising=False)
-    monkeypatch.chdir(project)
-    yield Sandbox(tmp_path, home, project)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode("utf-8"))
-    return path
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    return enter_sandbox(tmp_path, monkeypatch)
 
 
 def policy_file(sandbox: Sandbox, name: str = "policy.json") -> Path:
     return write(sandbox.root / name, json.dumps({"version": "1", "default": "allow"}) + "\n")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def backups(path: Path) -> list[Path]:

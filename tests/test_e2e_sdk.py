@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,6 +41,23 @@ def direct() -> list[str]:
     return [PYTHON, str(DEMO_SERVER)]
 
 
+CHARGE = {"amount": 10.0, "currency": "USD", "customer_id": "cus_001"}
+# The demo server's own answers, by era: it lists the same tools and refuses an unknown tool the same way
+# in every test, so each era's direct session runs once per process (per pytest-xdist worker).
+_DIRECT: dict[str, tuple[dict[str, Any], CallToolResult]] = {}
+
+
+async def direct_answers(env: Mapping[str, str], mode: str) -> tuple[dict[str, Any], CallToolResult]:
+    """The demo server's ``tools/list`` result (dumped) and its answer to ``no_such_tool``, straight, in ``mode``."""
+    if mode not in _DIRECT:
+        async with connect(direct(), env, mode) as client:
+            tools = (await client.list_tools()).model_dump()
+            unknown = await client.call_tool("no_such_tool", CHARGE)
+        _DIRECT[mode] = (tools, unknown)
+    tools, unknown = _DIRECT[mode]
+    return copy.deepcopy(tools), unknown.model_copy(deep=True)
+
+
 def guarded(guard_cmd: list[str], policy: Path) -> list[str]:
     return [*guard_cmd, "--policy", str(policy), "--", PYTHON, str(DEMO_SERVER)]
 
@@ -70,8 +88,7 @@ def check_era(result: CallToolResult) -> None:
 
 
 async def test_list_tools_equals_direct(guard_cmd: list[str], env: dict[str, str], mode: str) -> None:
-    async with connect(direct(), env, mode) as client:
-        expected = (await client.list_tools()).model_dump()
+    expected, _ = await direct_answers(env, mode)
     async with connect(guarded(guard_cmd, SEED_POLICY), env, mode) as client:
         got = (await client.list_tools()).model_dump()
     assert got == expected
@@ -164,13 +181,10 @@ async def test_deny_with_reason(guard_cmd: list[str], env: dict[str, str], mode:
 
 async def test_hidden_tool_looks_absent(guard_cmd: list[str], env: dict[str, str], mode: str, tmp_path: Path) -> None:
     policy = write_policy(tmp_path, {"version": "1", "default": "allow", "hide": ["create_charge"]})
-    arguments = {"amount": 10.0, "currency": "USD", "customer_id": "cus_001"}
-    async with connect(direct(), env, mode) as client:
-        direct_tools = (await client.list_tools()).model_dump()
-        direct_unknown = await client.call_tool("no_such_tool", arguments)
+    direct_tools, direct_unknown = await direct_answers(env, mode)
     async with connect(guarded(guard_cmd, policy), env, mode) as client:
         guarded_tools = (await client.list_tools()).model_dump()
-        hidden_call = await client.call_tool("create_charge", arguments)
+        hidden_call = await client.call_tool("create_charge", CHARGE)
 
     expected_tools = [t for t in direct_tools["tools"] if t["name"] != "create_charge"]
     assert len(expected_tools) == len(direct_tools["tools"]) - 1

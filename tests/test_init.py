@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import DEMO_SERVER, EVERYTHING_SERVER, PYTHON, ROOT, Cli, guard_command
+from sandboxes import guard_process, sandbox_env
 
 from mcp_guard.policy.load import load_policy
 
@@ -28,29 +29,8 @@ DENY_NOTE = (
 )
 
 
-def sandbox_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MCP_GUARD_POLICY", "CLAUDE_CONFIG_DIR")}
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env.update(
-        HOME=str(home),
-        USERPROFILE=str(home),
-        APPDATA=str(home / "AppData" / "Roaming"),
-        XDG_CONFIG_HOME=str(home / ".config"),
-    )
-    return env
-
-
 def init(tmp_path: Path, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*guard_command(), "init", *argv],
-        cwd=cwd or tmp_path,
-        env=sandbox_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=80,
-        check=False,
-    )
+    return guard_process(tmp_path, "init", *argv, cwd=cwd, timeout=80)
 
 
 def demo(tmp_path: Path, *options: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -75,7 +55,10 @@ def test_init_demo_server(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     path = tmp_path / "mcp-guard-policy.json"  # the default, in the working directory
     policy = json.loads(path.read_text(encoding="utf-8"))
-    assert list(policy) == ["version", "default", "tools", "pins", "validate_arguments"]
+    assert list(policy) == ["version", "default", "all_tools", "tools", "pins", "validate_arguments"]
+    assert policy["all_tools"] == {
+        "results": {"redact": ["secrets", "payment_cards"], "block": ["invisible_text", "terminal_escapes"]}
+    }
     assert policy["version"] == "1"
     assert policy["default"] == "deny"
     assert policy["pins"] == {"file": "mcp-guard-policy.lock.json", "mode": "enforce"}
@@ -243,3 +226,56 @@ def test_no_temporary_file_stays_after_a_failed_commit(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         atomic.commit([(staged[0], tmp_path / "gone" / "a.json"), (staged[1], tmp_path / "b.json")])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_init_writes_starter_tests_that_pass(tmp_path: Path, init_here: Init, cli: Cli) -> None:
+    """Issue 22: a few cases derived from the policy, beside it, that `mcp-guard test` passes as written."""
+    import yaml
+
+    result = init_here("-o", "payments.json", "--", PYTHON, str(DEMO_SERVER))
+    assert result.returncode == 0, result.stderr
+    tests = tmp_path / "payments.tests.yaml"
+    assert f"wrote 4 starter policy test(s) to {tests}; run them with\n  mcp-guard test {tests}" in result.stderr
+    text = tests.read_text(encoding="utf-8")
+    assert text.startswith("# Starter policy tests written by `mcp-guard init`: run them with `mcp-guard test ")
+    document = yaml.safe_load(text)
+    assert document["policy"] == "payments.json"
+    assert document["cases"] == [
+        {
+            "name": "get_order_status is allowed",
+            "call": {"tool": "get_order_status", "args": {"order_id": "x"}},
+            "expect": "allow",
+        },
+        {
+            "name": "create_charge is refused",
+            "call": {"tool": "create_charge", "args": {"amount": 1.0, "currency": "x", "customer_id": "x"}},
+            "expect": {"decision": "deny", "rule": "tools.create_charge.action"},
+        },
+        {
+            "name": "a tool the policy does not list is refused",
+            "call": {"tool": "a_tool_the_policy_does_not_list", "args": {}},
+            "expect": "deny",
+        },
+        {
+            "name": "track_behavior_event: 30 calls in a minute pass, the next is refused",
+            "repeat": 31,
+            "call": {"tool": "track_behavior_event", "args": {"user_id": "x", "event": "x"}},
+            "expect": "allow",
+            "expect_last": {"decision": "deny", "rule": "tools.track_behavior_event.limits[0]"},
+        },
+    ]
+    ran = cli("test", str(tests))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "4 passed" in ran.stdout
+    # A second init without --force keeps the policy and its tests as they are.
+    again = init_here("-o", "payments.json", "--", PYTHON, str(DEMO_SERVER))
+    assert again.returncode == 1
+    assert tests.read_text(encoding="utf-8") == text
+
+
+def test_init_starter_tests_for_the_everything_server_pass(tmp_path: Path, init_here: Init, cli: Cli) -> None:
+    result = init_here("-o", "everything.json", "--", PYTHON, str(EVERYTHING_SERVER))
+    assert result.returncode == 0, result.stderr
+    ran = cli("test", str(tmp_path / "everything.tests.yaml"))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert " passed" in ran.stdout.splitlines()[-1]

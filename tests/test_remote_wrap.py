@@ -7,15 +7,16 @@ tests/test_e2e_remote.py; these check the edits themselves, for each client's co
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sandboxes import enter_sandbox, write
+from sandboxes import main_captured as cli
 
-from mcp_guard.cli import main, split_command
+from mcp_guard.cli import split_command
 from mcp_guard.clients.edit import unwrap_text, wrap_text
 from mcp_guard.clients.launch import find_guard_command, guard_launch
 from mcp_guard.clients.remote import plain
@@ -26,31 +27,8 @@ BRIDGE = ["npx", "-y", "mcp-remote"]
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "home"
-    project = tmp_path / "project"
-    home.mkdir()
-    project.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("USERPROFILE", str(home))
-    monkeypatch.setenv("APPDATA", str(home / "AppData" / "Roaming"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
-    monkeypatch.delenv("MCP_GUARD_POLICY", raising=False)
-    monkeypatch.chdir(project)
-    yield home
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode("utf-8"))
-    return path
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return enter_sandbox(tmp_path, monkeypatch).home
 
 
 def entry_text(text: str, container: str, name: str) -> str:

@@ -7,9 +7,12 @@
    exact `wrap ... --server NAME` line; `wrap --init` gives each server a policy of its own.
 9. Advice for the policy's author goes in `note`, never in what the model is told.
 
-Every command runs as a subprocess (or through ``main``) in a sandboxed HOME and XDG tree, against
-the SDK-built servers in ``tests/servers`` and ``examples``; the npm reference server is used
-where it is installed.
+Every command runs in a sandboxed HOME and XDG tree, against the SDK-built servers in
+``tests/servers`` and ``examples``; the npm reference server is used where it is installed. Most
+commands run in this process (``guard``, through ``conftest.cli``), each distinct server listed once
+per worker (``listed_once``); one ``init``, one ``pins accept`` and one ``wrap --init`` run the
+installed script as a subprocess (``guard_process``), and what the commands wrote is always checked
+by a real SDK client through a real guard process.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from conftest import DEMO_SERVER, PYTHON, ROOT, guard_command
+from conftest import DEMO_SERVER, PYTHON, ROOT, Cli, guard_command
+from sandboxes import guard_process, sandbox_env
 
 from mcp_guard.integrity.lockfile import LockFile
 from mcp_guard.policy.load import PolicyError, load_policy
@@ -39,32 +43,13 @@ ALL_TOOLS = [*BASE_TOOLS, "list_roots", "summarize", "ask_user"]
 NODE_PACKAGE = ROOT / "tests" / "node" / "node_modules" / "@modelcontextprotocol" / "server-everything"
 
 
-def sandbox_env(tmp_path: Path) -> dict[str, str]:
-    """The caller's environment with HOME and every XDG directory inside ``tmp_path``."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MCP_GUARD_POLICY", "CLAUDE_CONFIG_DIR")}
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env.update(
-        HOME=str(home),
-        USERPROFILE=str(home),
-        APPDATA=str(home / "AppData" / "Roaming"),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_STATE_HOME=str(home / ".local" / "state"),
-        XDG_DATA_HOME=str(home / ".local" / "share"),
-    )
-    return env
+Guard = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def guard(tmp_path: Path, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*guard_command(), *argv],
-        cwd=cwd or tmp_path,
-        env=sandbox_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )
+@pytest.fixture
+def guard(tmp_path: Path, cli: Cli, listed_once: None) -> Guard:
+    """``guard(*argv, cwd=None)``: ``mcp-guard ARGV`` in this process, in the sandbox of ``tmp_path``."""
+    return lambda *argv, cwd=None: cli(*argv, cwd=cwd or tmp_path, env=sandbox_env(tmp_path))
 
 
 async def _client_listing(argv: Sequence[str], env: Mapping[str, str], capabilities: bool) -> list[str]:
@@ -95,8 +80,8 @@ def client_listing(argv: Sequence[str], env: Mapping[str, str], capabilities: bo
     return anyio.run(_client_listing, argv, env, capabilities)
 
 
-def stderr_of_guard(argv: Sequence[str], env: Mapping[str, str]) -> str:
-    """What a guard wrote on stderr during one SDK client session, listing tools, run as a shell would."""
+def listing_and_stderr(argv: Sequence[str], env: Mapping[str, str]) -> tuple[list[str], str]:
+    """:func:`client_listing` through ``argv``, and what that process wrote on stderr meanwhile (as a shell runs it)."""
     log = Path(env["HOME"]) / f"guard-stderr-{len(list(Path(env['HOME']).glob('guard-stderr-*')))}.txt"
     wrapper = [
         PYTHON,
@@ -105,15 +90,15 @@ def stderr_of_guard(argv: Sequence[str], env: Mapping[str, str]) -> str:
         str(log),
         *argv,
     ]
-    client_listing(wrapper, env)
-    return log.read_text(encoding="utf-8")
+    names = client_listing(wrapper, env)
+    return names, log.read_text(encoding="utf-8")
 
 
 # --- trap 1: list tools the way the client will ---------------------------------------------------
 
 
 def test_init_lists_tools_as_a_capable_client_sees_them(tmp_path: Path) -> None:
-    done = guard(tmp_path, "init", "-o", "capable.json", "--", *CAPABLE)
+    done = guard_process(tmp_path, "init", "-o", "capable.json", "--", *CAPABLE)
     assert done.returncode == 0, done.stderr
     policy_path = tmp_path / "capable.json"
     lock_path = tmp_path / "capable.lock.json"
@@ -134,32 +119,33 @@ def test_init_lists_tools_as_a_capable_client_sees_them(tmp_path: Path) -> None:
     # has nothing to report.
     env = sandbox_env(tmp_path)
     argv = [*guard_command(), "--policy", str(policy_path), "--", *CAPABLE]
-    assert client_listing(argv, env) == ALL_TOOLS
-    assert "tool pin" not in stderr_of_guard(argv, env)
+    names, stderr = listing_and_stderr(argv, env)
+    assert names == ALL_TOOLS
+    assert "tool pin" not in stderr
 
 
-def test_init_capabilities_option(tmp_path: Path) -> None:
-    roots = guard(tmp_path, "init", "-o", "roots.json", "--capabilities", "roots", "--", *CAPABLE)
+def test_init_capabilities_option(tmp_path: Path, guard: Guard) -> None:
+    roots = guard("init", "-o", "roots.json", "--capabilities", "roots", "--", *CAPABLE)
     assert roots.returncode == 0, roots.stderr
     assert list(json.loads((tmp_path / "roots.json").read_text())["tools"]) == [*BASE_TOOLS, "list_roots"]
     assert LockFile.load(tmp_path / "roots.lock.json").server["clientCapabilities"] == ["roots"]
 
-    bare = guard(tmp_path, "init", "-o", "bare.json", "--capabilities", "none", "--", *CAPABLE)
+    bare = guard("init", "-o", "bare.json", "--capabilities", "none", "--", *CAPABLE)
     assert bare.returncode == 0, bare.stderr
     assert list(json.loads((tmp_path / "bare.json").read_text())["tools"]) == BASE_TOOLS
     assert LockFile.load(tmp_path / "bare.lock.json").server["clientCapabilities"] == []
     assert "as a client declaring no capabilities" in bare.stderr
 
-    wrong = guard(tmp_path, "init", "-o", "x.json", "--capabilities", "roots,telepathy", "--", *CAPABLE)
+    wrong = guard("init", "-o", "x.json", "--capabilities", "roots,telepathy", "--", *CAPABLE)
     assert wrong.returncode == 2
     assert "telepathy" in wrong.stderr and "roots, sampling, elicitation" in wrong.stderr
     assert not (tmp_path / "x.json").exists()
 
 
-def test_a_tool_missing_from_the_lock_is_reported_and_can_be_accepted(tmp_path: Path) -> None:
+def test_a_tool_missing_from_the_lock_is_reported_and_can_be_accepted(tmp_path: Path, guard: Guard) -> None:
     """A lock made as a bare client: the live client is offered more; the guard says so; accept pins it."""
     lock_path = tmp_path / "bare.lock.json"
-    made = guard(tmp_path, "pins", "create", "--capabilities", "none", "--lock", "bare.lock.json", "--", *CAPABLE)
+    made = guard("pins", "create", "--capabilities", "none", "--lock", "bare.lock.json", "--", *CAPABLE)
     assert made.returncode == 0, made.stderr
     assert f"in {lock_path}" in made.stderr
     assert sorted(LockFile.load(lock_path).tools) == sorted(BASE_TOOLS)
@@ -168,8 +154,8 @@ def test_a_tool_missing_from_the_lock_is_reported_and_can_be_accepted(tmp_path: 
 
     env = sandbox_env(tmp_path)
     argv = [*guard_command(), "--policy", str(policy), "--", *CAPABLE]
-    assert client_listing(argv, env) == BASE_TOOLS  # enforce: the unpinned tools are hidden
-    stderr = stderr_of_guard(argv, env)
+    names, stderr = listing_and_stderr(argv, env)
+    assert names == BASE_TOOLS  # enforce: the unpinned tools are hidden
     command = " ".join(CAPABLE)
     assert (
         f"tool pin: ask_user: offered to this client but not in the lock file {lock_path}, which was made "
@@ -177,7 +163,7 @@ def test_a_tool_missing_from_the_lock_is_reported_and_can_be_accepted(tmp_path: 
         f"mcp-guard pins accept ask_user --lock {lock_path} -- {command}"
     ) in stderr
 
-    accepted = guard(tmp_path, "pins", "accept", "ask_user", "--lock", str(lock_path), "--", *CAPABLE)
+    accepted = guard_process(tmp_path, "pins", "accept", "ask_user", "--lock", str(lock_path), "--", *CAPABLE)
     assert accepted.returncode == 0, accepted.stderr
     assert "accepted new: ask_user" in accepted.stdout
     lock = LockFile.load(lock_path)
@@ -186,7 +172,7 @@ def test_a_tool_missing_from_the_lock_is_reported_and_can_be_accepted(tmp_path: 
     assert client_listing(argv, env) == [*BASE_TOOLS, "ask_user"]
 
     # A name the server offers to no client this one can be is explained, and nothing is written.
-    unknown = guard(tmp_path, "pins", "accept", "teleport", "--lock", str(lock_path), "--", *CAPABLE)
+    unknown = guard("pins", "accept", "teleport", "--lock", str(lock_path), "--", *CAPABLE)
     assert unknown.returncode == 2
     assert (
         f"teleport: neither pinned in {lock_path} nor listed by the server to a client declaring roots, "
@@ -196,42 +182,42 @@ def test_a_tool_missing_from_the_lock_is_reported_and_can_be_accepted(tmp_path: 
     assert sorted(LockFile.load(lock_path).tools) == sorted([*BASE_TOOLS, "ask_user"])
 
 
-def test_pins_diff_lists_as_the_usual_client_and_points_out_a_narrower_lock(tmp_path: Path) -> None:
+def test_pins_diff_lists_as_the_usual_client_and_points_out_a_narrower_lock(tmp_path: Path, guard: Guard) -> None:
     lock_path = tmp_path / "roots.lock.json"
-    made = guard(tmp_path, "pins", "create", "--capabilities", "roots", "--lock", str(lock_path), "--", *CAPABLE)
+    made = guard("pins", "create", "--capabilities", "roots", "--lock", str(lock_path), "--", *CAPABLE)
     assert made.returncode == 0, made.stderr
-    wider = guard(tmp_path, "pins", "diff", "--lock", str(lock_path), "--", *CAPABLE)
+    wider = guard("pins", "diff", "--lock", str(lock_path), "--", *CAPABLE)
     assert wider.returncode == 1
     assert "# new: summarize" in wider.stdout and "# new: ask_user" in wider.stdout
     assert (
         f"note: {lock_path} was made listing tools as a client declaring roots; listing now as a client declaring "
         "roots, sampling, elicitation (--capabilities roots compares as then)"
     ) in wider.stderr
-    same = guard(tmp_path, "pins", "diff", "--capabilities", "roots", "--lock", str(lock_path), "--", *CAPABLE)
+    same = guard("pins", "diff", "--capabilities", "roots", "--lock", str(lock_path), "--", *CAPABLE)
     assert same.returncode == 0, same.stdout + same.stderr
     assert "note:" not in same.stderr
 
 
-def test_pins_commands_use_the_policys_own_lock_file(tmp_path: Path) -> None:
+def test_pins_commands_use_the_policys_own_lock_file(tmp_path: Path, guard: Guard) -> None:
     (tmp_path / "locks").mkdir()
     policy = tmp_path / "rules.json"
     policy.write_text(json.dumps({"version": "1", "default": "allow", "pins": {"file": "locks/custom.lock.json"}}))
     lock_path = tmp_path / "locks" / "custom.lock.json"
 
-    created = guard(tmp_path, "pins", "create", "--policy", "rules.json", "--", *CAPABLE)
+    created = guard("pins", "create", "--policy", "rules.json", "--", *CAPABLE)
     assert created.returncode == 0, created.stderr
     assert lock_path.is_file()
     assert not (tmp_path / "rules.lock.json").exists()
     assert f"in {lock_path}" in created.stderr
 
-    same = guard(tmp_path, "pins", "diff", "--policy", str(policy), "--", *CAPABLE)
+    same = guard("pins", "diff", "--policy", str(policy), "--", *CAPABLE)
     assert same.returncode == 0, same.stderr
     assert str(lock_path) in same.stderr
 
     lock = json.loads(lock_path.read_text())
     del lock["tools"]["erase"]
     lock_path.write_text(json.dumps(lock))
-    accepted = guard(tmp_path, "pins", "accept", "--policy", str(policy), "--", *CAPABLE)
+    accepted = guard("pins", "accept", "--policy", str(policy), "--", *CAPABLE)
     assert accepted.returncode == 0, accepted.stderr
     assert "accepted new: erase" in accepted.stdout
     assert "erase" in LockFile.load(lock_path).tools
@@ -239,31 +225,31 @@ def test_pins_commands_use_the_policys_own_lock_file(tmp_path: Path) -> None:
     # A policy without pins: the lock goes beside it, and the message says how to turn pins on.
     plain = tmp_path / "plain.json"
     plain.write_text('{"version": "1"}')
-    beside = guard(tmp_path, "pins", "create", "--policy", str(plain), "--", *CAPABLE)
+    beside = guard("pins", "create", "--policy", str(plain), "--", *CAPABLE)
     assert beside.returncode == 0, beside.stderr
     assert (tmp_path / "plain.lock.json").is_file()
     assert '"pins": {"file": "plain.lock.json"}' in beside.stderr
 
 
-def test_check_fails_on_a_lock_file_it_cannot_use(tmp_path: Path) -> None:
+def test_check_fails_on_a_lock_file_it_cannot_use(tmp_path: Path, guard: Guard) -> None:
     policy = tmp_path / "p.json"
     policy.write_text(json.dumps({"version": "1", "pins": {"file": "p.lock.json"}}) + "\n")
     lock_path = tmp_path / "p.lock.json"
 
-    missing = guard(tmp_path, "check", "p.json")
+    missing = guard("check", "p.json")
     assert missing.returncode == 2, missing.stdout
     assert missing.stdout == ""
     assert f"{lock_path}: no such lock file" in missing.stderr
     assert "mcp-guard pins create --policy" in missing.stderr
 
     lock_path.write_text("{not json")
-    broken = guard(tmp_path, "check", "p.json")
+    broken = guard("check", "p.json")
     assert broken.returncode == 2
     assert f"{lock_path}:1:2: invalid JSON" in broken.stderr
 
-    made = guard(tmp_path, "pins", "create", "--policy", "p.json", "--", *CAPABLE)
+    made = guard("pins", "create", "--policy", "p.json", "--", *CAPABLE)
     assert made.returncode == 0, made.stderr
-    fine = guard(tmp_path, "check", "p.json")
+    fine = guard("check", "p.json")
     assert fine.returncode == 0, fine.stderr
     assert f"pins 6 tools in {lock_path}" in fine.stdout
 
@@ -277,11 +263,11 @@ def node_everything() -> list[str]:
     return ["node", str(NODE_PACKAGE / package["bin"]["mcp-server-everything"]), "stdio"]
 
 
-def test_init_against_the_npm_reference_server(tmp_path: Path) -> None:
+def test_init_against_the_npm_reference_server(tmp_path: Path, guard: Guard) -> None:
     server = node_everything()
-    full = guard(tmp_path, "init", "-o", "full.json", "--", *server)
+    full = guard("init", "-o", "full.json", "--", *server)
     assert full.returncode == 0, full.stderr
-    bare = guard(tmp_path, "init", "-o", "bare.json", "--capabilities", "none", "--", *server)
+    bare = guard("init", "-o", "bare.json", "--capabilities", "none", "--", *server)
     assert bare.returncode == 0, bare.stderr
     full_tools = json.loads((tmp_path / "full.json").read_text())["tools"]
     bare_tools = json.loads((tmp_path / "bare.json").read_text())["tools"]
@@ -309,26 +295,24 @@ def entry_argv(config: Path, name: str) -> list[str]:
     return [entry["command"], *entry.get("args", [])]
 
 
-def test_wrap_refuses_to_put_a_pinned_policy_on_every_server(tmp_path: Path) -> None:
+def test_wrap_refuses_to_put_a_pinned_policy_on_every_server(tmp_path: Path, guard: Guard) -> None:
     config = config_with(tmp_path / "client.json", {"demo": DEMO, "store": CAPABLE})
     before = config.read_bytes()
-    made = guard(tmp_path, "init", "-o", "store.json", "--", *CAPABLE)
+    made = guard("init", "-o", "store.json", "--", *CAPABLE)
     assert made.returncode == 0, made.stderr
     policy = tmp_path / "store.json"
 
-    everywhere = guard(tmp_path, "wrap", "--config", str(config), "--policy", str(policy))
+    everywhere = guard("wrap", "--config", str(config), "--policy", str(policy))
     assert everywhere.returncode == 2, everywhere.stderr
     assert "--server store" in everywhere.stderr
     assert "nothing written" in everywhere.stderr
     assert config.read_bytes() == before
 
-    both = guard(
-        tmp_path, "wrap", "--config", str(config), "--policy", str(policy), "--server", "demo", "--server", "store"
-    )
+    both = guard("wrap", "--config", str(config), "--policy", str(policy), "--server", "demo", "--server", "store")
     assert both.returncode == 2
     assert config.read_bytes() == before
 
-    one = guard(tmp_path, "wrap", "--config", str(config), "--policy", str(policy), "--server", "store")
+    one = guard("wrap", "--config", str(config), "--policy", str(policy), "--server", "store")
     assert one.returncode == 0, one.stderr
     assert entry_argv(config, "demo") == DEMO
     assert entry_argv(config, "store")[-len(CAPABLE) - 3 :] == ["--policy", str(policy), "--", *CAPABLE]
@@ -339,49 +323,49 @@ def test_wrap_refuses_to_put_a_pinned_policy_on_every_server(tmp_path: Path) -> 
     plain = tmp_path / "plain.json"
     plain.write_text('{"version": "1", "default": "allow"}')
     config_with(config, {"demo": DEMO, "store": CAPABLE})
-    anywhere = guard(tmp_path, "wrap", "--config", str(config), "--policy", str(plain))
+    anywhere = guard("wrap", "--config", str(config), "--policy", str(plain))
     assert anywhere.returncode == 0, anywhere.stderr
 
 
-def test_wrap_refuses_a_pinned_policy_for_the_only_server_when_it_is_another(tmp_path: Path) -> None:
+def test_wrap_refuses_a_pinned_policy_for_the_only_server_when_it_is_another(tmp_path: Path, guard: Guard) -> None:
     config = config_with(tmp_path / "client.json", {"demo": DEMO})
-    made = guard(tmp_path, "init", "-o", "store.json", "--", *CAPABLE)
+    made = guard("init", "-o", "store.json", "--", *CAPABLE)
     assert made.returncode == 0, made.stderr
-    refused = guard(tmp_path, "wrap", "--config", str(config), "--policy", str(tmp_path / "store.json"))
+    refused = guard("wrap", "--config", str(config), "--policy", str(tmp_path / "store.json"))
     assert refused.returncode == 2
     assert "none of the servers" in refused.stderr
     assert "--server NAME" in refused.stderr
 
 
-def test_init_prints_the_exact_wrap_command(tmp_path: Path) -> None:
+def test_init_prints_the_exact_wrap_command(tmp_path: Path, guard: Guard) -> None:
     home = tmp_path / "home"
     desktop = config_with(home / ".config" / "Claude" / "claude_desktop_config.json", {"demo": DEMO, "store": CAPABLE})
-    done = guard(tmp_path, "init", "-o", "store.json", "--", *CAPABLE)
+    done = guard("init", "-o", "store.json", "--", *CAPABLE)
     assert done.returncode == 0, done.stderr
     policy = tmp_path / "store.json"
     line = f"mcp-guard wrap --client claude-desktop --policy {policy} --server store"
     assert line in done.stderr
     # That very line works.
-    wrapped = guard(tmp_path, *line.split()[1:])
+    wrapped = guard(*line.split()[1:])
     assert wrapped.returncode == 0, wrapped.stderr
     assert entry_argv(desktop, "demo") == DEMO
     assert entry_argv(desktop, "store")[-len(CAPABLE) - 3 :] == ["--policy", str(policy), "--", *CAPABLE]
 
 
-def test_init_prints_a_template_when_no_client_runs_the_server(tmp_path: Path) -> None:
-    done = guard(tmp_path, "init", "-o", "demo.json", "--", *DEMO)
+def test_init_prints_a_template_when_no_client_runs_the_server(tmp_path: Path, guard: Guard) -> None:
+    done = guard("init", "-o", "demo.json", "--", *DEMO)
     assert done.returncode == 0, done.stderr
     assert f"mcp-guard wrap --client CLIENT --policy {tmp_path / 'demo.json'} --server NAME" in done.stderr
 
 
-def test_wrap_init_gives_each_server_its_own_policy(tmp_path: Path) -> None:
+def test_wrap_init_gives_each_server_its_own_policy(tmp_path: Path, guard: Guard) -> None:
     home = tmp_path / "home"
     desktop = config_with(
         home / ".config" / "Claude" / "claude_desktop_config.json",
         {"demo": DEMO, "store": CAPABLE},
         {"remote": {"type": "http", "url": "https://example.com/mcp"}},
     )
-    done = guard(tmp_path, "wrap", "--client", "claude-desktop", "--init")
+    done = guard_process(tmp_path, "wrap", "--client", "claude-desktop", "--init")
     assert done.returncode == 0, done.stderr
     folder = desktop.parent / "mcp-guard"
     assert sorted(p.name for p in folder.iterdir()) == ["demo.json", "demo.lock.json", "store.json", "store.lock.json"]
@@ -397,17 +381,17 @@ def test_wrap_init_gives_each_server_its_own_policy(tmp_path: Path) -> None:
     assert json.loads(desktop.read_text())["mcpServers"]["remote"] == {"type": "http", "url": "https://example.com/mcp"}
 
     # Again: every server is wrapped already, nothing changes.
-    again = guard(tmp_path, "wrap", "--client", "claude-desktop", "--init")
+    again = guard("wrap", "--client", "claude-desktop", "--init")
     assert again.returncode == 0, again.stderr
     assert "already wrapped" in again.stderr
 
 
-def test_wrap_init_puts_policies_for_a_home_config_in_the_user_config_dir(tmp_path: Path) -> None:
+def test_wrap_init_puts_policies_for_a_home_config_in_the_user_config_dir(tmp_path: Path, guard: Guard) -> None:
     home = tmp_path / "home"
     claude = config_with(home / ".claude.json", {"store": CAPABLE})
     project = tmp_path / "project"
     project.mkdir()
-    done = guard(tmp_path, "wrap", "--client", "claude-code", "--init", "--capabilities", "roots", cwd=project)
+    done = guard("wrap", "--client", "claude-code", "--init", "--capabilities", "roots", cwd=project)
     assert done.returncode == 0, done.stderr
     policy = home / ".config" / "mcp-guard" / "servers" / "store.json"
     assert entry_argv(claude, "store")[-len(CAPABLE) - 3 :] == ["--policy", str(policy), "--", *CAPABLE]
@@ -415,10 +399,10 @@ def test_wrap_init_puts_policies_for_a_home_config_in_the_user_config_dir(tmp_pa
     assert list(project.iterdir()) == []
 
 
-def test_wrap_init_wraps_the_servers_it_could_list_and_names_the_others(tmp_path: Path) -> None:
+def test_wrap_init_wraps_the_servers_it_could_list_and_names_the_others(tmp_path: Path, guard: Guard) -> None:
     broken = [PYTHON, "-c", "import sys; sys.exit(3)"]
     config = config_with(tmp_path / "conf" / "client.json", {"broken": broken, "demo": DEMO})
-    done = guard(tmp_path, "wrap", "--config", str(config), "--init", "--server", "broken", "--server", "demo")
+    done = guard("wrap", "--config", str(config), "--init", "--server", "broken", "--server", "demo")
     assert done.returncode == 1, done.stderr
     assert "mcpServers.broken: skipped (could not list its tools (see above); left as it was)" in done.stderr
     assert "not wrapped, without a policy of their own: broken" in done.stderr
@@ -428,19 +412,19 @@ def test_wrap_init_wraps_the_servers_it_could_list_and_names_the_others(tmp_path
     assert sorted(p.name for p in folder.iterdir()) == ["demo.json", "demo.lock.json"]
 
     # Unwrapped again, its policy is still there: not replaced without --force.
-    assert guard(tmp_path, "unwrap", "--config", str(config)).returncode == 0
-    kept = guard(tmp_path, "wrap", "--config", str(config), "--init", "--server", "demo")
+    assert guard("unwrap", "--config", str(config)).returncode == 0
+    kept = guard("wrap", "--config", str(config), "--init", "--server", "demo")
     assert kept.returncode == 1
     assert f"{folder / 'demo.json'} exists already; pass --force" in kept.stderr
     assert entry_argv(config, "demo") == DEMO
-    forced = guard(tmp_path, "wrap", "--config", str(config), "--init", "--server", "demo", "--force")
+    forced = guard("wrap", "--config", str(config), "--init", "--server", "demo", "--force")
     assert forced.returncode == 0, forced.stderr
     assert entry_argv(config, "demo")[-len(DEMO) - 3 :] == ["--policy", str(folder / "demo.json"), "--", *DEMO]
 
 
-def test_wrap_init_refuses_with_policy(tmp_path: Path) -> None:
+def test_wrap_init_refuses_with_policy(tmp_path: Path, guard: Guard) -> None:
     config = config_with(tmp_path / "client.json", {"demo": DEMO})
-    done = guard(tmp_path, "wrap", "--config", str(config), "--init", "--policy", "x.json")
+    done = guard("wrap", "--config", str(config), "--init", "--policy", "x.json")
     assert done.returncode == 2
     assert "--init" in done.stderr
 
@@ -448,8 +432,8 @@ def test_wrap_init_refuses_with_policy(tmp_path: Path) -> None:
 # --- trap 9: notes for the author, reasons for the model ------------------------------------------
 
 
-def test_init_keeps_author_advice_out_of_what_the_model_is_told(tmp_path: Path) -> None:
-    done = guard(tmp_path, "init", "-o", "demo.json", "--", *DEMO)
+def test_init_keeps_author_advice_out_of_what_the_model_is_told(tmp_path: Path, guard: Guard) -> None:
+    done = guard("init", "-o", "demo.json", "--", *DEMO)
     assert done.returncode == 0, done.stderr
     tools = json.loads((tmp_path / "demo.json").read_text())["tools"]
     refund = tools["refund"]

@@ -181,14 +181,7 @@ class ApprovalDesk:
         store = self._store
         if store is not None:
             try:
-                request = store.pending_for(
-                    self._port.server_name,
-                    call.name,
-                    call.arguments,
-                    decision.rule,
-                    decision.reason,
-                    identity=self._port.server_identity,
-                )
+                request = self._pending(store, call, decision)
             except ApprovalDenied:
                 return "declined"
             except Exception as exc:
@@ -213,6 +206,17 @@ class ApprovalDesk:
             except Exception as exc:
                 self._port.warn(f"approval store: could not record the answer: {exc}")
         return outcome
+
+    def _pending(self, store: StorePort, call: CallIn, decision: Approve) -> ApprovalRequest:
+        """The stored request for this call (raises ApprovalDenied when a person already said no)."""
+        return store.pending_for(
+            self._port.server_name,
+            call.name,
+            call.arguments,
+            decision.rule,
+            decision.reason,
+            identity=self._port.server_identity,
+        )
 
     def _approval_request(self, call: CallIn, decision: Approve) -> ApprovalRequest:
         from mcp_guard.approval.request import ApprovalRequest, new_request_id
@@ -256,14 +260,7 @@ class ApprovalDesk:
         from mcp_guard.approval.store import ApprovalDenied
 
         try:
-            request = store.pending_for(
-                self._port.server_name,
-                call.name,
-                call.arguments,
-                decision.rule,
-                decision.reason,
-                identity=self._port.server_identity,
-            )
+            request = self._pending(store, call, decision)
         except ApprovalDenied as denied:
             deny = Deny(
                 "approval_required",

@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="check against this lock file (default: the policy's pins.file, as the running guard does)",
     )
+    parser.add_argument(
+        "--result",
+        type=Path,
+        metavar="FILE",
+        help="also show what the policy's results rules would do with this sample result (a CallToolResult as JSON)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
         return exits.USAGE
     try:
         out = explain_call(policy, args.policy.resolve(), args.tool, arguments, args.lock)
+        if args.result is not None:
+            from mcp_guard.commands.result_check import check_result, load_result
+
+            out["result_check"] = check_result(policy, args.tool, load_result(args.result))
     except ValueError as exc:
         print(f"mcp-guard explain: {exc}", file=sys.stderr)
         return exits.USAGE
@@ -70,4 +80,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if out.get("mode") == "monitor":
         print("  note:   the policy is in monitor mode: the guard would only report this decision")
+    if "result_check" in out:
+        from mcp_guard.commands.result_check import print_result
+
+        print_result(out["result_check"])
     return code

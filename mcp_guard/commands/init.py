@@ -101,6 +101,12 @@ def rule_for(tool: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return f"allow, {RATE_MAX}/minute", {"note": RATE_NOTE, "limits": [limit]}
 
 
+STARTER_RESULTS: Mapping[str, list[str]] = {
+    "redact": ["secrets", "payment_cards"],
+    "block": ["invisible_text", "terminal_escapes"],
+}
+
+
 def build_policy(tools: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The policy document and a (tool, decision) row per tool, in the server's order."""
     rules: dict[str, dict[str, Any]] = {}
@@ -152,6 +158,14 @@ def draft(
     # Check arguments against the pinned schemas: a starter policy should notice the server changing.
     policy["pins"] = {"file": lock_name, "mode": "enforce"}
     policy["validate_arguments"] = True
+    # What comes back is checked too: credentials and card numbers never reach the model, hidden text and
+    # terminal control sequences (instructions the person cannot see) withhold the result.
+    policy = {
+        "version": policy.pop("version"),
+        "default": policy.pop("default"),
+        "all_tools": {"results": dict(STARTER_RESULTS)},
+        **policy,
+    }
     text = json.dumps(policy, indent=2, ensure_ascii=False) + "\n"
     lock_text = LockFile.from_tools(listing.tools, server=listing.server).dumps()
     return Draft(text, lock_text, rows, listing)
@@ -217,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
         return exits.FAILED
 
     print_table(made.server, made.rows)
+    tests_note = _starter_tests(output, made, args.force)
     if not made.rows:
         _say("the server lists no tools: with default deny, any tool it adds later is refused until listed")
     policy_arg = shlex.quote(str(output))
@@ -225,7 +240,23 @@ def run(args: argparse.Namespace) -> int:
         f"chosen) and the tool pins {lock_path}. Review them, then run the server as\n"
         f"  mcp-guard --policy {policy_arg} -- {shlex.join(command)}\n" + _wrap_advice(command, policy_arg)
     )
+    if tests_note:
+        _say(tests_note)
     return exits.OK
+
+
+def _starter_tests(output: Path, made: Draft, force: bool) -> str:
+    """Write the starter tests beside the policy; what to tell the user about them."""
+    from mcp_guard.commands.starter import write_starter_tests
+
+    try:
+        written = write_starter_tests(output, [t for t in made.listing.tools if isinstance(t, Mapping)], force)
+    except Exception as exc:  # the policy is written and good: tests are a bonus, never a failure of init
+        return f"no starter tests written ({exc})"
+    if isinstance(written, str):
+        return f"no starter tests written: {written}"
+    path, count = written
+    return f"wrote {count} starter policy test(s) to {path}; run them with\n  mcp-guard test {shlex.quote(str(path))}"
 
 
 def _wrap_advice(command: list[str], policy_arg: str) -> str:

@@ -952,6 +952,7 @@ def guard_paths_for(
     store_path: Path | None,
     state_url: str | None,
     *,
+    record: Path | None = None,
     cwd: str | os.PathLike[str] | None = None,
     max_chars: int = MAX_CHARS,
     max_values: int = MAX_VALUES,
@@ -961,7 +962,7 @@ def guard_paths_for(
 
     The guard's own folders (its user config, state, data and log folders, named ``mcp-guard``
     by platformdirs) are protected whole, whatever is in them. A file the user placed
-    elsewhere (the policy, a lock file, ``--audit-log``, ``--store``, a ``--state sqlite:``
+    elsewhere (the policy, a lock file, ``--audit-log``, ``--store``, ``--record``, a ``--state sqlite:``
     file) is protected with the siblings the guard writes beside it (rotations, locks,
     SQLite journals, temporary files, and the policy's default lock ``NAME.lock.json``), not
     with its folder: that folder is often the user's project or working directory, and
@@ -971,7 +972,7 @@ def guard_paths_for(
     from mcp_guard import paths
 
     folders = [paths.config_dir(), paths.state_dir(), paths.secret_path().parent, paths.audit_log_path().parent]
-    files = [path for path in (policy_path, lock_file, audit_path, store_path) if path is not None]
+    files = [path for path in (policy_path, lock_file, audit_path, store_path, record) if path is not None]
     if policy_path is not None:
         from mcp_guard.integrity.lockfile import default_lock_path
 

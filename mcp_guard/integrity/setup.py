@@ -36,6 +36,7 @@ def build_integrity(
     audit_path: Path | None = None,
     store_path: Path | None = None,
     state_url: str | None = None,
+    record_path: Path | None = None,
     warn: Callable[[str], None] = lambda _: None,
 ) -> ToolIntegrity | None:
     """Pins, argument validation and self-protection as the policy sets them; None when all are off.
@@ -75,6 +76,15 @@ def build_integrity(
             audit_path or paths.audit_log_path(),
             store_path or paths.approval_store_path(),
             state_url if state_url is not None else policy.state,
+            record=record_path or _policy_record(policy, policy_path),
         )
     settings = IntegritySettings(loaded, lock_file, mode, policy.validate_arguments, validate_tools, protected)
     return ToolIntegrity(settings, warn)
+
+
+def _policy_record(policy: Policy, policy_path: Path | None) -> Path | None:
+    """The policy's ``record`` file (relative to it), which a session's frames are written to."""
+    if not policy.record:
+        return None
+    path = Path(policy.record).expanduser()
+    return path if path.is_absolute() or policy_path is None else policy_path.parent / path

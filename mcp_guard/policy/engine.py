@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_guard.limits.base import Charge
 from mcp_guard.policy.conditions import (
@@ -29,6 +29,9 @@ from mcp_guard.policy.decision import Allow, Approve, Decision, Deny
 from mcp_guard.policy.globs import glob_matches, globs_overlap, is_glob, literal_length
 from mcp_guard.policy.model import Condition, ConditionGroup, Limit, Policy, ToolRule, window_seconds
 from mcp_guard.policy.source import PathKey
+
+if TYPE_CHECKING:
+    from mcp_guard.inspect.plan import ResultPlan
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_\-*?]+")
 _CACHE_LIMIT = 4096
@@ -239,7 +242,25 @@ def compile_problems(policy: Policy) -> list[tuple[PathKey, str]]:
     for key, rule in policy.tools.items():
         compiler.tool(key, rule)
     compiler.limits(policy.all_tools.limits, ("all_tools", "limits"), "all_tools.limits")
-    return compiler.problems + _document_problems(policy)
+    return compiler.problems + _document_problems(policy) + _results_problems(policy)
+
+
+def _results_problems(policy: Policy) -> list[tuple[PathKey, str]]:
+    # Imported only for a policy with results rules: the detectors' module loads RE2.
+    if not has_results(policy):
+        return []
+    from mcp_guard.inspect.plan import plan_problems
+
+    return plan_problems(policy)
+
+
+def has_results(policy: Policy) -> bool:
+    """Whether the policy says anything about what comes back (results, tool descriptions)."""
+    return (
+        policy.all_tools.results is not None
+        or policy.tool_descriptions is not None
+        or any(rule.results is not None for rule in policy.tools.values())
+    )
 
 
 def policy_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
@@ -302,6 +323,7 @@ class Engine:
         self._globs = tuple(sorted(globs, key=lambda t: -literal_length(t.key)))
         self._rule_cache: dict[str, _CompiledTool | None] = {}
         self._hidden_cache: dict[str, bool] = {}
+        self.results = _results_plan(policy)
 
     def is_hidden(self, tool: str) -> bool:
         hidden = self._hidden_cache.get(tool)
@@ -381,6 +403,15 @@ class Engine:
                 return charge
             charges.append(charge)
         return Allow(rule, tuple(charges))
+
+
+def _results_plan(policy: Policy) -> ResultPlan | None:
+    """What the result side checks (None: nothing, and the detectors are never imported)."""
+    if not has_results(policy):
+        return None
+    from mcp_guard.inspect.plan import ResultPlan
+
+    return ResultPlan(policy)
 
 
 def _sentence(text: str) -> str:

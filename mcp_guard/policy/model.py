@@ -11,7 +11,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 WINDOW_NAMES: dict[str, float] = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
@@ -141,8 +150,85 @@ class Limit(_Strict):
         return self
 
 
+def _detector_names(value: list[str], field: str) -> list[str]:
+    """Unknown names are reported where the whole document is seen (a name may be a pattern defined in
+    ``all_tools.results``); here only duplicates, which read as a typo."""
+    seen: set[str] = set()
+    for name in value:
+        if name in seen:
+            raise ValueError(f"{field} names {name!r} twice")
+        seen.add(name)
+    return value
+
+
+DETECTOR_HELP = (
+    "Detector names: secrets, payment_cards, ibans, emails, invisible_text, terminal_escapes, or a name "
+    "defined in patterns."
+)
+
+
+class _Detectors(_Strict):
+    block: list[str] = Field(default_factory=list, description="What is withheld when found. " + DETECTOR_HELP)
+    warn: list[str] = Field(default_factory=list, description="Only reported (stderr and audit). " + DETECTOR_HELP)
+    patterns: dict[str, str] = Field(
+        default_factory=dict, description="Named detectors of your own: name -> RE2 pattern (linear time)."
+    )
+    note: str | None = Field(default=None, description=NOTE_HELP)
+
+    @field_validator("block", "warn")
+    @classmethod
+    def _names(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return _detector_names(value, str(info.field_name))
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            return value
+        from mcp_guard.inspect.catalog import DETECTORS
+        from mcp_guard.inspect.scanner import pattern_problem
+
+        for name, regex in value.items():
+            if not name or name in DETECTORS:
+                raise ValueError(f"pattern name {name!r} is {'empty' if not name else 'a built-in detector'}")
+            problem = pattern_problem(regex)
+            if problem is not None:
+                raise ValueError(f"pattern {name!r} ({regex!r}) {problem}")
+        return value
+
+
+class ResultRules(_Detectors):
+    """What to do with findings in what a server sends back (``results`` on ``all_tools`` and tool rules).
+
+    ``block`` replaces the whole result with an error that says what kind and how many (never the
+    value); ``redact`` replaces each finding with ``[redacted: detector/kind]``; ``warn`` only reports.
+    """
+
+    redact: list[str] = Field(
+        default_factory=list, description="Replace each finding with [redacted: detector/kind]. " + DETECTOR_HELP
+    )
+    validate_output: bool = Field(
+        default=False,
+        description="Check structuredContent against the tool's outputSchema (pinned or listed); a mismatch "
+        "blocks the result.",
+    )
+
+    @field_validator("redact")
+    @classmethod
+    def _redact_names(cls, value: list[str]) -> list[str]:
+        return _detector_names(value, "redact")
+
+
+class DescriptionRules(_Detectors):
+    """What to do with findings in tool definitions (``tools/list``) and the server's ``instructions``:
+    ``block`` hides such a tool (and drops such instructions), ``warn`` only reports."""
+
+
 class LimitSet(_Strict):
     limits: list[Limit] = Field(default_factory=list)
+    results: ResultRules | None = Field(
+        default=None, description="What to do with findings in every tool's results (and resources, prompts)."
+    )
 
 
 class ToolRule(_Strict):
@@ -166,6 +252,11 @@ class ToolRule(_Strict):
         description="Check this tool's arguments against its declared inputSchema (overrides the top level).",
     )
     limits: list[Limit] = Field(default_factory=list)
+    results: ResultRules | None = Field(
+        default=None,
+        description="What to do with findings in this tool's results; combined with all_tools.results, the "
+        "strictest action per detector wins.",
+    )
 
     @field_validator("remember")
     @classmethod
@@ -219,6 +310,11 @@ class Policy(_Strict):
         description="Where shared counters live (overridden by --state): 'memory:', 'sqlite:///path/counters.db', "
         "'redis://host:6379/0' or 'rediss://…'.",
     )
+    record: str | None = Field(
+        default=None,
+        description="Record every frame of each session to this JSON-lines file (secrets redacted, mode 0600), "
+        "for 'mcp-guard replay'; relative to the policy file. --record overrides it. Read at start only.",
+    )
     approval_timeout: WindowSpec = Field(
         default=45,
         description="How long an in-band approval question may wait before falling through to the next channel "
@@ -239,6 +335,10 @@ class Policy(_Strict):
         "(deny, fail closed) or let them through uncounted (allow).",
     )
     tools: dict[str, ToolRule] = Field(default_factory=dict, description="Rules per tool name or glob.")
+    tool_descriptions: DescriptionRules | None = Field(
+        default=None,
+        description="Scan tool definitions (tools/list) and the server's instructions: block hides the tool.",
+    )
     # Checked as cases (mcp_guard.policy.cases) by the loader, and only when present: building those models
     # costs every guard's start-up time for a section the guard ignores. The schema shows their shape.
     tests: list[Any] | None = Field(

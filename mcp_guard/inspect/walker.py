@@ -20,8 +20,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mcp_guard.results.findings import Finding, redact
-from mcp_guard.results.scanner import Scanner
+from mcp_guard.inspect.findings import Finding, redact
+from mcp_guard.inspect.scanner import Scanner
 
 Key = str | int
 Path = tuple[Key, ...]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from mcp_guard.results.catalog import DETECTORS
+from mcp_guard.inspect.catalog import DETECTORS
 
 Action = Literal["warn", "redact", "block"]
 ACTIONS: tuple[Action, ...] = ("warn", "redact", "block")

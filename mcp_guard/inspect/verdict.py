@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from mcp_guard.results.findings import Finding
-from mcp_guard.results.rules import RANK, Action, ResultRules
-from mcp_guard.results.scanner import Scanner, compile_scanner
-from mcp_guard.results.walker import Inspection, inspect_result
+from mcp_guard.inspect.findings import Finding
+from mcp_guard.inspect.rules import RANK, Action, ResultRules
+from mcp_guard.inspect.scanner import Scanner, compile_scanner
+from mcp_guard.inspect.walker import Inspection, inspect_result
 
 BLOCK_META_KEY = "mcp-guard/result-blocked"
 

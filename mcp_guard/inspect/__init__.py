@@ -15,11 +15,11 @@ Modules: :mod:`.catalog` (the built-in detectors as data), :mod:`.checks` (check
 records).
 """
 
-from mcp_guard.results.catalog import DETECTORS
-from mcp_guard.results.findings import Finding, redact
-from mcp_guard.results.rules import Action, ResultRules, RulesError, combine_rules, strictest
-from mcp_guard.results.scanner import DetectorError, Scanner, compile_scanner, pattern_problem
-from mcp_guard.results.verdict import (
+from mcp_guard.inspect.catalog import DETECTORS
+from mcp_guard.inspect.findings import Finding, redact
+from mcp_guard.inspect.rules import Action, ResultRules, RulesError, combine_rules, strictest
+from mcp_guard.inspect.scanner import DetectorError, Scanner, compile_scanner, pattern_problem
+from mcp_guard.inspect.verdict import (
     ResultVerdict,
     audit_records,
     block_message,
@@ -29,7 +29,7 @@ from mcp_guard.results.verdict import (
     judge_result,
     scanner_for,
 )
-from mcp_guard.results.walker import Inspection, format_path, inspect_result, inspect_value, text_slots
+from mcp_guard.inspect.walker import Inspection, format_path, inspect_result, inspect_value, text_slots
 
 __all__ = [
     "DETECTORS",

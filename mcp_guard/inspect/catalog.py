@@ -1,6 +1,6 @@
 """The built-in detectors, as data: families of RE2 patterns, each behind one short trigger.
 
-How a family works (see :mod:`mcp_guard.results.scanner`): all enabled families' triggers are
+How a family works (see :mod:`mcp_guard.inspect.scanner`): all enabled families' triggers are
 joined into one RE2 alternation and the text is searched once (one DFA pass). Every finding of a
 family contains a match of its trigger, so where no trigger matches nothing is reported and
 nothing more runs. Where one does, the family's full patterns run only there:
@@ -43,8 +43,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mcp_guard.results import checks
-from mcp_guard.results.engine import compile_regex
+from mcp_guard.inspect import checks
+from mcp_guard.inspect.engine import compile_regex
 
 # A check gets the scanned UTF-8 bytes, the candidate's span and the pattern's kind; it returns
 # the finding's span and kind (possibly narrowed or widened) or None to drop the candidate.

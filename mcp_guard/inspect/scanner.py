@@ -4,7 +4,7 @@
 detector names and user patterns; ``scanner.scan(text)`` returns the findings in ``text``. All
 matching is RE2, so the cost is linear in the input whatever it holds:
 
-1. One search of the combined trigger (see :mod:`mcp_guard.results.catalog`) over the UTF-8 bytes.
+1. One search of the combined trigger (see :mod:`mcp_guard.inspect.catalog`) over the UTF-8 bytes.
    Ordinary output has no or few hits, so for it this pass is the whole cost.
 2. At each hit, an ``RE2::Set`` says which families' triggers match there, and those families'
    full patterns and checks run on that spot (anchored) or on the window around it.
@@ -27,10 +27,10 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mcp_guard.results import catalog
-from mcp_guard.results.catalog import Family
-from mcp_guard.results.engine import Buffer, Match, PatternSet, Regex, RegexError, compile_regex, compile_set
-from mcp_guard.results.findings import Finding
+from mcp_guard.inspect import catalog
+from mcp_guard.inspect.catalog import Family
+from mcp_guard.inspect.engine import Buffer, Match, PatternSet, Regex, RegexError, compile_regex, compile_set
+from mcp_guard.inspect.findings import Finding
 
 # Hits of one family in one text before it is searched as a whole instead: a whole pass costs
 # about as much as ~500 hits handled one by one per MB, so the limit grows with the text.
