@@ -38,7 +38,7 @@ from mcp_guard.calls import Call
 from mcp_guard.judge import Judge
 from mcp_guard.policy.decision import Allow, Approve, Deny
 from mcp_guard.policy.engine import Engine
-from mcp_guard.wire.json_types import JSONObject, RequestId
+from mcp_guard.wire.json_types import JSON, JSONObject, RequestId
 
 if TYPE_CHECKING:
     # The result side's modules load RE2: imported when a policy has results rules, not at every start.
@@ -230,6 +230,7 @@ class ResultIn:
     result: JSONObject
     check: ResultCheck
     complete: bool  # a 2026-07-28 answer (it has resultType): a replacement needs "resultType": "complete"
+    ident: JSON = None  # the answer's JSON-RPC id: observers (telemetry) match it to the call
 
 
 @dataclass(slots=True)
