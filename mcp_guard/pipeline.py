@@ -10,16 +10,19 @@ A call goes through these stages, each one able to stop it:
 4. **schema**: arguments that do not match the tool's ``inputSchema`` are refused
    (``validate_arguments``).
 5. **rule**: the policy's rule for the tool: ``deny``, ``deny_if``, ``require``, the default.
-6. **approval**: a rule that says ``approve`` (or an ``approve_if`` that matched) asks a person
+6. **flows**: a flow rule refuses the call (or asks a person) when the tool carries a ``to`` label
+   while the client session holds a ``from`` label (:mod:`mcp_guard.flows`).
+7. **approval**: a rule that says ``approve`` (or an ``approve_if`` that matched) asks a person
    (a standing grant, an in-band question, a command, the terminal, or an async approval id).
-7. **limits**: the call's charges are recorded with the limiter, or a full window refuses it.
+8. **limits**: the call's charges are recorded with the limiter, or a full window refuses it.
 
 A stage returns a :data:`Verdict` to stop the walk or None to pass the call on. In monitor mode
 a refusal is reported and the walk goes on, so the call is relayed. A stage that raises refuses
 that one call, saying so; it never ends the session.
 
-The result side (stages run on the server's answer to a judged call) is :data:`RESULT_STAGES`:
-empty for now; result inspection plugs in there.
+The result side (stages run on the server's answer to a judged call) is :data:`RESULT_STAGES`.
+**labels** is the last one: a successful call gives the session its tool's labels and any that an
+earlier result stage added to ``Call.labels`` (result inspection's findings).
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from mcp_guard.calls import Call
 from mcp_guard.judge import Judge
+from mcp_guard.limits.base import StoreUnavailable
 from mcp_guard.policy.decision import Allow, Approve, Deny
 from mcp_guard.policy.engine import Engine
 from mcp_guard.wire.json_types import JSONObject, RequestId
 
 if TYPE_CHECKING:
+    from mcp_guard.flows.guard import FlowGuard
     from mcp_guard.integrity.guard import ToolIntegrity
 
 
@@ -47,6 +52,7 @@ class Snapshot:
     engine: Engine
     integrity: ToolIntegrity | None = None
     force_monitor: bool = False
+    flows: FlowGuard | None = None  # one per guard, kept across reloads (it holds the ledger)
 
     @property
     def monitor(self) -> bool:
@@ -186,17 +192,86 @@ def _rule(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     return None
 
 
+def _flows(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
+    flows = snap.flows
+    if flows is None or not snap.engine.flows:
+        return None
+    verdict = flows.check(snap.engine, call.name, snap.engine.policy.on_store_error)
+    if isinstance(verdict, Deny):
+        return Refuse(verdict)
+    decision = state.decision
+    if verdict is not None and isinstance(decision, Allow):
+        # The flow asks a person; the limits still count once approved.
+        state.decision = Approve(verdict.rule, verdict.reason, decision.charges)
+    return None
+
+
 STAGES: tuple[tuple[str, Stage], ...] = (
     ("hidden", _hidden),
     ("own files", _own_files),
     ("pins", _pins),
     ("schema", _schema),
     ("rule", _rule),
+    ("flows", _flows),
 )
 
-# Stages run on the server's answer to a judged call; result inspection plugs in here.
+# Stages run on the server's answer to a judged call, in order; each may return a message to send the client
+# in place of the server's. A stage may add labels to ``call.labels`` for the labels stage (which runs last).
 ResultStage = Callable[[Call, JSONObject, Snapshot], "JSONObject | None"]
-RESULT_STAGES: tuple[tuple[str, ResultStage], ...] = ()
+
+
+def _labels(call: Call, message: JSONObject, snap: Snapshot) -> JSONObject | None:
+    flows = snap.flows
+    if flows is None or not snap.engine.flows or "error" in message:
+        return None
+    result = message.get("result")
+    if isinstance(result, dict) and result.get("isError") is True:
+        return None  # a failed call put no data in the agent's context
+    try:
+        flows.acquire(snap.engine, call.tool, call.labels)
+    except StoreUnavailable as exc:
+        # The data must not reach the agent unrecorded: answer with an error in its place (fail closed).
+        failed: JSONObject = {
+            "content": [
+                {
+                    "type": "text",
+                    "text": f"mcp-guard withheld the answer of {call.tool!r}: the flow ledger that records which "
+                    f"labels this session holds is unavailable ({exc}). Try again shortly.",
+                }
+            ],
+            "isError": True,
+        }
+        if isinstance(result, dict) and "resultType" in result:
+            failed["resultType"] = "complete"
+        return {"jsonrpc": "2.0", "id": message.get("id"), "result": failed}
+    return None
+
+
+RESULT_STAGES: tuple[tuple[str, ResultStage], ...] = (("labels", _labels),)
+
+
+def run_result_stages(call: Call, message: JSONObject, snap: Snapshot) -> JSONObject | None:
+    """The result stages on the server's answer; the message to send in its place, if a stage replaced it."""
+    replaced: JSONObject | None = None
+    for name, stage in RESULT_STAGES:
+        try:
+            out = stage(call, message, snap)
+        except Exception as exc:  # one answer's failure, never the session's
+            deny = _stage_failed(name, exc)
+            out = {
+                "jsonrpc": "2.0",
+                "id": message.get("id"),
+                "result": {"content": [{"type": "text", "text": deny.reason}], "isError": True},
+            }
+        if out is not None:
+            message = replaced = out
+    return replaced
+
+
+def result_stages_wanted(call: Call, snap: Snapshot) -> bool:
+    """Whether the server's answer to ``call`` must be read for the result stages."""
+    flows = snap.flows
+    return flows is not None and flows.wants_result(snap.engine, call.tool)
 
 
 class Pipeline:

@@ -21,6 +21,7 @@ DenyKind = Literal[
     "pin",
     "invalid_arguments",
     "busy",
+    "flow",
 ]
 
 
