@@ -283,6 +283,8 @@ def _guard(config: GuardConfig) -> int:
         )
     # Said before the server starts, so it comes before anything the server writes to the same stderr.
     _err(_start_line(config, store_name))
+    if config.policy.flows:
+        _err(f"flow rules: this guard's client is {flows.client_id} (from {flows.client_source}); {flows.where()}")
     # Started last: a configuration error above must not leave a server running.
     try:
         upstream = Upstream(resolved)
@@ -347,6 +349,7 @@ SUBCOMMANDS: dict[str, str] = {
     "pin": "mcp_guard.commands.pin",
     "approve": "mcp_guard.commands.approve",
     "deny": "mcp_guard.commands.deny",
+    "flows": "mcp_guard.commands.flows",
 }
 ALIASES: dict[str, str] = {
     "pin": "pins create",

@@ -358,3 +358,98 @@ def test_explicit_client_id_then_environment_then_parent() -> None:
     assert client_identity(None, {"MCP_GUARD_CLIENT_ID": "env"}) == ("env", "$MCP_GUARD_CLIENT_ID")
     ident, source = client_identity(None, {})
     assert ident == process_identity(os.getppid())[0] and "parent" in source
+
+
+# --- the commands: explain --labels, test cases, flows list/clear, stats -----------------------------------
+
+
+def test_explain_with_labels_held(cli: Any, tmp_path: Path) -> None:
+    import json
+
+    from conftest import write_policy
+
+    path = write_policy(tmp_path, POLICY)
+    out = cli("explain", str(path), "send_email", "{}", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["labels"] == ["external"]
+    out = cli("explain", str(path), "send_email", "{}", "--labels", "private,other", "--json")
+    assert out.returncode == 1, out.stderr
+    said = json.loads(out.stdout)
+    assert (said["decision"], said["rule"], said["kind"]) == ("deny", "flows[0]", "flow")
+    assert (said["labels"], said["held"]) == (["external"], ["other", "private"])
+    out = cli("explain", str(path), "send_email", "{}", "--labels", "private")
+    assert out.returncode == 1
+    assert "labels: external; held: private" in out.stdout and "flows[0]" in out.stdout
+    assert "held until" in out.stdout  # the rule says when the label expires
+    out = cli("explain", str(path), "delete_page", "{}", "--labels", "untrusted")
+    assert out.returncode == 0  # no label 'destructive' without the server's annotations (no lock file)
+
+
+def test_policy_test_cases_walk_flows_on_the_simulated_clock(cli: Any, tmp_path: Path) -> None:
+    import json
+
+    cases = [
+        {
+            "name": "a private read stops a send for an hour",
+            "sequence": [
+                {"call": {"tool": "send_email"}, "expect": "allow"},
+                {"call": {"tool": "read_email"}, "result": "error", "expect": "allow"},
+                {"call": {"tool": "send_email"}, "expect": "allow"},
+                {"call": {"tool": "read_email"}, "expect": "allow"},
+                {"at": "10m", "call": {"tool": "send_email"}, "expect": {"decision": "deny", "rule": "flows[0]"}},
+                {"at": "3601s", "call": {"tool": "send_email"}, "expect": "allow"},
+            ],
+        },
+        {"name": "each case starts afresh", "call": {"tool": "send_email"}, "expect": "allow"},
+    ]
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({**POLICY, "tests": cases}))
+    out = cli("test", str(path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    broken = [
+        {**cases[0], "sequence": [*cases[0]["sequence"][:4], {"call": {"tool": "send_email"}, "expect": "allow"}]}
+    ]
+    path.write_text(json.dumps({**POLICY, "tests": broken}))
+    out = cli("test", str(path))
+    assert out.returncode == 1 and "flows[0]" in out.stdout
+
+
+def test_flows_list_and_clear_and_stats(cli: Any, tmp_path: Path) -> None:
+    import json
+
+    state = f"sqlite://{tmp_path / 'counters.db'}"
+    e = engine()
+    from mcp_guard.flows.ledger import open_ledger
+
+    for client in ("desk", "code"):
+        FlowGuard("mail", state, client, shared=open_ledger(state)).acquire(e, "read_email")
+    listed = json.loads(cli("flows", "list", "--state", state, "--json").stdout)
+    assert [(row["holder"], row["label"], row["tool"], row["server"]) for row in listed] == [
+        ("client:code", "private", "read_email", "mail"),
+        ("client:desk", "private", "read_email", "mail"),
+    ]
+    stats = json.loads(cli("stats", "--json", "--audit-log", str(tmp_path / "none.jsonl"), "--state", state).stdout)
+    assert stats["labels"] == listed
+    text = cli("stats", "--audit-log", str(tmp_path / "none.jsonl"), "--state", state).stdout
+    assert "flow labels held now" in text and "client:desk" in text
+    out = cli("flows", "clear", "--client", "desk", "--state", state)
+    assert out.returncode == 0 and out.stdout == "forgot 1 held label of client 'desk'\n"
+    assert [row["holder"] for row in json.loads(cli("flows", "list", "--state", state, "--json").stdout)] == [
+        "client:code"
+    ]
+    assert cli("flows", "clear", "--state", state).stdout == "forgot 1 held label of every holder\n"
+    assert cli("flows", "list", "--state", state).stdout == "no flow labels are held\n"
+
+
+def test_the_default_ledger_is_a_protected_file_in_the_state_directory(tmp_path: Path) -> None:
+    from mcp_guard import paths
+    from mcp_guard.flows.ledger import FLOWS_FILE, SqliteLedger, open_ledger
+    from mcp_guard.integrity.protect import guard_paths_for
+
+    ledger = open_ledger(None)
+    assert isinstance(ledger, SqliteLedger)
+    ledger.acquire(["client:x"], ["private"], "read_email", "mail")
+    assert (paths.state_dir() / FLOWS_FILE).is_file()
+    protected = guard_paths_for(None, None, None, None, None)
+    refusal = protected.refusal({"path": str(paths.state_dir() / FLOWS_FILE)})
+    assert refusal is not None and refusal.kind == "protected"

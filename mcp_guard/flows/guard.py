@@ -100,8 +100,17 @@ class FlowGuard:
                     raise StoreUnavailable(str(exc)) from exc
             return self._shared
 
-    def _ledger(self, scope: str) -> Ledger:
-        return self.local if scope == "grant" else self.shared()
+    def where(self) -> str:
+        """Where the shared ledger is, for the start line."""
+        from mcp_guard.flows.ledger import FLOWS_FILE
+
+        if self.state_url is None or self.state_url.strip().lower().startswith("memory:"):
+            from mcp_guard import paths
+
+            return f"labels held in sqlite://{paths.state_dir() / FLOWS_FILE}"
+        from mcp_guard.limits.store import describe_store
+
+        return f"labels held in {describe_store(self.state_url)}"
 
     # --- labels -----------------------------------------------------------------------------------
 
