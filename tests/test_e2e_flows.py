@@ -43,21 +43,22 @@ POLICY: dict[str, Any] = {
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def state(request: pytest.FixtureRequest) -> list[str]:
-    """The guards' --state options: none (the default SQLite file in the user state directory), or Redis."""
+def state(request: pytest.FixtureRequest) -> tuple[list[str], str]:
+    """The guards' --state options and the SDK client's mode: no --state (the default SQLite file in the user
+    state directory) with the 2026-07-28 era, or Redis with the handshake era."""
     if request.param == "sqlite":
-        return []
+        return [], "auto"
     server = request.getfixturevalue("redis_server")
-    return ["--state", f"{server.url}?prefix=flows-{uuid.uuid4().hex[:8]}:"]
+    return ["--state", f"{server.url}?prefix=flows-{uuid.uuid4().hex[:8]}:"], "legacy"
 
 
 @asynccontextmanager
 async def guard(
-    guard_cmd: list[str], env: Mapping[str, str], policy: Path, kind: str, *options: str
+    guard_cmd: list[str], env: Mapping[str, str], policy: Path, kind: str, *options: str, mode: str = "legacy"
 ) -> AsyncIterator[Client]:
     argv = [*guard_cmd, "--policy", str(policy), "--name", kind, *options, "--", PYTHON, str(SERVER), kind]
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(env))
-    async with Client(params, mode="legacy") as client:
+    async with Client(params, mode=mode) as client:
         await client.list_tools()  # as clients do: the guard learns the tools' annotations
         yield client
 
@@ -77,14 +78,15 @@ def violation(result: CallToolResult) -> dict[str, Any] | None:
 
 
 async def test_a_private_read_through_one_server_stops_a_send_through_another(
-    guard_cmd: list[str], env: dict[str, str], tmp_path: Path, state: list[str]
+    guard_cmd: list[str], env: dict[str, str], tmp_path: Path, state: tuple[list[str], str]
 ) -> None:
     policy = write_policy(tmp_path, POLICY)
+    options, mode = state
     async with AsyncExitStack() as stack:
-        mail = await stack.enter_async_context(guard(guard_cmd, env, policy, "mail", *state))
-        web = await stack.enter_async_context(guard(guard_cmd, env, policy, "web", *state))
+        mail = await stack.enter_async_context(guard(guard_cmd, env, policy, "mail", *options, mode=mode))
+        web = await stack.enter_async_context(guard(guard_cmd, env, policy, "web", *options, mode=mode))
         stranger = await stack.enter_async_context(
-            guard(guard_cmd, env, policy, "web", *state, "--client-id", "another-client")
+            guard(guard_cmd, env, policy, "web", *options, "--client-id", "another-client", mode=mode)
         )
 
         sent = await web.call_tool("send_email", {"to": "eve@example.com", "body": "hello"})
@@ -145,3 +147,48 @@ async def test_a_private_read_through_one_server_stops_a_send_through_another(
         assert "carries the label 'destructive'" in text_of(asked)
         # The same call through the first client's guard is not asked about: that client read no untrusted page.
         assert violation(await web.call_tool("delete_page", {"page": "home"})) is None
+
+
+def test_keyed_limits_through_guards_sharing_a_store(guard_cmd: list[str], start: Any, tmp_path: Path) -> None:
+    """Two guards of one server, one SQLite store: 2 charges an hour per customer in total, a new customer past
+    max_keys refused, a call without a customer refused; each refusal says why."""
+    from conftest import RECORDER_SERVER, tool_call
+
+    limit = {"counter": "per_customer", "key": "args.customer_id", "window": "1h", "max": 2, "max_keys": 2}
+    policy = write_policy(
+        tmp_path,
+        {"version": "1", "default": "allow", "tools": {"pay": {"limits": [{**limit, "scope": "server"}]}}},
+    )
+    state = f"sqlite:///{tmp_path / 'counters.db'}"
+    guards = [
+        start(
+            [*guard_cmd, "--name", "payments", "--state", state, "--policy", str(policy), "--", PYTHON,
+             str(RECORDER_SERVER), str(tmp_path / f"received-{n}.jsonl")]
+        )
+        for n in range(2)
+    ]  # fmt: skip
+
+    def pay(n: int, ident: str, **args: Any) -> dict[str, Any] | None:
+        answer = guards[n].request(tool_call(ident, "pay", args))
+        meta = answer["result"].get("_meta", {}).get(VIOLATION)
+        assert meta is None or answer["result"]["isError"] is True
+        return meta
+
+    assert pay(0, "a1", customer_id="cus_1") is None
+    assert pay(1, "a2", customer_id="cus_1") is None
+    third = pay(0, "a3", customer_id="cus_1")
+    assert third is not None and (third["kind"], third["counter"], third["used"]) == (
+        "limit",
+        'per_customer["cus_1"]',
+        2,
+    )
+    assert pay(1, "b1", customer_id=7) is None  # another customer has its own count (and is the second key)
+    full = pay(0, "c1", customer_id="cus_3")
+    assert full is not None and (full["kind"], full["max_keys"], full["tracked"]) == ("limit", 2, 2)
+    assert "already tracks its most distinct values (2, max_keys)" in full["reason"]
+    missing = pay(1, "m1", amount=5)
+    assert missing is not None and missing["kind"] == "invalid"
+    assert "counted per args.customer_id" in missing["reason"] and "missing" in missing["reason"]
+    for g in guards:
+        g.close_stdin()
+        assert g.wait() == 0
