@@ -453,3 +453,16 @@ def test_the_default_ledger_is_a_protected_file_in_the_state_directory(tmp_path:
     protected = guard_paths_for(None, None, None, None, None)
     refusal = protected.refusal({"path": str(paths.state_dir() / FLOWS_FILE)})
     assert refusal is not None and refusal.kind == "protected"
+
+
+def test_check_counts_flow_rules_and_warns_of_a_label_nothing_gives(cli: Any, tmp_path: Path) -> None:
+    from conftest import write_policy
+
+    path = write_policy(
+        tmp_path, {**POLICY, "flows": [{"from": ["privat", "secrets"], "to": ["external", "destructive"]}]}
+    )
+    out = cli("check", str(path))
+    assert out.returncode == 0
+    assert "5 tool rules, 1 flow rule, 0 hidden" in out.stdout
+    warnings = [line for line in out.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "flows[0].from[0]: no tool rule gives the label 'privat'" in warnings[0]

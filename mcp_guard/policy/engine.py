@@ -352,6 +352,7 @@ def policy_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
                     )
         if policy.default == "allow" and rule == ToolRule():
             warnings.append((("tools", key), "has no effect: the default is already 'allow'"))
+    warnings += _flow_warnings(policy)
     globs = [key for key in policy.tools if is_glob(key)]
     for key in policy.tools:
         if not is_glob(key):
@@ -362,6 +363,31 @@ def policy_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
                     (("tools", key), f"never applies: every tool it matches is taken by the more specific {other!r}")
                 )
                 break
+    return warnings
+
+
+AUTOMATIC_LABELS = ("read_only", "destructive", "open_world")
+"""Labels the guard adds from a server's tool annotations (mcp_guard.flows.guard)."""
+
+
+def _flow_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
+    """Flow rules naming a label nothing can give (a typo): no tool rule has it, and the guard never adds it."""
+    from mcp_guard.results.catalog import DETECTORS
+
+    known = {label for rule in policy.tools.values() for label in rule.labels} | set(AUTOMATIC_LABELS)
+    known |= set(DETECTORS)
+    warnings: list[tuple[PathKey, str]] = []
+    for i, flow in enumerate(policy.flows):
+        for side, labels in (("from", flow.from_), ("to", flow.to)):
+            for j, label in enumerate(labels):
+                if label not in known:
+                    warnings.append(
+                        (
+                            ("flows", i, side, j),
+                            f"no tool rule gives the label {label!r} and the guard never adds it (it adds "
+                            f"{', '.join(AUTOMATIC_LABELS)} from tool annotations and the result detectors' names)",
+                        )
+                    )
     return warnings
 
 
