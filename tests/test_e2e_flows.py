@@ -5,6 +5,7 @@ calls acquired; a guard of another client does not; a label expires after ``with
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -145,6 +146,18 @@ async def test_a_private_read_through_one_server_stops_a_send_through_another(
         assert meta is not None and (meta["kind"], meta["rule"]) == ("approval_required", "flows[1]")
         assert "mcp-guard approve" in text_of(asked)
         assert "carries the label 'destructive'" in text_of(asked)
+        # A person approves it at a terminal; the same call then goes through.
+        approved = subprocess.run(
+            [*guard_cmd, "approve", str(meta["approval_id"])],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert approved.returncode == 0, approved.stderr
+        done = await stranger.call_tool("delete_page", {"page": "home"})
+        assert violation(done) is None and text_of(done) == "deleted home"
         # The same call through the first client's guard is not asked about: that client read no untrusted page.
         assert violation(await web.call_tool("delete_page", {"page": "home"})) is None
 
