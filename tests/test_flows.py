@@ -441,7 +441,10 @@ def test_flows_list_and_clear_and_stats(cli: Any, tmp_path: Path) -> None:
     assert cli("flows", "list", "--state", state).stdout == "no flow labels are held\n"
 
 
-def test_the_default_ledger_is_a_protected_file_in_the_state_directory(tmp_path: Path) -> None:
+def test_the_default_ledger_is_a_protected_file_in_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     from mcp_guard import paths
     from mcp_guard.flows.ledger import FLOWS_FILE, SqliteLedger, open_ledger
     from mcp_guard.integrity.protect import guard_paths_for
@@ -466,3 +469,14 @@ def test_check_counts_flow_rules_and_warns_of_a_label_nothing_gives(cli: Any, tm
     assert "5 tool rules, 1 flow rule, 0 hidden" in out.stdout
     warnings = [line for line in out.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "flows[0].from[0]: no tool rule gives the label 'privat'" in warnings[0]
+
+
+def test_flows_commands_create_no_ledger(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_guard import paths
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    from mcp_guard.flows.ledger import FLOWS_FILE
+
+    assert cli("flows", "list").stdout == "no flow labels are held\n"
+    assert cli("flows", "clear", "--client", "x").stdout == "forgot 0 held labels\n"
+    assert not (paths.state_dir() / FLOWS_FILE).exists()

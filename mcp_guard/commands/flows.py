@@ -42,6 +42,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     clearing.add_argument("--client", metavar="ID", help="only this client's labels (its id, as `flows list` shows)")
 
 
+def ledger_absent(state: str | None) -> bool:
+    """Whether the ledger is a SQLite file that does not exist (yet)."""
+    from mcp_guard.flows.ledger import FLOWS_FILE
+
+    if not state or state.strip().lower().startswith("memory:"):
+        from mcp_guard import paths
+
+        return not (paths.state_dir() / FLOWS_FILE).exists()
+    if state.strip().lower().startswith("sqlite:"):
+        from mcp_guard.limits.store import sqlite_path
+
+        try:
+            return not sqlite_path(state.strip()).exists()
+        except ValueError:
+            return False  # open_ledger says what is wrong with it
+    return False
+
+
 def _when(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
@@ -50,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     from mcp_guard.flows.ledger import open_ledger
     from mcp_guard.limits.base import StoreUnavailable
 
+    if ledger_absent(args.state):  # nothing was ever recorded: say so without creating the file
+        print("no flow labels are held" if args.action == "list" else "forgot 0 held labels")
+        return exits.OK
     try:
         ledger = open_ledger(args.state)
         if args.action == "clear":

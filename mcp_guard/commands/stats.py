@@ -147,18 +147,11 @@ def run(args: argparse.Namespace) -> int:
 
 def held_labels(state: str | None) -> list[dict[str, Any]]:
     """The flow labels held now, per holder, from the guards' store (the default ledger file, if it exists)."""
-    from mcp_guard.flows.ledger import FLOWS_FILE, open_ledger
+    from mcp_guard.commands.flows import ledger_absent
+    from mcp_guard.flows.ledger import open_ledger
 
-    if not state or state.strip().lower().startswith("memory:"):
-        from mcp_guard import paths
-
-        if not (paths.state_dir() / FLOWS_FILE).exists():
-            return []
-    elif state.strip().lower().startswith("sqlite:"):
-        from mcp_guard.limits.store import sqlite_path
-
-        if not sqlite_path(state.strip()).exists():
-            return []
+    if ledger_absent(state):
+        return []
     return [
         {"holder": h.holder, "label": h.label, "tool": h.tool, "server": h.server, "at": h.at}
         for h in open_ledger(state).entries()
