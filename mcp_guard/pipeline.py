@@ -231,20 +231,21 @@ def _labels(call: Call, message: JSONObject, snap: Snapshot) -> JSONObject | Non
         flows.acquire(snap.engine, call.tool, call.labels)
     except StoreUnavailable as exc:
         # The data must not reach the agent unrecorded: answer with an error in its place (fail closed).
-        failed: JSONObject = {
-            "content": [
-                {
-                    "type": "text",
-                    "text": f"mcp-guard withheld the answer of {call.tool!r}: the flow ledger that records which "
-                    f"labels this session holds is unavailable ({exc}). Try again shortly.",
-                }
-            ],
-            "isError": True,
-        }
-        if isinstance(result, dict) and "resultType" in result:
-            failed["resultType"] = "complete"
-        return {"jsonrpc": "2.0", "id": message.get("id"), "result": failed}
+        return withheld(
+            message,
+            f"mcp-guard withheld the answer of {call.tool!r}: the flow ledger that records which labels this "
+            f"session holds is unavailable ({exc}). Try again shortly.",
+        )
     return None
+
+
+def withheld(message: JSONObject, text: str) -> JSONObject:
+    """An error result saying ``text``, in place of the server's answer ``message`` (in the answer's era)."""
+    failed: JSONObject = {"content": [{"type": "text", "text": text}], "isError": True}
+    result = message.get("result")
+    if isinstance(result, dict) and "resultType" in result:
+        failed["resultType"] = "complete"
+    return {"jsonrpc": "2.0", "id": message.get("id"), "result": failed}
 
 
 RESULT_STAGES: tuple[tuple[str, ResultStage], ...] = (("labels", _labels),)
@@ -256,13 +257,8 @@ def run_result_stages(call: Call, message: JSONObject, snap: Snapshot) -> JSONOb
     for name, stage in RESULT_STAGES:
         try:
             out = stage(call, message, snap)
-        except Exception as exc:  # one answer's failure, never the session's
-            deny = _stage_failed(name, exc)
-            out = {
-                "jsonrpc": "2.0",
-                "id": message.get("id"),
-                "result": {"content": [{"type": "text", "text": deny.reason}], "isError": True},
-            }
+        except Exception as exc:  # one answer's failure, never the session's: it is withheld
+            out = withheld(message, _stage_failed(name, exc).reason.replace("was refused", "was withheld"))
         if out is not None:
             message = replaced = out
     return replaced

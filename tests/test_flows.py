@@ -480,3 +480,30 @@ def test_flows_commands_create_no_ledger(cli: Any, tmp_path: Path, monkeypatch: 
     assert cli("flows", "list").stdout == "no flow labels are held\n"
     assert cli("flows", "clear", "--client", "x").stdout == "forgot 0 held labels\n"
     assert not (paths.state_dir() / FLOWS_FILE).exists()
+
+
+def test_a_result_stage_that_fails_withholds_the_answer_in_its_era(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_guard import pipeline
+
+    def broken(call: Call, message: Any, snap: Snapshot) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "RESULT_STAGES", (("detectors", broken), *pipeline.RESULT_STAGES))
+    record = Call("read_email", None, None, "allowed", {}, time.time(), 0.0)
+    modern = {"jsonrpc": "2.0", "id": 3, "result": {"content": [], "resultType": "complete"}}
+    replaced = run_result_stages(record, modern, Snapshot(engine()))
+    assert replaced == {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "result": {
+            "content": [
+                {
+                    "type": "text",
+                    "text": "The guard's detectors check failed on this call (RuntimeError: boom), so it was withheld. "
+                    "This is a fault in mcp-guard or its configuration, not in the call.",
+                }
+            ],
+            "isError": True,
+            "resultType": "complete",
+        },
+    }
