@@ -265,7 +265,7 @@ def run_result_stages(call: Call, message: JSONObject, snap: Snapshot) -> JSONOb
 
 
 def result_stages_wanted(call: Call, snap: Snapshot) -> bool:
-    """Whether the server's answer to ``call`` must be read for the result stages."""
+    """Whether the server's answer to ``call`` must be read for the result stages (any stage wanting it)."""
     flows = snap.flows
     return flows is not None and flows.wants_result(snap.engine, call.tool)
 

@@ -507,3 +507,12 @@ def test_a_result_stage_that_fails_withholds_the_answer_in_its_era(monkeypatch: 
             "resultType": "complete",
         },
     }
+
+
+def test_only_answers_that_can_give_a_watched_label_are_read() -> None:
+    e = engine()
+    flows, _ = guards(Clock())
+    assert flows.wants_result(e, "read_email") and flows.wants_result(e, "fetch_url")
+    assert not flows.wants_result(e, "send_email")  # 'external' is only ever a 'to'
+    assert not flows.wants_result(e, "unlisted")
+    assert not FlowGuard("x", client_id="c", shared=MemoryLedger()).wants_result(engine({"version": "1"}), "read_email")

@@ -245,8 +245,9 @@ class FlowGuard:
             ledger.acquire(sorted(names), sorted(labels), tool, self.server_name)
 
     def wants_result(self, engine: Engine, tool: str) -> bool:
-        """Whether the answer to a call of ``tool`` must be read to acquire labels."""
-        return bool(engine.flows)
+        """Whether the answer to a call of ``tool`` must be read to acquire labels: the tool has one a flow rule
+        watches. (Labels found in the answer itself come from a stage that reads every answer anyway.)"""
+        return bool(engine.flow_sources) and bool(self.labels(engine, tool) & engine.flow_sources)
 
 
 def _names(labels: Iterable[str]) -> str:
