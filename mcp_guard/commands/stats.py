@@ -52,8 +52,8 @@ def counter_levels(policy_path: str, state: str, server_name: str | None) -> lis
     store = open_store(state)
     rows = []
     for path, limit in all_limits(policy):
-        if limit.scope == "grant" or (limit.scope == "server" and not server_name):
-            continue
+        if limit.scope == "grant" or (limit.scope == "server" and not server_name) or limit.key is not None:
+            continue  # a keyed limit has one count per value, not one number to show
         window = window_seconds(limit.window)
         used = store.usage(store_key(limit.scope, limit.counter, server_name or ""), window)
         rows.append(
