@@ -11,9 +11,11 @@ A call goes through these stages, each one able to stop it:
 4. **schema**: arguments that do not match the tool's ``inputSchema`` are refused
    (``validate_arguments``).
 5. **rule**: the policy's rule for the tool: ``deny``, ``deny_if``, ``require``, the default.
-6. **approval**: a rule that says ``approve`` (or an ``approve_if`` that matched) asks a person
+6. **flows**: a flow rule refuses the call (or asks a person) when the tool carries a ``to`` label
+   while the client session holds a ``from`` label (:mod:`mcp_guard.flows`).
+7. **approval**: a rule that says ``approve`` (or an ``approve_if`` that matched) asks a person
    (a standing grant, an in-band question, a command, the terminal, or an async approval id).
-7. **limits**: the call's charges are recorded with the limiter, or a full window refuses it.
+8. **limits**: the call's charges are recorded with the limiter, or a full window refuses it.
 
 A stage returns a :data:`Verdict` to stop the walk or None to pass the call on. In monitor mode
 a refusal is reported and the walk goes on, so the call is relayed. A stage that raises refuses
@@ -25,6 +27,8 @@ The result side (:data:`RESULT_STAGES`) runs on the server's answer to a request
 schema** (``validate_output``: ``structuredContent`` against the tool's ``outputSchema``),
 **labels** (the detectors that found something, for flow rules). A stage returns True to withhold
 the result; one that raises withholds it too, saying so.
+Once the answer is final, :data:`SETTLED_STAGES` run on the call: **labels** gives the session the
+labels of a successful call's tool and those the detectors found (``Call.labels``), for flow rules.
 """
 
 from __future__ import annotations
@@ -36,12 +40,14 @@ from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from mcp_guard.calls import Call
 from mcp_guard.judge import Judge
+from mcp_guard.limits.base import StoreUnavailable
 from mcp_guard.policy.decision import Allow, Approve, Deny
 from mcp_guard.policy.engine import Engine
 from mcp_guard.wire.json_types import JSON, JSONObject, RequestId
 
 if TYPE_CHECKING:
     # The result side's modules load RE2: imported when a policy has results rules, not at every start.
+    from mcp_guard.flows.guard import FlowGuard
     from mcp_guard.inspect.plan import ResultCheck
     from mcp_guard.inspect.verdict import Outcome, ResultVerdict
     from mcp_guard.integrity.guard import ToolIntegrity
@@ -55,6 +61,7 @@ class Snapshot:
     engine: Engine
     integrity: ToolIntegrity | None = None
     force_monitor: bool = False
+    flows: FlowGuard | None = None  # one per guard, kept across reloads (it holds the ledger)
 
     @property
     def monitor(self) -> bool:
@@ -209,6 +216,20 @@ def _rule(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     return None
 
 
+def _flows(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
+    flows = snap.flows
+    if flows is None or not snap.engine.flows:
+        return None
+    verdict = flows.check(snap.engine, call.name, snap.engine.policy.on_store_error)
+    if isinstance(verdict, Deny):
+        return Refuse(verdict)
+    decision = state.decision
+    if verdict is not None and isinstance(decision, Allow):
+        # The flow asks a person; the limits still count once approved.
+        state.decision = Approve(verdict.rule, verdict.reason, decision.charges)
+    return None
+
+
 STAGES: tuple[tuple[str, Stage], ...] = (
     ("hidden", _hidden),
     ("descriptions", _withheld),
@@ -216,6 +237,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("pins", _pins),
     ("schema", _schema),
     ("rule", _rule),
+    ("flows", _flows),
 )
 
 # The result side ---------------------------------------------------------------------------------
@@ -296,6 +318,64 @@ RESULT_STAGES: tuple[tuple[str, ResultStage], ...] = (
     ("output schema", _output_schema),
     ("labels", _labels),
 )
+
+
+# Stages run on a judged call once its answer is final (after RESULT_STAGES), in order; each may return a
+# message to send the client in place of the server's.
+SettledStage = Callable[[Call, JSONObject, Snapshot], "JSONObject | None"]
+
+
+def _acquire_labels(call: Call, message: JSONObject, snap: Snapshot) -> JSONObject | None:
+    flows = snap.flows
+    if flows is None or not snap.engine.flows or "error" in message:
+        return None
+    result = message.get("result")
+    if isinstance(result, dict) and result.get("isError") is True:
+        return None  # a failed call put no data in the agent's context
+    try:
+        flows.acquire(snap.engine, call.tool, call.labels)
+    except StoreUnavailable as exc:
+        # The data must not reach the agent unrecorded: answer with an error in its place (fail closed).
+        return withheld(
+            message,
+            f"mcp-guard withheld the answer of {call.tool!r}: the flow ledger that records which labels this "
+            f"session holds is unavailable ({exc}). Try again shortly.",
+        )
+    return None
+
+
+def withheld(message: JSONObject, text: str) -> JSONObject:
+    """An error result saying ``text``, in place of the server's answer ``message`` (in the answer's era)."""
+    failed: JSONObject = {"content": [{"type": "text", "text": text}], "isError": True}
+    result = message.get("result")
+    if isinstance(result, dict) and "resultType" in result:
+        failed["resultType"] = "complete"
+    return {"jsonrpc": "2.0", "id": message.get("id"), "result": failed}
+
+
+SETTLED_STAGES: tuple[tuple[str, SettledStage], ...] = (("labels", _acquire_labels),)
+
+
+def run_settled_stages(call: Call, message: JSONObject, snap: Snapshot) -> JSONObject | None:
+    """The settled stages on the server's answer; the message to send in its place, if a stage replaced it."""
+    replaced: JSONObject | None = None
+    for name, stage in SETTLED_STAGES:
+        try:
+            out = stage(call, message, snap)
+        except Exception as exc:  # one answer's failure, never the session's: it is withheld
+            out = withheld(message, _stage_failed(name, exc).reason.replace("was refused", "was withheld"))
+        if out is not None:
+            message = replaced = out
+    return replaced
+
+
+def settled_stages_wanted(call: Call, snap: Snapshot) -> bool:
+    """Whether the server's answer to ``call`` must be read for the settled stages (any stage wanting it):
+    its tool has a label a flow rule watches, or the detectors found one in the answer."""
+    flows = snap.flows
+    if flows is None:
+        return False
+    return bool(call.labels & snap.engine.flow_sources) or flows.wants_result(snap.engine, call.tool)
 
 
 class Pipeline:

@@ -27,7 +27,19 @@ from mcp_guard.answers import INSPECTED_METHODS, audit_record, inspect_answer
 from mcp_guard.approval.flow import ApprovalSettings, GuardIds
 from mcp_guard.calls import Call, InFlight, Waiter
 from mcp_guard.limits.base import StoreUnavailable
-from mcp_guard.pipeline import CallIn, Hold, Pipeline, Refuse, Relay, Reply, Snapshot, Verdict, stage_index
+from mcp_guard.pipeline import (
+    CallIn,
+    Hold,
+    Pipeline,
+    Refuse,
+    Relay,
+    Reply,
+    Snapshot,
+    Verdict,
+    run_settled_stages,
+    settled_stages_wanted,
+    stage_index,
+)
 from mcp_guard.policy.decision import Allow, Deny
 from mcp_guard.violation import unknown_tool_answer, violation_answer
 from mcp_guard.wire.frames import Message, Refused, read_frame
@@ -732,6 +744,7 @@ class Session:
         record = audit_record(outcome)
         if call is not None:
             call.inspected = record
+            call.labels |= outcome.labels  # acquired with the tool's own once the answer is final
         elif self._audit is not None:
             from mcp_guard.audit import Event
 
@@ -767,8 +780,10 @@ class Session:
     def _call_outcome(self, line: bytes, call: Call) -> bytes:
         """Audit (and maybe refund) a relayed call from the server's answer, read by parsing it."""
         needs_refund = call.refund is not None and not call.cancelled
+        snap = self.snapshot
+        inspect = settled_stages_wanted(call, snap)
         message: JSON = None
-        if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval:
+        if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval or inspect:
             try:
                 message = json.loads(line)
             except (ValueError, RecursionError):
@@ -776,6 +791,12 @@ class Session:
         status = (
             _status(message) if message is not None else ("ok" if len(line) > _STATUS_PARSE_LIMIT else "unreadable")
         )
+        if inspect and isinstance(message, dict):
+            replaced = run_settled_stages(call, message, snap)
+            if replaced is not None:
+                message = replaced
+                line = encode(replaced)
+                status = _status(message)
         if call.modern_approval and self.desk is not None and isinstance(message, dict):
             line = self.desk.wrap_upstream_state(message, call) or line
         self._audit_outcome(call, status)
@@ -846,7 +867,8 @@ class Session:
         hides = bool(snap.engine.policy.hide) and not snap.monitor
         plan = snap.engine.results
         screens = plan is not None and plan.wants_listing
-        if not watches and not hides and not screens:
+        learns = snap.flows is not None and bool(snap.engine.flows)  # tool annotations give flow labels
+        if not watches and not hides and not screens and not learns:
             return line
         try:
             message = strict_loads(line)
@@ -863,6 +885,10 @@ class Session:
         result = message.get("result") if isinstance(message, dict) else None
         tools = result.get("tools") if isinstance(result, dict) else None
         if not isinstance(result, dict) or not isinstance(tools, list):
+            return line
+        if learns and snap.flows is not None:
+            snap.flows.learn_listing(tools)
+        if not watches and not hides and not screens:
             return line
         kept = integrity.listed(tools)[0] if watches and integrity is not None else list(tools)
         if snap.monitor:

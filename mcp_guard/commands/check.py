@@ -62,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
         return exits.OK
     if not args.quiet:
         tools = len(policy.tools)
+        flows = len(policy.flows)
+        flow_rules = f", {flows} flow rule{'s' if flows != 1 else ''}" if flows else ""
         print(
             f"{args.policy}: valid ({policy.mode} mode, default {policy.default}, {tools} tool rule"
-            f"{'s' if tools != 1 else ''}, {len(policy.hide)} hidden{pins}); sha256 {digest}"
+            f"{'s' if tools != 1 else ''}{flow_rules}, {len(policy.hide)} hidden{pins}); sha256 {digest}"
         )
     return exits.OK
 

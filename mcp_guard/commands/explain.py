@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("arguments", nargs="?", default="{}", help="the call's arguments as a JSON object")
     parser.add_argument("--json", action="store_true", help="print the decision as JSON")
     parser.add_argument(
+        "--labels",
+        metavar="LABEL,...",
+        default="",
+        help="judge the call as if the session held these flow labels (e.g. private,untrusted); default: none",
+    )
+    parser.add_argument(
         "--lock",
         "--pins",
         dest="lock",
@@ -53,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return exits.USAGE
     try:
-        out = explain_call(policy, args.policy.resolve(), args.tool, arguments, args.lock)
+        held = [label.strip() for label in args.labels.split(",") if label.strip()]
+        out = explain_call(policy, args.policy.resolve(), args.tool, arguments, args.lock, held)
         if args.result is not None:
             from mcp_guard.commands.result_check import check_result, load_result
 
@@ -78,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
             f"  limit:  {c['rule']}: counter {c['counter']!r}, at most {c['max']:g} {unit} per {c['window_s']:g} s"
             f"; this call counts {c['cost']:g}"
         )
+    if "labels" in out:
+        print(f"  labels: {', '.join(out['labels']) or '(none)'}; held: {', '.join(out['held']) or '(none)'}")
     if out.get("mode") == "monitor":
         print("  note:   the policy is in monitor mode: the guard would only report this decision")
     if "result_check" in out:

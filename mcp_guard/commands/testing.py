@@ -234,20 +234,23 @@ def _compare(expected: Expectation, actual: Outcome) -> tuple[str, ...]:
 
 
 class _Session:
-    """One case's calls, as one client's session with one guard: a limiter, a clock and a person.
+    """One case's calls, as one client's session with one guard: a limiter, a flow ledger, a clock and a person.
 
-    Flow rules (issue 20) will add their ledger here: it is per session state like the limiter, built in
-    ``__init__`` and fed in :meth:`_relayed` with each call the guard let through (and, once steps can
-    give one, the server's result, for result labels). Their pipeline stage needs no change here:
-    :class:`Pipeline` runs :data:`mcp_guard.pipeline.STAGES`, whatever it holds.
+    Each call the guard let through gets the step's result (``ok`` or ``error``) through the result stages,
+    so a successful call acquires its flow labels as in the guard.
     """
 
     def __init__(self, snapshot: Snapshot) -> None:
+        from dataclasses import replace
+
+        from mcp_guard.commands.explaining import dry_run_flows
         from mcp_guard.judge import Judge
         from mcp_guard.limits.memory import MemoryLimiter
 
-        self.snapshot = snapshot
         self.clock = SimulatedClock()
+        # Every scope's labels in memory, on the case's clock: a case is one client's session.
+        snapshot = replace(snapshot, flows=dry_run_flows(snapshot.engine, snapshot.integrity, (), self.clock))
+        self.snapshot = snapshot
         # Every scope counts in this one limiter, as in a guard without --state: a case is one session.
         self.limiter = MemoryLimiter(self.clock)
         self.person = _Person(self.clock)
@@ -271,10 +274,19 @@ class _Session:
         return Outcome(said["decision"], said["rule"], said["reason"], said.get("kind"))
 
     def _relayed(self, verdict: Relay, result: str) -> None:
-        # What the session does once the server answers: an error gives back refund_on_error limits.
+        # What the session does once the server answers: an error gives back refund_on_error limits; the
+        # settled stages see the answer (a success acquires flow labels).
+        from mcp_guard.pipeline import run_settled_stages
+
         receipt = verdict.record.refund
         if result == "error" and receipt is not None:
             self.limiter.refund(receipt)
+        answer: dict[str, Any] = {
+            "jsonrpc": "2.0",
+            "id": self._ids,
+            "result": {"content": [], "isError": result == "error"},
+        }
+        run_settled_stages(verdict.record, answer, self.snapshot)
 
 
 class _Person:

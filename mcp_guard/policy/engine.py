@@ -9,12 +9,14 @@ and last the limits.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mcp_guard.canonical import canonical_json
 from mcp_guard.limits.base import Charge
 from mcp_guard.policy.conditions import (
     MISSING,
@@ -51,7 +53,19 @@ class PolicyCompileError(Exception):
 class _CompiledLimit:
     """One limit, ready to charge. A call-count limit's charge is the same every call, so it is built once."""
 
-    __slots__ = ("amount", "counter", "fixed", "max", "reason", "refund_on_error", "rule", "scope", "window_s")
+    __slots__ = (
+        "amount",
+        "counter",
+        "fixed",
+        "key",
+        "max",
+        "max_keys",
+        "reason",
+        "refund_on_error",
+        "rule",
+        "scope",
+        "window_s",
+    )
 
     def __init__(
         self,
@@ -63,6 +77,8 @@ class _CompiledLimit:
         amount: ArgPath | None,
         scope: str,
         refund_on_error: bool,
+        key: ArgPath | None = None,
+        max_keys: int = 0,
     ) -> None:
         self.counter = counter
         self.window_s = window_s
@@ -72,12 +88,28 @@ class _CompiledLimit:
         self.amount = amount
         self.scope = scope
         self.refund_on_error = refund_on_error
-        self.fixed = self._charge(1.0) if amount is None else None
+        self.key = key
+        self.max_keys = max_keys
+        self.fixed = self._charge(1.0) if amount is None and key is None else None
 
     def charge(self, tool: str, arguments: Mapping[str, Any]) -> Charge | Deny:
         if self.fixed is not None:
             return self.fixed
-        assert self.amount is not None  # noqa: S101 - fixed is None only for spend caps
+        counter = self.counter
+        if self.key is not None:
+            keyed = key_value(self.key.resolve(tool, arguments))
+            if keyed is None:
+                value = self.key.resolve(tool, arguments)
+                shown = "missing" if value is MISSING else f"{type(value).__name__ if value is not None else 'null'}"
+                return Deny(
+                    "invalid",
+                    self.rule,
+                    f"This call is under a limit counted per {self.key.text}, which must be a string, number or "
+                    f"boolean; it is {shown}, so the call is refused.",
+                )
+            counter = f"{self.counter}[{keyed}]"
+        if self.amount is None:
+            return self._charge(1.0, counter)
         value = self.amount.resolve(tool, arguments)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             shown = "missing" if value is MISSING else repr(value)
@@ -87,12 +119,55 @@ class _CompiledLimit:
                 f"This call is under a spend cap that counts {self.amount.text}, which must be a number of zero or "
                 f"more; it is {shown}.",
             )
-        return self._charge(float(value))
+        return self._charge(float(value), counter)
 
-    def _charge(self, cost: float) -> Charge:
+    def _charge(self, cost: float, counter: str | None = None) -> Charge:
+        keyed = self.key is not None
         return Charge(
-            self.counter, self.window_s, self.max, cost, self.rule, self.reason, self.scope, self.refund_on_error
+            counter or self.counter,
+            self.window_s,
+            self.max,
+            cost,
+            self.rule,
+            self.reason,
+            self.scope,
+            self.refund_on_error,
+            self.counter if keyed else None,
+            self.max_keys if keyed else 0,
         )
+
+
+_KEY_TEXT_LIMIT = 96
+
+
+def key_value(value: Any) -> str | None:
+    """The canonical text of a limit's key value, or None when it cannot be a key (missing, null, a list or
+    an object, a number that is not finite). ``1`` and ``1.0`` are one key; a long value is its digest, so
+    store keys stay short."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer():
+            value = int(value)
+    if not isinstance(value, (str, int, float)):
+        return None
+    text = canonical_json(value).decode()
+    return text if len(text) <= _KEY_TEXT_LIMIT else f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFlow:
+    """A flow rule, ready to check: ``rule`` is its path in the document (``flows[0]``)."""
+
+    rule: str
+    sources: frozenset[str]
+    targets: frozenset[str]
+    within_s: float | None
+    action: str
+    scope: str
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -149,6 +224,13 @@ class _Compiler:
                 if amount.is_tool:
                     self.problems.append(((*where, i, "increment_from"), "increment_from must name an argument"))
                     continue
+            key = None
+            if lim.key is not None:
+                try:
+                    key = parse_path(lim.key)
+                except ConditionError as exc:
+                    self.problems.append(((*where, i, "key"), exc.message))
+                    continue
             out.append(
                 _CompiledLimit(
                     lim.counter,
@@ -159,6 +241,8 @@ class _Compiler:
                     amount,
                     lim.scope,
                     lim.refund_on_error,
+                    key,
+                    lim.max_keys,
                 )
             )
         return tuple(out)
@@ -191,7 +275,18 @@ def _document_problems(policy: Policy) -> list[tuple[PathKey, str]]:
     problems: list[tuple[PathKey, str]] = []
     counting: dict[str, tuple[PathKey, str | None]] = {}
     shape: dict[str, tuple[PathKey, str, bool]] = {}
+    keys: dict[str, tuple[PathKey, str | None, int]] = {}
     for path, lim in all_limits(policy):
+        first_key = keys.setdefault(lim.counter, (path, lim.key, lim.max_keys))
+        if first_key[1:] != (lim.key, lim.max_keys):
+            problems.append(
+                (
+                    (*path, "key"),
+                    f"counter {lim.counter!r} is keyed by {lim.key or 'nothing'} (max_keys {lim.max_keys}) here but by "
+                    f"{first_key[1] or 'nothing'} (max_keys {first_key[2]}) at {_dotted(first_key[0])}: limits "
+                    "sharing a counter must count per the same key",
+                )
+            )
         first_shape = shape.setdefault(lim.counter, (path, lim.scope, lim.refund_on_error))
         if first_shape[1:] != (lim.scope, lim.refund_on_error):
             problems.append(
@@ -278,6 +373,7 @@ def policy_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
                     )
         if policy.default == "allow" and rule == ToolRule():
             warnings.append((("tools", key), "has no effect: the default is already 'allow'"))
+    warnings += _flow_warnings(policy)
     globs = [key for key in policy.tools if is_glob(key)]
     for key in policy.tools:
         if not is_glob(key):
@@ -288,6 +384,34 @@ def policy_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
                     (("tools", key), f"never applies: every tool it matches is taken by the more specific {other!r}")
                 )
                 break
+    return warnings
+
+
+AUTOMATIC_LABELS = ("read_only", "destructive", "open_world")
+"""Labels the guard adds from a server's tool annotations (mcp_guard.flows.guard)."""
+
+
+def _flow_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
+    """Flow rules naming a label nothing can give (a typo): no tool rule has it, and the guard never adds it."""
+    from mcp_guard.inspect.catalog import DETECTORS
+
+    known = {label for rule in policy.tools.values() for label in rule.labels} | set(AUTOMATIC_LABELS)
+    known |= set(DETECTORS)
+    # A named pattern's findings label the session with its name, like a built-in detector's.
+    sections = [policy.all_tools.results, *(rule.results for rule in policy.tools.values())]
+    known |= {name for results in sections if results is not None for name in results.patterns}
+    warnings: list[tuple[PathKey, str]] = []
+    for i, flow in enumerate(policy.flows):
+        for side, labels in (("from", flow.from_), ("to", flow.to)):
+            for j, label in enumerate(labels):
+                if label not in known:
+                    warnings.append(
+                        (
+                            ("flows", i, side, j),
+                            f"no tool rule gives the label {label!r} and the guard never adds it (it adds "
+                            f"{', '.join(AUTOMATIC_LABELS)} from tool annotations and the result detectors' names)",
+                        )
+                    )
     return warnings
 
 
@@ -324,6 +448,37 @@ class Engine:
         self._rule_cache: dict[str, _CompiledTool | None] = {}
         self._hidden_cache: dict[str, bool] = {}
         self.results = _results_plan(policy)
+        self.flows = tuple(
+            CompiledFlow(
+                f"flows[{i}]",
+                frozenset(flow.from_),
+                frozenset(flow.to),
+                window_seconds(flow.within) if flow.within is not None else None,
+                flow.action,
+                flow.scope,
+                flow.reason,
+            )
+            for i, flow in enumerate(policy.flows)
+        )
+        self.flow_sources = frozenset(label for flow in self.flows for label in flow.sources)
+        # Every tool key (name or glob) that matches adds its labels: a label is a fact about the tool, and
+        # more labels can only stop more calls.
+        self._labelled = tuple((key, frozenset(rule.labels)) for key, rule in policy.tools.items() if rule.labels)
+        self._label_cache: dict[str, frozenset[str]] = {}
+
+    def labels_for(self, tool: str) -> frozenset[str]:
+        """The labels the policy gives ``tool`` (the server's annotations add more; see mcp_guard.flows)."""
+        labels = self._label_cache.get(tool)
+        if labels is None:
+            found: set[str] = set()
+            for key, given in self._labelled:
+                if key == tool or (is_glob(key) and glob_matches(key, tool)):
+                    found |= given
+            labels = frozenset(found)
+            if len(self._label_cache) >= _CACHE_LIMIT:
+                self._label_cache.clear()
+            self._label_cache[tool] = labels
+        return labels
 
     def is_hidden(self, tool: str) -> bool:
         hidden = self._hidden_cache.get(tool)
