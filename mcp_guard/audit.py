@@ -129,6 +129,7 @@ class Event:
     status: str | None = None  # ok | error (isError) | rpc_error | server_exited, for relayed calls
     duration_ms: float | None = None
     when: float = 0.0  # time.time() at the decision
+    kind: str = "tool"  # prompt or resource: ``tool`` holds the prompt's name or the URI
 
 
 class AuditLog:
@@ -219,6 +220,8 @@ class AuditLog:
             "args_hmac": self._fingerprint(event.arguments),
             "pid": self._pid,
         }
+        if event.kind != "tool":  # tool lines keep their layout; a prompt or resource line says what it is
+            record["kind"] = event.kind
         if self._dropped:
             record["dropped_before"] = self._dropped
             self._dropped = 0

@@ -1,4 +1,8 @@
-"""What happens to a ``tools/call``, in order. The live guard and ``mcp-guard explain`` both run this.
+"""What happens to a judged request, in order. The live guard and ``mcp-guard explain`` both run this.
+
+A judged request is a ``tools/call`` (kind ``tool``) or, when the policy has the section, a
+``prompts/get`` (``prompt``) or a ``resources/read``/``resources/subscribe`` (``resource``): they
+walk the same stages (pins and schema apply to tools only; own files checks a resource's URI).
 
 A call goes through these stages, each one able to stop it:
 
@@ -24,6 +28,7 @@ empty for now; result inspection plugs in there.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +58,9 @@ class Snapshot:
         return self.force_monitor or self.engine.monitor
 
 
+Kind = Literal["tool", "prompt", "resource"]
+
+
 @dataclass(slots=True)
 class CallIn:
     """A ``tools/call`` as the client sent it, already parsed strictly."""
@@ -65,6 +73,14 @@ class CallIn:
     modern: bool  # 2026-07-28 era: its answers need resultType
     request: bool = True  # False for a tools/call sent as a notification (judged, never answered)
     can_hold: bool = True  # False inside a batch: the call cannot wait for a listing or a person
+    kind: Kind = "tool"  # what is judged; ``name`` is the tool or prompt name, or the resource URI
+
+    def for_approval(self) -> CallIn:
+        """The call as the approval desk sees it: a prompt or resource is named by its kind too, so approving
+        the prompt 'fetch' never grants the tool 'fetch'."""
+        if self.kind == "tool":
+            return self
+        return dataclasses.replace(self, name=f"{self.kind}:{self.name}")
 
 
 # Verdicts ----------------------------------------------------------------------------------------
@@ -134,20 +150,31 @@ Stage = Callable[[CallIn, Snapshot, CallState], "Verdict | None"]
 
 def _hidden(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     # In monitor mode the rule stage reports it (the engine decides hidden tools too), once.
-    if not snap.force_monitor and not snap.engine.monitor and snap.engine.is_hidden(call.name):
-        return Refuse(Deny("hidden", "hide", f"Tool {call.name!r} is hidden by the policy."))
+    if snap.force_monitor or snap.engine.monitor:
+        return None
+    if call.kind == "tool":
+        if snap.engine.is_hidden(call.name):
+            return Refuse(Deny("hidden", "hide", f"Tool {call.name!r} is hidden by the policy."))
+        return None
+    section = snap.engine.section(call.kind)
+    if section is not None and section.is_hidden(call.name):
+        return Refuse(Deny("hidden", f"{call.kind}s.hide", f"{section.noun} {call.name!r} is hidden by the policy."))
     return None
 
 
 def _own_files(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     integrity = snap.integrity
-    deny = integrity.check_own_files(call.arguments) if integrity is not None else None
+    if integrity is None:
+        return None
+    # A resource names what it reads by its URI (file:///…/policy.json): checked like an argument.
+    subject: JSONObject = {"uri": call.name} if call.kind == "resource" else call.arguments
+    deny = integrity.check_own_files(subject)
     return Refuse(deny) if deny is not None else None
 
 
 def _pins(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     integrity = snap.integrity
-    if integrity is None:
+    if integrity is None or call.kind != "tool":
         return None
     verdict = integrity.check_pin(call.name)
     if verdict == "needs-listing":
@@ -157,7 +184,7 @@ def _pins(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 def _schema(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     integrity = snap.integrity
-    if integrity is None:
+    if integrity is None or call.kind != "tool":
         return None
     verdict = integrity.check_arguments(call.name, call.arguments)
     if verdict == "needs-listing":
@@ -179,7 +206,14 @@ def _needs_listing(call: CallIn) -> Verdict:
 
 
 def _rule(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
-    decision = snap.engine.decide(call.name, call.arguments)
+    if call.kind == "tool":
+        decision = snap.engine.decide(call.name, call.arguments)
+    else:
+        section = snap.engine.section(call.kind)
+        if section is None:  # a reload removed the section while the request was on its way
+            state.decision = Allow(None)
+            return None
+        decision = section.decide(call.name, call.arguments)
     if isinstance(decision, Deny):
         return Refuse(decision)
     state.decision = decision
@@ -258,7 +292,7 @@ class Pipeline:
     def _approval(self, call: CallIn, decision: Approve) -> Verdict | Approved:
         if self.approvals is None:
             return Refuse(no_channel(decision, "none is configured"))
-        return self.approvals.consider(call, decision)
+        return self.approvals.consider(call.for_approval(), decision)
 
     def limits(self, call: CallIn, snap: Snapshot, state: CallState) -> Verdict:
         """The last stage: record the call's charges, or refuse it when a window is full."""
@@ -300,7 +334,10 @@ class Pipeline:
 
 
 def _new_record(call: CallIn, rule: str | None, reason: str | None, word: str) -> Call:
-    return Call(call.name, rule, reason, word, call.arguments, time.time(), time.perf_counter())
+    record = Call(call.name, rule, reason, word, call.arguments, time.time(), time.perf_counter())
+    if call.kind != "tool":
+        record.kind = call.kind
+    return record
 
 
 def _stage_failed(stage: str, exc: BaseException) -> Deny:
