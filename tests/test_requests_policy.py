@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import write_policy
 
 from mcp_guard.judge import Judge
 from mcp_guard.limits import MemoryLimiter
@@ -184,3 +187,90 @@ def test_unknown_fields_are_refused() -> None:
         engine({"prompts": {"rules": {"p": {"validate_arguments": True}}}})
     with pytest.raises(ValueError, match="hidden"):
         engine({"resources": {"hidden": []}})
+
+
+# mcp-guard test and explain ---------------------------------------------------------------------------
+
+
+def test_policy_tests_may_name_prompts_and_resources(tmp_path: Path) -> None:
+    from test_policy_tests import run_cases, statuses
+
+    cases = [
+        {"name": "fetch prompt", "call": {"prompt": "fetch", "args": {"url": "u"}}, "expect": "deny"},
+        {"name": "hidden", "call": {"prompt": "debug_x"}, "expect": {"decision": "deny", "rule": "prompts.hide"}},
+        {"name": "etc", "call": {"resource": "file:///etc/passwd"}, "expect": "deny"},
+        {
+            "name": "shared counter",
+            "sequence": [
+                {"call": {"tool": "fetch", "args": {"url": "u"}}, "repeat": 5, "expect": "allow"},
+                {
+                    "call": {"resource": "https://example.com/"},
+                    "repeat": 6,
+                    "expect": "allow",
+                    "expect_last": {"decision": "deny", "rule": 'resources.rules["https://*"].limits[0]'},
+                },
+            ],
+        },
+        {"name": "wrong on purpose", "call": {"resource": "https://example.com/"}, "expect": "deny"},
+    ]
+    report = run_cases(tmp_path, cases, {"version": "1", **ISSUE})
+    assert statuses(report) == [
+        ("fetch prompt", "pass"),
+        ("hidden", "pass"),
+        ("etc", "pass"),
+        ("shared counter", "pass"),
+        ("wrong on purpose", "fail"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "call", [{"tool": "a", "prompt": "b"}, {}, {"resource": "x://y", "args": {"a": 1}}], ids=["two", "none", "args"]
+)
+def test_a_case_names_one_subject(call: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from mcp_guard.policy.cases import CallSpec
+
+    with pytest.raises(ValidationError):
+        CallSpec.model_validate(call)
+
+
+def test_explain_a_prompt_and_a_resource(cli: Any, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path, {"version": "1", **ISSUE})
+    r = cli("explain", str(policy), "--prompt", "fetch", '{"url": "https://x"}')
+    code, out, _ = r.returncode, r.stdout, r.stderr
+    assert code == 1
+    assert out.splitlines() == [
+        "DENY  prompt fetch",
+        "  rule:   prompts.rules.fetch.action",
+        "  reason: Use the fetch tool.",
+    ]
+    r = cli("explain", str(policy), "--resource", "https://example.com/", "--json")
+    code, out, _ = r.returncode, r.stdout, r.stderr
+    assert code == 0
+    assert json.loads(out) == {
+        "decision": "allow",
+        "rule": 'resources.rules["https://*"]',
+        "reason": None,
+        "kind": "resource",
+        "limits": [
+            {
+                "rule": 'resources.rules["https://*"].limits[0]',
+                "counter": "web",
+                "window_s": 60.0,
+                "max": 10,
+                "cost": 1.0,
+            }
+        ],
+    }
+    bare = write_policy(tmp_path, {"version": "1", "default": "deny"}, "bare.json")
+    r = cli("explain", str(bare), "--prompt", "fetch", "--json")
+    code, out, _ = r.returncode, r.stdout, r.stderr
+    assert code == 0
+    assert (
+        json.loads(out)["reason"]
+        == "The policy has no 'prompts' section, so the guard relays every prompts/get untouched."
+    )
+    r = cli("explain", str(policy), "fetch", "--prompt", "fetch")
+    code, _, err = r.returncode, r.stdout, r.stderr
+    assert code == 2 and "not both" in err
