@@ -197,3 +197,35 @@ async def test_without_sections_prompts_and_resources_pass(
         debug = await client.read_resource("debug://state")
         assert only_text(debug.contents) == "state"
     assert acted(log) == ["prompt fetch", "read file:///etc/hostname", "read debug://state"]
+
+
+async def test_a_prompt_that_needs_approval_is_asked_about_in_band(
+    guard_cmd: list[str], env: dict[str, str], tmp_path: Path, mode: str
+) -> None:
+    from mcp import types
+
+    log = tmp_path / "acted.log"
+    policy = write_policy(
+        tmp_path, {"version": "1", "default": "allow", "prompts": {"rules": {"fetch": {"action": "approve"}}}}
+    )
+    asked: list[str] = []
+    answers = iter(["accept", "decline"])
+
+    async def person(context: Any, request: Any) -> types.ElicitResult:
+        asked.append(request.message)
+        if next(answers) == "accept":
+            return types.ElicitResult(action="accept", content={"approve": True})
+        return types.ElicitResult(action="decline")
+
+    argv = [*guard_cmd, "--no-audit", "--approval-store", str(tmp_path / "approvals.db")]
+    argv += ["--policy", str(policy), "--", PYTHON, str(SERVER), str(log)]
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(env))
+    async with Client(params, mode=mode, elicitation_callback=person) as client:
+        fetched = await client.get_prompt("fetch", {"url": "https://example.com/"})
+        assert "contents of https://example.com/" in only_text([fetched.messages[0].content])
+        with pytest.raises(MCPError) as info:
+            await client.get_prompt("fetch", {"url": "https://example.com/other"})
+        assert "A person declined this call" in info.value.error.message
+    assert len(asked) == 2
+    assert "'prompt:fetch'" in asked[0] and 'url: "https://example.com/"' in asked[0]
+    assert acted(log) == ["prompt fetch"]
