@@ -215,3 +215,19 @@ def test_an_approved_prompt_is_asked_for_under_its_kind(tmp_path: Path) -> None:
     wire.send({"jsonrpc": "2.0", "id": question["id"], "result": {"action": "accept", "content": {"approve": True}}})
     wire.wait_jobs()
     assert wire.upstream[-1] == request(7, "prompts/get", {"name": "fetch", "arguments": {"url": "https://x"}})
+
+
+def test_an_approved_prompts_own_input_round_is_bound_to_the_prompt(tmp_path: Path) -> None:
+    """A server asking for input after a 2026-07-28 approval: the guard's state names what was approved."""
+    from mcp_guard.approval.desk import ApprovalDesk
+    from mcp_guard.calls import Call
+
+    desk = ApprovalDesk(Wire(tmp_path, SECTIONS).session, ApprovalSettings(channels=("client",)))
+    call = Call("fetch", "prompts.rules.fetch.action", None, "approved", {"url": "u"}, 0.0, 0.0, kind="prompt")
+    message: Json = {"jsonrpc": "2.0", "id": 1, "result": {"resultType": "input_required", "requestState": "s"}}
+    wrapped = json.loads(desk.wrap_upstream_state(message, call) or b"null")
+    state = wrapped["result"]["requestState"]
+    body, _ = desk.settings.signer.redeem(state, "prompt:fetch", {"url": "u"})
+    assert body is not None and body["i"] == "s"
+    again = desk.settings.signer.issue("prompt:fetch", {"url": "u"}, approved=True)
+    assert desk.settings.signer.redeem(again, "fetch", {"url": "u"})[0] is None  # never the tool 'fetch'
