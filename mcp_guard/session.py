@@ -218,7 +218,7 @@ class Session:
         if m.kind == "notification":
             if m.method == "notifications/cancelled":
                 return [ToUpstream(line)] if self._cancelled(m) else []
-            if m.method == "tools/call" or self._judged(m.method):
+            if m.method == "tools/call" or (m.method in _JUDGED and self._judged(m.method)):
                 return self._call(line, m, None)
             return [ToUpstream(line)]
         if m.method == "initialize":
@@ -227,7 +227,7 @@ class Session:
         refusal = self._claim(key, m)
         if refusal is not None:
             return [ToClient(encode(refusal))]
-        if m.method == "tools/call" or self._judged(m.method):
+        if m.method == "tools/call" or (m.method in _JUDGED and self._judged(m.method)):
             return self._call(line, m, key)
         with self._lock:
             self._inflight[key] = InFlight(m.method, m.id)
@@ -584,7 +584,7 @@ class Session:
                 if m.method == "notifications/cancelled" and not self._cancelled(m):
                     changed = True
                     continue
-                if m.method == "tools/call" or self._judged(m.method):
+                if m.method == "tools/call" or (m.method in _JUDGED and self._judged(m.method)):
                     kept = self._batch_call(m, None, answers)
                     if kept is None:
                         changed = True
@@ -607,7 +607,7 @@ class Session:
             taken.add(key)
             if m.method == "initialize":
                 self._remember_client(m.params)
-            if m.method == "tools/call" or self._judged(m.method):
+            if m.method == "tools/call" or (m.method in _JUDGED and self._judged(m.method)):
                 kept = self._batch_call(m, key, answers)
                 if kept is None:
                     changed = True

@@ -274,3 +274,10 @@ def test_explain_a_prompt_and_a_resource(cli: Any, tmp_path: Path) -> None:
     r = cli("explain", str(policy), "fetch", "--prompt", "fetch")
     code, _, err = r.returncode, r.stdout, r.stderr
     assert code == 2 and "not both" in err
+
+
+def test_check_counts_the_sections(cli: Any, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path, {"version": "1", **ISSUE})
+    r = cli("check", str(policy))
+    assert r.returncode == 0
+    assert "1 tool rule, 0 hidden, prompts: 1 rule, 1 hidden, resources: 2 rules, 0 hidden)" in r.stdout

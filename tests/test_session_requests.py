@@ -231,3 +231,17 @@ def test_an_approved_prompts_own_input_round_is_bound_to_the_prompt(tmp_path: Pa
     assert body is not None and body["i"] == "s"
     again = desk.settings.signer.issue("prompt:fetch", {"url": "u"}, approved=True)
     assert desk.settings.signer.redeem(again, "fetch", {"url": "u"})[0] is None  # never the tool 'fetch'
+
+
+def test_monitor_mode_reports_and_relays(tmp_path: Path) -> None:
+    wire = Wire(tmp_path, {**SECTIONS, "mode": "monitor"})
+    wire.send(request(1, "prompts/get", {"name": "fetch"}))
+    wire.send(request(2, "prompts/get", {"name": "debug_dump"}))
+    wire.send(request(3, "prompts/list", {}))
+    wire.answer({"jsonrpc": "2.0", "id": 3, "result": {"prompts": [{"name": "debug_dump"}]}})
+    assert [m["id"] for m in wire.upstream] == [1, 2, 3]
+    assert wire.client == [{"jsonrpc": "2.0", "id": 3, "result": {"prompts": [{"name": "debug_dump"}]}}]
+    assert wire.warnings == [
+        "monitor: would refuse 'fetch' (prompts.rules.fetch.action): Use the fetch tool.",
+        "monitor: would refuse 'debug_dump' (prompts.hide): Prompt 'debug_dump' is hidden by the policy.",
+    ]
