@@ -103,7 +103,7 @@ class Session:
         self._refused: dict[Key, None] = {}
         self._server_meta: JSONObject = {}
         # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once; and to an
-        # unknown prompt or resource, per kind and era.
+        # unknown prompt or resource, per method and era.
         self._unknown_answers: dict[bool | tuple[str, bool], tuple[str, JSONObject]] = {}
         self._stopping = False
         self._version: str | None = None  # negotiated in the handshake era's initialize
@@ -924,7 +924,8 @@ _LISTINGS = frozenset(("prompts/list", "resources/list", "resources/templates/li
 
 
 def _unknown_key(call: CallIn) -> bool | tuple[str, bool]:
-    return call.modern if call.kind == "tool" else (call.kind, call.modern)
+    # Per method: a server answers an unknown URI's resources/subscribe otherwise than its resources/read.
+    return call.modern if call.kind == "tool" else (_method(call), call.modern)
 
 
 def _probe_name(kind: str, token: str) -> str:

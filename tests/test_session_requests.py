@@ -245,3 +245,23 @@ def test_monitor_mode_reports_and_relays(tmp_path: Path) -> None:
         "monitor: would refuse 'fetch' (prompts.rules.fetch.action): Use the fetch tool.",
         "monitor: would refuse 'debug_dump' (prompts.hide): Prompt 'debug_dump' is hidden by the policy.",
     ]
+
+
+def test_each_method_learns_its_own_unknown_answer(tmp_path: Path) -> None:
+    wire = Wire(tmp_path, SECTIONS)
+    wire.send(request(1, "resources/subscribe", {"uri": "secret://a"}))
+    probe = upstream_soon(wire, 1)[-1]
+    assert probe["method"] == "resources/subscribe"
+    wire.answer({"jsonrpc": "2.0", "id": probe["id"], "result": {}})
+    wire.wait_jobs()
+    wire.send(request(2, "resources/read", {"uri": "secret://a"}))
+    probe = upstream_soon(wire, 2)[-1]
+    assert probe["method"] == "resources/read"
+    wire.answer(
+        {"jsonrpc": "2.0", "id": probe["id"], "error": {"code": -32002, "message": f"{probe['params']['uri']}?"}}
+    )
+    wire.wait_jobs()
+    assert wire.client == [
+        {"jsonrpc": "2.0", "id": 1, "result": {}},
+        {"jsonrpc": "2.0", "id": 2, "error": {"code": -32002, "message": "secret://a?"}},
+    ]
