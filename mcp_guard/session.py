@@ -229,11 +229,32 @@ class Session:
             return [ToClient(encode(refusal))]
         if m.method == "tools/call" or (m.method in _JUDGED and self._judged(m.method)):
             return self._call(line, m, key)
+        if m.method == "completion/complete" and self.snapshot.engine.sections:
+            hidden = self._hidden_completion(m)
+            if hidden is not None:
+                return hidden
         with self._lock:
             self._inflight[key] = InFlight(m.method, m.id)
             if m.method == "tools/list" or (m.method in _LISTINGS and self.snapshot.engine.sections):
                 self._list_requests.add(key)
         return [ToUpstream(line)]
+
+    def _hidden_completion(self, m: Message) -> list[Action] | None:
+        """Completing an argument of a hidden prompt or resource template: answered as for one the server does
+        not have, so completion does not reveal what the listings hide. None: not hidden, relay it."""
+        ref = m.params.get("ref")
+        if not isinstance(ref, dict):
+            return None
+        kind: Kind = "prompt" if ref.get("type") == "ref/prompt" else "resource"
+        name = ref.get("name" if kind == "prompt" else "uri")
+        snap = self.snapshot
+        section = snap.engine.section(kind)
+        if not isinstance(name, str) or section is None or snap.monitor or not section.is_hidden(name):
+            return None
+        modern = is_modern(m.params)
+        call = CallIn(m.id, name, {}, m.params, m.body, modern, kind=kind)
+        self._note_refusal(call, Deny("hidden", f"{kind}s.hide", f"{section.noun} {name!r} is hidden."), "refused")
+        return self._answer_as_unknown(call, snap)
 
     def _judged(self, method: str | None) -> bool:
         """Whether a request other than tools/call is judged: only when the policy has its section."""
@@ -540,9 +561,13 @@ class Session:
                 probe = _probe_name(call.kind, secrets.token_hex(6))
                 field = "uri" if call.kind == "resource" else "name"
                 params = {k: v for k, v in call.params.items() if k not in (field, "arguments", "task")}
-                params[field] = probe
-                if call.kind != "resource":
-                    params["arguments"] = {}
+                if _method(call) == "completion/complete":
+                    ref = call.params.get("ref")
+                    params["ref"] = {**(ref if isinstance(ref, dict) else {}), field: probe}
+                else:
+                    params[field] = probe
+                    if call.kind != "resource":
+                        params["arguments"] = {}
                 answer = self.ask("upstream", _method(call), params, emit, _LIST_TIMEOUT_S)
                 if not isinstance(answer, dict) or not ("result" in answer or "error" in answer):
                     raise ValueError("no answer")
@@ -559,6 +584,8 @@ class Session:
         server's own answer is not known."""
         if call.kind == "tool":
             return unknown_tool_answer(call.ident, call.name, self._meta_for(call))
+        if _method(call) == "completion/complete":
+            return error_answer(call.ident, INVALID_PARAMS, f"Unknown {call.kind}: {call.name}")
         return unknown_request_answer(call.ident, call.kind, call.name)
 
     # batches ----------------------------------------------------------------------------------
@@ -925,7 +952,7 @@ _LISTINGS = frozenset(("prompts/list", "resources/list", "resources/templates/li
 
 def _unknown_key(call: CallIn) -> bool | tuple[str, bool]:
     # Per method: a server answers an unknown URI's resources/subscribe otherwise than its resources/read.
-    return call.modern if call.kind == "tool" else (_method(call), call.modern)
+    return call.modern if call.kind == "tool" else (f"{_method(call)} {call.kind}", call.modern)
 
 
 def _probe_name(kind: str, token: str) -> str:

@@ -265,3 +265,34 @@ def test_each_method_learns_its_own_unknown_answer(tmp_path: Path) -> None:
         {"jsonrpc": "2.0", "id": 1, "result": {}},
         {"jsonrpc": "2.0", "id": 2, "error": {"code": -32002, "message": "secret://a?"}},
     ]
+
+
+def test_completion_does_not_reveal_a_hidden_prompt(tmp_path: Path) -> None:
+    wire = Wire(tmp_path, SECTIONS)
+    argument = {"name": "a", "value": "x"}
+    wire.send(
+        request(1, "completion/complete", {"ref": {"type": "ref/prompt", "name": "summarise"}, "argument": argument})
+    )
+    wire.send(
+        request(2, "completion/complete", {"ref": {"type": "ref/prompt", "name": "debug_dump"}, "argument": argument})
+    )
+    sent = upstream_soon(wire, 2)
+    assert sent[0]["id"] == 1  # not hidden: relayed as it came
+    probe = sent[1]
+    assert probe["method"] == "completion/complete" and probe["params"]["argument"] == argument
+    made_up = probe["params"]["ref"]["name"]
+    assert made_up.startswith("mcp-guard-unknown-tool-") and probe["params"]["ref"]["type"] == "ref/prompt"
+    wire.answer(
+        {"jsonrpc": "2.0", "id": probe["id"], "error": {"code": -32602, "message": f"Prompt {made_up} not found"}}
+    )
+    wire.wait_jobs()
+    assert wire.client == [
+        {"jsonrpc": "2.0", "id": 2, "error": {"code": -32602, "message": "Prompt debug_dump not found"}}
+    ]
+    ref = {"type": "ref/resource", "uri": "secret://{k}"}
+    wire.send(request(3, "completion/complete", {"ref": ref, "argument": argument}))
+    probe = upstream_soon(wire, 3)[-1]
+    assert probe["params"]["ref"]["uri"].startswith("mcp-guard-unknown-resource://")
+    wire.answer({"jsonrpc": "2.0", "id": probe["id"], "result": {"completion": {"values": []}}})
+    wire.wait_jobs()
+    assert wire.client[-1] == {"jsonrpc": "2.0", "id": 3, "result": {"completion": {"values": []}}}
