@@ -261,6 +261,7 @@ def test_init_writes_prompts_and_resources_sections(tmp_path: Path, init_here: I
         "file:///srv/notes.txt",
         "debug://state",
         "https://example.com/page/*",  # the template https://example.com/page/{n}
+        "debug://*",  # debug://{key}
     ]
     assert "{n}" in policy["resources"]["rules"]["https://example.com/page/*"]["note"]
     assert all(set(rule) == {"note"} for rule in policy["prompts"]["rules"].values())

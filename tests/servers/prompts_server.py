@@ -7,8 +7,8 @@ server produces appends a line to the file named by its first argument ("prompt 
 * tools: ``fetch(url)`` ("fetches" a URL: answers with a fixed text);
 * prompts: ``fetch(url)`` (performs the same "GET" as the tool), ``summarise(text)``, ``debug_dump``,
   ``debug_state``;
-* resources: ``https://example.com/page/{n}`` (a template) and a few static ones: ``https://example.com/``,
-  ``file:///etc/hostname``, ``file:///srv/notes.txt``, ``debug://state``.
+* resources: the templates ``https://example.com/page/{n}`` and ``debug://{key}``, and a few static ones:
+  ``https://example.com/``, ``file:///etc/hostname``, ``file:///srv/notes.txt``, ``debug://state``.
 """
 
 from __future__ import annotations
@@ -94,6 +94,12 @@ def notes() -> str:
 def debug_resource() -> str:
     _acted("read debug://state")
     return "state"
+
+
+@app.resource("debug://{key}")
+def debug_key(key: str) -> str:
+    _acted(f"read debug://{key}")
+    return key
 
 
 if __name__ == "__main__":
