@@ -131,6 +131,7 @@ class Event:
     when: float = 0.0  # time.time() at the decision
     # What the result checks did: {"outcome": warn|redact|block, "findings": [{detector, kind, count, paths}]}
     result: Mapping[str, Any] | None = None
+    kind: str = "tool"  # prompt or resource: ``tool`` holds the prompt's name or the URI
 
 
 class AuditLog:
@@ -223,6 +224,8 @@ class AuditLog:
         }
         if event.result is not None:
             record["result"] = event.result
+        if event.kind != "tool":  # tool lines keep their layout; a prompt or resource line says what it is
+            record["kind"] = event.kind
         if self._dropped:
             record["dropped_before"] = self._dropped
             self._dropped = 0

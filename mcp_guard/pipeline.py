@@ -1,4 +1,8 @@
-"""What happens to a ``tools/call``, in order. The live guard and ``mcp-guard explain`` both run this.
+"""What happens to a judged request, in order. The live guard and ``mcp-guard explain`` both run this.
+
+A judged request is a ``tools/call`` (kind ``tool``) or, when the policy has the section, a
+``prompts/get`` (``prompt``) or a ``resources/read``/``resources/subscribe`` (``resource``): they
+walk the same stages (pins and schema apply to tools only; own files checks a resource's URI).
 
 A call goes through these stages, each one able to stop it:
 
@@ -33,6 +37,7 @@ labels of a successful call's tool and those the detectors found (``Call.labels`
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +73,9 @@ class Snapshot:
         return self.force_monitor or self.engine.monitor
 
 
+Kind = Literal["tool", "prompt", "resource"]
+
+
 @dataclass(slots=True)
 class CallIn:
     """A ``tools/call`` as the client sent it, already parsed strictly."""
@@ -80,6 +88,14 @@ class CallIn:
     modern: bool  # 2026-07-28 era: its answers need resultType
     request: bool = True  # False for a tools/call sent as a notification (judged, never answered)
     can_hold: bool = True  # False inside a batch: the call cannot wait for a listing or a person
+    kind: Kind = "tool"  # what is judged; ``name`` is the tool or prompt name, or the resource URI
+
+    def for_approval(self) -> CallIn:
+        """The call as the approval desk sees it: a prompt or resource is named by its kind too, so approving
+        the prompt 'fetch' never grants the tool 'fetch'."""
+        if self.kind == "tool":
+            return self
+        return dataclasses.replace(self, name=f"{self.kind}:{self.name}")
 
 
 # Verdicts ----------------------------------------------------------------------------------------
@@ -149,13 +165,22 @@ Stage = Callable[[CallIn, Snapshot, CallState], "Verdict | None"]
 
 def _hidden(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     # In monitor mode the rule stage reports it (the engine decides hidden tools too), once.
-    if not snap.force_monitor and not snap.engine.monitor and snap.engine.is_hidden(call.name):
-        return Refuse(Deny("hidden", "hide", f"Tool {call.name!r} is hidden by the policy."))
+    if snap.force_monitor or snap.engine.monitor:
+        return None
+    if call.kind == "tool":
+        if snap.engine.is_hidden(call.name):
+            return Refuse(Deny("hidden", "hide", f"Tool {call.name!r} is hidden by the policy."))
+        return None
+    section = snap.engine.section(call.kind)
+    if section is not None and section.is_hidden(call.name):
+        return Refuse(Deny("hidden", f"{call.kind}s.hide", f"{section.noun} {call.name!r} is hidden by the policy."))
     return None
 
 
 def _withheld(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     plan = snap.engine.results
+    if call.kind != "tool":
+        return None  # tool_descriptions withholds tools; a prompt of the same name is another thing
     why = plan.withheld_reason(call.name) if plan is not None else None
     if why is None:
         return None
@@ -171,13 +196,17 @@ def _withheld(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 def _own_files(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     integrity = snap.integrity
-    deny = integrity.check_own_files(call.arguments) if integrity is not None else None
+    if integrity is None:
+        return None
+    # A resource names what it reads by its URI (file:///…/policy.json): checked like an argument.
+    subject: JSONObject = {"uri": call.name} if call.kind == "resource" else call.arguments
+    deny = integrity.check_own_files(subject)
     return Refuse(deny) if deny is not None else None
 
 
 def _pins(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     integrity = snap.integrity
-    if integrity is None:
+    if integrity is None or call.kind != "tool":
         return None
     verdict = integrity.check_pin(call.name)
     if verdict == "needs-listing":
@@ -187,7 +216,7 @@ def _pins(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 def _schema(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     integrity = snap.integrity
-    if integrity is None:
+    if integrity is None or call.kind != "tool":
         return None
     verdict = integrity.check_arguments(call.name, call.arguments)
     if verdict == "needs-listing":
@@ -209,7 +238,14 @@ def _needs_listing(call: CallIn) -> Verdict:
 
 
 def _rule(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
-    decision = snap.engine.decide(call.name, call.arguments)
+    if call.kind == "tool":
+        decision = snap.engine.decide(call.name, call.arguments)
+    else:
+        section = snap.engine.section(call.kind)
+        if section is None:  # a reload removed the section while the request was on its way
+            state.decision = Allow(None)
+            return None
+        decision = section.decide(call.name, call.arguments)
     if isinstance(decision, Deny):
         return Refuse(decision)
     state.decision = decision
@@ -218,8 +254,8 @@ def _rule(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 def _flows(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     flows = snap.flows
-    if flows is None or not snap.engine.flows:
-        return None
+    if flows is None or not snap.engine.flows or call.kind != "tool":
+        return None  # labels are given to tools (prompts and resources have no labels of their own)
     verdict = flows.check(snap.engine, call.name, snap.engine.policy.on_store_error)
     if isinstance(verdict, Deny):
         return Refuse(verdict)
@@ -333,7 +369,7 @@ def _acquire_labels(call: Call, message: JSONObject, snap: Snapshot) -> JSONObje
     if isinstance(result, dict) and result.get("isError") is True:
         return None  # a failed call put no data in the agent's context
     try:
-        flows.acquire(snap.engine, call.tool, call.labels)
+        flows.acquire(snap.engine, call.tool, call.labels, own=call.kind == "tool")
     except StoreUnavailable as exc:
         # The data must not reach the agent unrecorded: answer with an error in its place (fail closed).
         return withheld(
@@ -375,7 +411,8 @@ def settled_stages_wanted(call: Call, snap: Snapshot) -> bool:
     flows = snap.flows
     if flows is None:
         return False
-    return bool(call.labels & snap.engine.flow_sources) or flows.wants_result(snap.engine, call.tool)
+    found = bool(call.labels & snap.engine.flow_sources)
+    return found or (call.kind == "tool" and flows.wants_result(snap.engine, call.tool))
 
 
 class Pipeline:
@@ -437,7 +474,7 @@ class Pipeline:
     def _approval(self, call: CallIn, decision: Approve) -> Verdict | Approved:
         if self.approvals is None:
             return Refuse(no_channel(decision, "none is configured"))
-        return self.approvals.consider(call, decision)
+        return self.approvals.consider(call.for_approval(), decision)
 
     def limits(self, call: CallIn, snap: Snapshot, state: CallState) -> Verdict:
         """The last stage: record the call's charges, or refuse it when a window is full."""
@@ -537,7 +574,10 @@ def error_result(text: str, complete: bool) -> JSONObject:
 
 
 def _new_record(call: CallIn, rule: str | None, reason: str | None, word: str) -> Call:
-    return Call(call.name, rule, reason, word, call.arguments, time.time(), time.perf_counter())
+    record = Call(call.name, rule, reason, word, call.arguments, time.time(), time.perf_counter())
+    if call.kind != "tool":
+        record.kind = call.kind
+    return record
 
 
 def _stage_failed(stage: str, exc: BaseException) -> Deny:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcp_guard.pipeline import Approved, CallIn, Hold, Pipeline, Refuse, Relay, Snapshot, Verdict
+from mcp_guard.pipeline import Approved, CallIn, Hold, Kind, Pipeline, Refuse, Relay, Snapshot, Verdict
 from mcp_guard.policy.decision import Allow, Approve
 from mcp_guard.policy.model import Policy
 
@@ -98,6 +98,7 @@ def explain_call(
     arguments: dict[str, Any],
     lock: str | None = None,
     held: Sequence[str] = (),
+    kind: Kind = "tool",
 ) -> dict[str, Any]:
     """The decision the running guard would reach for this call, as a JSON-ready dict.
 
@@ -111,12 +112,13 @@ def explain_call(
     snapshot = dry_run_snapshot(policy, policy_path, Path(lock) if lock else None, held)
     engine = snapshot.engine
     pipeline = Pipeline(Judge(engine, MemoryLimiter()), _WouldAsk())
-    params: dict[str, Any] = {"name": tool, "arguments": arguments}
-    call = CallIn(
-        1, tool, arguments, params, {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}, False
-    )
+    call = request_in(tool, arguments, kind)
     verdict = pipeline.judge_call(call, snapshot)
-    decided = engine.decide(tool, arguments)
+    section = engine.section(kind) if kind != "tool" else None
+    if kind == "tool":
+        decided = engine.decide(tool, arguments)
+    else:
+        decided = section.decide(tool, arguments) if section is not None else Allow(None)
     charges = decided.charges if isinstance(decided, (Allow, Approve)) else ()
     # A listing the lock could not stand in for.
     out = summary(verdict) or {
@@ -131,6 +133,22 @@ def explain_call(
     if snapshot.flows is not None and (engine.flows or held):
         out["labels"] = sorted(snapshot.flows.labels(engine, tool))
         out["held"] = sorted(set(held))
+    if kind != "tool":
+        out["kind"] = kind
+        if section is None:
+            out["reason"] = (
+                f"The policy has no '{kind}s' section, so the guard relays every {_METHODS[kind]} untouched."
+            )
     if policy.mode == "monitor":
         out["mode"] = "monitor"
     return out
+
+
+_METHODS = {"tool": "tools/call", "prompt": "prompts/get", "resource": "resources/read"}
+
+
+def request_in(name: str, arguments: dict[str, Any], kind: Kind = "tool", ident: int = 1) -> CallIn:
+    """The request a client would send, as the guard reads it: a tools/call, prompts/get or resources/read."""
+    params: dict[str, Any] = {"uri": name} if kind == "resource" else {"name": name, "arguments": arguments}
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": ident, "method": _METHODS[kind], "params": params}
+    return CallIn(ident, name, arguments, params, message, False, kind=kind)

@@ -227,13 +227,16 @@ class FlowGuard:
 
     # --- the result side --------------------------------------------------------------------------
 
-    def acquire(self, engine: Engine, tool: str, extra: Iterable[str] = ()) -> None:
-        """A call to ``tool`` succeeded: record the labels it gives that some flow rule watches.
+    def acquire(self, engine: Engine, tool: str, extra: Iterable[str] = (), *, own: bool = True) -> None:
+        """A call to ``tool`` succeeded: record the labels it gives that some flow rule watches (``extra``: those
+        its answer's findings gave; ``own=False``: ``tool`` names a prompt or resource, which has no labels of
+        its own).
 
         Raises :class:`StoreUnavailable` when the ledger cannot record them."""
         if not engine.flows:
             return
-        labels = (self.labels(engine, tool) | frozenset(extra)) & engine.flow_sources
+        given = self.labels(engine, tool) if own else frozenset()
+        labels = (given | frozenset(extra)) & engine.flow_sources
         if not labels:
             return
         holders: dict[bool, set[str]] = {}

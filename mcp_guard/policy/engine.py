@@ -29,7 +29,16 @@ from mcp_guard.policy.conditions import (
 )
 from mcp_guard.policy.decision import Allow, Approve, Decision, Deny
 from mcp_guard.policy.globs import glob_matches, globs_overlap, is_glob, literal_length
-from mcp_guard.policy.model import Condition, ConditionGroup, Limit, Policy, ToolRule, window_seconds
+from mcp_guard.policy.model import (
+    Condition,
+    ConditionGroup,
+    Limit,
+    Policy,
+    RequestRule,
+    RequestSection,
+    ToolRule,
+    window_seconds,
+)
 from mcp_guard.policy.source import PathKey
 
 if TYPE_CHECKING:
@@ -39,9 +48,16 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9_\-*?]+")
 _CACHE_LIMIT = 4096
 
 
-def key_path(key: str) -> str:
+def key_path(key: str, prefix: str = "tools") -> str:
     """``tools.NAME`` as a readable document path (quoted when the name has dots or spaces)."""
-    return f"tools.{key}" if _IDENTIFIER.fullmatch(key) else f'tools["{key}"]'
+    return f"{prefix}.{key}" if _IDENTIFIER.fullmatch(key) else f'{prefix}["{key}"]'
+
+
+# The request kinds a policy section judges besides tools: (section, noun in messages, condition subject).
+SECTIONS: dict[str, tuple[str, str, str]] = {
+    "prompt": ("prompts", "Prompt", "prompt"),
+    "resource": ("resources", "Resource", "uri"),
+}
 
 
 class PolicyCompileError(Exception):
@@ -184,8 +200,9 @@ class _CompiledTool:
 
 
 class _Compiler:
-    def __init__(self) -> None:
+    def __init__(self, subject: str = "tool") -> None:
         self.problems: list[tuple[PathKey, str]] = []
+        self.subject = subject  # what a condition's name path is called: tool, prompt or uri
 
     def groups(self, entries: list[Condition | ConditionGroup], where: PathKey, rule: str) -> tuple[CompiledGroup, ...]:
         out: list[CompiledGroup] = []
@@ -206,7 +223,7 @@ class _Compiler:
 
     def condition(self, cond: Condition, where: PathKey, rule: str) -> Any:
         try:
-            return compile_condition(cond, rule)
+            return compile_condition(cond, rule, self.subject)
         except ConditionError as exc:
             self.problems.append(((*where, *exc.at), exc.message))
             return None
@@ -217,7 +234,7 @@ class _Compiler:
             amount = None
             if lim.increment_from is not None:
                 try:
-                    amount = parse_path(lim.increment_from)
+                    amount = parse_path(lim.increment_from, self.subject)
                 except ConditionError as exc:
                     self.problems.append(((*where, i, "increment_from"), exc.message))
                     continue
@@ -247,9 +264,9 @@ class _Compiler:
             )
         return tuple(out)
 
-    def tool(self, key: str, rule: ToolRule) -> _CompiledTool:
-        path = key_path(key)
-        where: PathKey = ("tools", key)
+    def tool(self, key: str, rule: ToolRule | RequestRule, section: PathKey = ("tools",)) -> _CompiledTool:
+        path = key_path(key, ".".join(str(p) for p in section))
+        where: PathKey = (*section, key)
         return _CompiledTool(
             key=key,
             path=path,
@@ -269,6 +286,13 @@ def all_limits(policy: Policy) -> Iterator[tuple[PathKey, Limit]]:
     for name, rule in policy.tools.items():
         for i, lim in enumerate(rule.limits):
             yield ("tools", name, "limits", i), lim
+    for section, _, _ in SECTIONS.values():
+        rules = getattr(policy, section)
+        if rules is None:
+            continue
+        for name, request_rule in rules.rules.items():
+            for i, lim in enumerate(request_rule.limits):
+                yield (section, "rules", name, "limits", i), lim
 
 
 def _document_problems(policy: Policy) -> list[tuple[PathKey, str]]:
@@ -306,16 +330,26 @@ def _document_problems(policy: Policy) -> list[tuple[PathKey, str]]:
                     f"{_dotted(first[0])}: limits sharing a counter must count the same thing",
                 )
             )
-    globs = [key for key in policy.tools if is_glob(key)]
+    problems.extend(_glob_ties(list(policy.tools), ("tools",), "tool"))
+    for kind, (section, _, _) in SECTIONS.items():
+        rules = getattr(policy, section)
+        if rules is not None:
+            problems.extend(_glob_ties(list(rules.rules), (section, "rules"), kind))
+    return problems
+
+
+def _glob_ties(keys: list[str], where: PathKey, noun: str) -> list[tuple[PathKey, str]]:
+    problems: list[tuple[PathKey, str]] = []
+    globs = [key for key in keys if is_glob(key)]
     for i, a in enumerate(globs):
         for b in globs[i + 1 :]:
             if literal_length(a) == literal_length(b) and globs_overlap(a, b):
                 problems.append(
                     (
-                        ("tools", b),
-                        f"globs {a!r} and {b!r} can match the same tool and are equally specific "
+                        (*where, b),
+                        f"globs {a!r} and {b!r} can match the same {noun} and are equally specific "
                         f"({literal_length(a)} literal characters each), so neither would clearly win: "
-                        "make one more specific or list the tool by its exact name",
+                        f"make one more specific or list the {noun} by its exact name",
                     )
                 )
     return problems
@@ -337,7 +371,12 @@ def compile_problems(policy: Policy) -> list[tuple[PathKey, str]]:
     for key, rule in policy.tools.items():
         compiler.tool(key, rule)
     compiler.limits(policy.all_tools.limits, ("all_tools", "limits"), "all_tools.limits")
-    return compiler.problems + _document_problems(policy) + _results_problems(policy)
+    problems = compiler.problems
+    for kind, (section, _, subject) in SECTIONS.items():
+        rules = getattr(policy, section)
+        if rules is not None:
+            problems.extend(Section(kind, rules, _Compiler(subject)).problems)
+    return problems + _document_problems(policy) + _results_problems(policy)
 
 
 def _results_problems(policy: Policy) -> list[tuple[PathKey, str]]:
@@ -466,6 +505,13 @@ class Engine:
         self._labelled = tuple((key, frozenset(rule.labels)) for key, rule in policy.tools.items() if rule.labels)
         self._label_cache: dict[str, frozenset[str]] = {}
 
+        # Only the sections the policy has: without one, its requests are relayed untouched.
+        self.sections: dict[str, Section] = {}
+        for kind, (section, _, _) in SECTIONS.items():
+            rules = getattr(policy, section)
+            if rules is not None:
+                self.sections[kind] = Section(kind, rules)
+
     def labels_for(self, tool: str) -> frozenset[str]:
         """The labels the policy gives ``tool`` (the server's annotations add more; see mcp_guard.flows)."""
         labels = self._label_cache.get(tool)
@@ -511,53 +557,136 @@ class Engine:
                     "default",
                     f"Tool {tool!r} is not allowed: the policy does not list it and its default is deny.",
                 )
-            return self._settle(None, tool, arguments, self._global_limits)
-        if rule.action == "deny":
-            return Deny(
-                "deny", f"{rule.path}.action", _sentence(rule.reason or f"The policy denies every call to {tool!r}.")
-            )
-        try:
-            for group in rule.deny_if:
-                if group.matches(tool, arguments):
-                    reason = group.reason or rule.reason or f"Refused because {group.describe()}."
-                    return Deny("condition", group.rule, _sentence(reason))
-            for group in rule.require:
-                failing = next((c for c in group.conditions if not c.matches(tool, arguments)), None)
-                if failing is not None:
-                    reason = failing.reason or group.reason or rule.reason or f"This tool requires {group.describe()}."
-                    return Deny(
-                        "condition", failing.rule if len(group.conditions) > 1 else group.rule, _sentence(reason)
-                    )
-            approval: Approve | None = None
-            for group in rule.approve_if:
-                if group.matches(tool, arguments):
-                    reason = group.reason or rule.reason or f"A person must approve calls where {group.describe()}."
-                    approval = Approve(group.rule, _sentence(reason))
-                    break
-        except Unknowable as exc:
-            return Deny(
-                "condition", exc.rule or rule.path, f"Cannot check this call against the policy: {exc.message}."
-            )
-        if approval is None and rule.action == "approve":
-            approval = Approve(
-                f"{rule.path}.action", _sentence(rule.reason or f"A person must approve calls to {tool!r}.")
-            )
-        settled = self._settle(rule.path, tool, arguments, (*self._global_limits, *rule.limits))
-        if approval is not None and isinstance(settled, Allow):
-            return Approve(approval.rule, approval.reason, settled.charges, rule.remember_s)
-        return settled
+            return _settle(None, tool, arguments, self._global_limits)
+        return _decide_rule(rule, tool, arguments, self._global_limits)
 
-    @staticmethod
-    def _settle(
-        rule: str | None, tool: str, arguments: Mapping[str, Any], limits: tuple[_CompiledLimit, ...]
-    ) -> Allow | Deny:
-        charges: list[Charge] = []
-        for lim in limits:
-            charge = lim.charge(tool, arguments)
-            if isinstance(charge, Deny):
-                return charge
-            charges.append(charge)
-        return Allow(rule, tuple(charges))
+    def section(self, kind: str) -> Section | None:
+        """The compiled ``prompts`` or ``resources`` section, None when the policy has none."""
+        return self.sections.get(kind)
+
+
+class Section:
+    """A compiled ``prompts`` or ``resources`` section: the same rules as tools, keyed by prompt name or URI.
+
+    Resource URIs are matched in every reading that a server might take them in (``file:`` URLs
+    percent-decoded and with ``..`` resolved): a request whose readings fall under different rules
+    is refused, so ``file:///tmp/../etc/passwd`` cannot step around a rule for ``file:///etc/*``.
+    """
+
+    def __init__(self, kind: str, section: RequestSection, compiler: _Compiler | None = None) -> None:
+        name, noun, subject = SECTIONS[kind]
+        compiler = compiler if compiler is not None else _Compiler(subject)
+        self.kind = kind
+        self.noun = noun
+        self.default_allow = section.default == "allow"
+        self.hides = bool(section.hide)
+        self._hide_exact = frozenset(h for h in section.hide if not is_glob(h))
+        self._hide_globs = tuple(h for h in section.hide if is_glob(h))
+        self._exact: dict[str, _CompiledTool] = {}
+        globs: list[_CompiledTool] = []
+        for key, rule in section.rules.items():
+            compiled = compiler.tool(key, rule, (name, "rules"))
+            if is_glob(key):
+                globs.append(compiled)
+            else:
+                self._exact[key] = compiled
+        self._globs = tuple(sorted(globs, key=lambda t: -literal_length(t.key)))
+        self.problems = compiler.problems
+
+    def _readings(self, name: str) -> list[str]:
+        if self.kind != "resource":
+            return [name]
+        from mcp_guard.policy.uris import readings
+
+        return readings(name)
+
+    def is_hidden(self, name: str) -> bool:
+        return any(
+            n in self._hide_exact or any(glob_matches(h, n) for h in self._hide_globs) for n in self._readings(name)
+        )
+
+    def _rule_for(self, name: str) -> _CompiledTool | None:
+        rule = self._exact.get(name)
+        return rule if rule is not None else next((g for g in self._globs if glob_matches(g.key, name)), None)
+
+    def decide(self, name: str, arguments: Mapping[str, Any]) -> Decision:
+        what = f"{self.noun} {name!r}"
+        if self.is_hidden(name):
+            return Deny("hidden", f"{SECTIONS[self.kind][0]}.hide", f"{what} is hidden by the policy.")
+        readings = self._readings(name)
+        if not readings:
+            return Deny("invalid", SECTIONS[self.kind][0], f"{what} cannot be read as one URI, so it was refused.")
+        rules = {id(r): r for r in (self._rule_for(n) for n in readings)}
+        if len(rules) > 1:
+            return Deny(
+                "invalid",
+                SECTIONS[self.kind][0],
+                f"{what} reads as {' or '.join(map(repr, readings))}, which fall under different rules, so it was "
+                "refused: request it in its plain form.",
+            )
+        rule = next(iter(rules.values()))
+        if rule is None:
+            if not self.default_allow:
+                return Deny(
+                    "default_deny",
+                    f"{SECTIONS[self.kind][0]}.default",
+                    f"{what} is not allowed: the policy does not list it and its default is deny.",
+                )
+            return Allow(None)
+        return _decide_rule(rule, name, arguments, (), self.noun.lower())
+
+
+def _decide_rule(
+    rule: _CompiledTool,
+    tool: str,
+    arguments: Mapping[str, Any],
+    global_limits: tuple[_CompiledLimit, ...],
+    noun: str | None = None,
+) -> Decision:
+    """A rule's verdict on one request (``noun`` None: a tool call, else 'prompt' or 'resource')."""
+    if rule.action == "deny":
+        whole = f"every call to {tool!r}" if noun is None else f"the {noun} {tool!r}"
+        return Deny("deny", f"{rule.path}.action", _sentence(rule.reason or f"The policy denies {whole}."))
+    this = "This tool" if noun is None else f"This {noun}"
+    calls = "calls" if noun is None else "requests"
+    try:
+        for group in rule.deny_if:
+            if group.matches(tool, arguments):
+                reason = group.reason or rule.reason or f"Refused because {group.describe()}."
+                return Deny("condition", group.rule, _sentence(reason))
+        for group in rule.require:
+            failing = next((c for c in group.conditions if not c.matches(tool, arguments)), None)
+            if failing is not None:
+                reason = failing.reason or group.reason or rule.reason or f"{this} requires {group.describe()}."
+                return Deny("condition", failing.rule if len(group.conditions) > 1 else group.rule, _sentence(reason))
+        approval: Approve | None = None
+        for group in rule.approve_if:
+            if group.matches(tool, arguments):
+                reason = group.reason or rule.reason or f"A person must approve {calls} where {group.describe()}."
+                approval = Approve(group.rule, _sentence(reason))
+                break
+    except Unknowable as exc:
+        what = "call" if noun is None else "request"
+        return Deny("condition", exc.rule or rule.path, f"Cannot check this {what} against the policy: {exc.message}.")
+    if approval is None and rule.action == "approve":
+        whole = f"calls to {tool!r}" if noun is None else f"requests for the {noun} {tool!r}"
+        approval = Approve(f"{rule.path}.action", _sentence(rule.reason or f"A person must approve {whole}."))
+    settled = _settle(rule.path, tool, arguments, (*global_limits, *rule.limits))
+    if approval is not None and isinstance(settled, Allow):
+        return Approve(approval.rule, approval.reason, settled.charges, rule.remember_s)
+    return settled
+
+
+def _settle(
+    rule: str | None, tool: str, arguments: Mapping[str, Any], limits: tuple[_CompiledLimit, ...]
+) -> Allow | Deny:
+    charges: list[Charge] = []
+    for lim in limits:
+        charge = lim.charge(tool, arguments)
+        if isinstance(charge, Deny):
+            return charge
+        charges.append(charge)
+    return Allow(rule, tuple(charges))
 
 
 def _results_plan(policy: Policy) -> ResultPlan | None:

@@ -318,6 +318,47 @@ class FlowRule(_Strict):
         return value
 
 
+class RequestRule(_Strict):
+    """What the policy says about one prompt or resource (or a glob of them). ``{}`` allows it."""
+
+    action: Literal["allow", "deny", "approve"] = Field(
+        default="allow", description="allow, deny, or approve (ask a person first)."
+    )
+    reason: str | None = Field(default=None, description="Shown to the model when this rule refuses a request.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
+    deny_if: list[ConditionEntry] = Field(default_factory=list, description="Any match refuses the request.")
+    require: list[ConditionEntry] = Field(
+        default_factory=list, description="All must hold, else the request is refused."
+    )
+    approve_if: list[ConditionEntry] = Field(default_factory=list, description="Any match asks a person first.")
+    remember: WindowSpec | None = Field(
+        default=None,
+        description="After a person approves a request, identical ones pass without asking for this long, e.g. '10m'.",
+    )
+    limits: list[Limit] = Field(default_factory=list)
+
+    @field_validator("remember")
+    @classmethod
+    def _check_remember(cls, value: WindowSpec | None) -> WindowSpec | None:
+        if value is not None:
+            window_seconds(value)
+        return value
+
+
+class RequestSection(_Strict):
+    """``prompts`` or ``resources``: rules for ``prompts/get`` (by prompt name) or ``resources/read`` and
+    ``resources/subscribe`` (by URI). Without the section those requests pass untouched."""
+
+    default: Literal["allow", "deny"] = Field(
+        default="allow", description="What happens to requests for names (URIs) not listed under 'rules'."
+    )
+    hide: list[str] = Field(
+        default_factory=list,
+        description="Names (URIs) or globs removed from listings and answered as if the server did not have them.",
+    )
+    rules: dict[str, RequestRule] = Field(default_factory=dict, description="Rules per name (URI) or glob.")
+
+
 class PinsConfig(_Strict):
     """Tool pinning: compare every listed tool with a lock file written by ``mcp-guard pin``."""
 
@@ -394,6 +435,16 @@ class Policy(_Strict):
     flows: list[FlowRule] = Field(
         default_factory=list,
         description="Flow rules: stop a call to a tool with a 'to' label while a 'from' label is held.",
+    )
+    prompts: RequestSection | None = Field(
+        default=None,
+        description="Rules for prompts/get, by prompt name (conditions test 'prompt' and 'args.NAME'). Absent: "
+        "prompts pass untouched.",
+    )
+    resources: RequestSection | None = Field(
+        default=None,
+        description="Rules for resources/read and resources/subscribe, by URI (conditions test 'uri'). Absent: "
+        "resources pass untouched.",
     )
     # Checked as cases (mcp_guard.policy.cases) by the loader, and only when present: building those models
     # costs every guard's start-up time for a section the guard ignores. The schema shows their shape.
