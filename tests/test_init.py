@@ -287,7 +287,16 @@ def test_init_writes_prompts_and_resources_sections(tmp_path: Path, init_here: I
     assert result.returncode == 0, result.stderr
     path = tmp_path / "mcp-guard-policy.json"
     policy = json.loads(path.read_text(encoding="utf-8"))
-    assert list(policy) == ["version", "default", "tools", "prompts", "resources", "pins", "validate_arguments"]
+    assert list(policy) == [
+        "version",
+        "default",
+        "all_tools",
+        "tools",
+        "prompts",
+        "resources",
+        "pins",
+        "validate_arguments",
+    ]
     assert policy["prompts"]["default"] == "allow"
     assert list(policy["prompts"]["rules"]) == ["fetch", "summarise", "debug_dump", "debug_state"]
     assert policy["resources"]["default"] == "allow"

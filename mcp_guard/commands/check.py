@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         flow_rules = f", {flows} flow rule{'s' if flows != 1 else ''}" if flows else ""
         print(
             f"{args.policy}: valid ({policy.mode} mode, default {policy.default}, {tools} tool rule"
-            f"{'s' if tools != 1 else ''}, {len(policy.hide)} hidden{_sections(policy)}{flow_rules}{pins}); "
+            f"{'s' if tools != 1 else ''}{flow_rules}, {len(policy.hide)} hidden{_sections(policy)}{pins}); "
             f"sha256 {digest}"
         )
     return exits.OK
