@@ -66,7 +66,8 @@ def inspect_answer(
     if kind is not None and kind != "complete":
         return Inspected(line)  # a 2026-07-28 input round, not the result yet
     outcome = pipeline.judge_result(
-        ResultIn("tools/call" if method == "tasks/result" else method, tool, result, check, kind is not None), snap
+        ResultIn("tools/call" if method == "tasks/result" else method, tool, result, check, kind is not None, ident),
+        snap,
     )
     if outcome.outcome in ("forward", "warn"):
         return Inspected(line, outcome)

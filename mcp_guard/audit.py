@@ -135,6 +135,7 @@ class Event:
     answer: bytes | None = None  # the server's answer, when status is None: the writer reads the status from it
     # What the result checks did: {"outcome": warn|redact|block, "findings": [{detector, kind, count, paths}]}
     result: Mapping[str, Any] | None = None
+    kind: str = "tool"  # prompt or resource: ``tool`` holds the prompt's name or the URI
 
 
 class AuditLog:
@@ -233,6 +234,8 @@ class AuditLog:
         )
         if event.result is not None:
             text += f',"result":{_ENCODE(event.result)}'
+        if event.kind != "tool":  # tool lines keep their layout; a prompt or resource line says what it is
+            text += f',"kind":{_ENCODE(event.kind)}'
         if self._dropped:
             text += f',"dropped_before":{self._dropped}'
             self._dropped = 0

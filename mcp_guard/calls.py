@@ -24,6 +24,13 @@ class Call:
     modern_approval: bool = False  # approved in a 2026-07-28 round: nest the server's own input state
     cancelled: bool = False  # the client gave up on it: never refunded, whatever the server answers
     inspected: JSONObject | None = None  # what the result checks did, for the audit record (never values)
+    labels: frozenset[str] = frozenset()  # added by result stages (findings), acquired with the tool's own
+    kind: str = "tool"  # tool, prompt or resource (``tool`` then holds the prompt's name or the URI)
+
+    @property
+    def subject(self) -> str:
+        """How approvals name it: the tool's name, or ``prompt:NAME`` / ``resource:URI`` (as CallIn.for_approval)."""
+        return self.tool if self.kind == "tool" else f"{self.kind}:{self.tool}"
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,9 @@ from mcp_guard.paths import policy_path as default_policy_path
 if TYPE_CHECKING:
     from mcp_guard.audit import AuditLog
     from mcp_guard.config import GuardConfig
+    from mcp_guard.flows.guard import FlowGuard
     from mcp_guard.limits.base import Limiter
+    from mcp_guard.pipeline import Snapshot
     from mcp_guard.policy.model import Policy
     from mcp_guard.session import Session
 
@@ -72,6 +74,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="where 'server'/'global' counters live: memory: (default), sqlite:///path/counters.db, "
         "redis://host:6379/0, rediss://...",
+    )
+    parser.add_argument(
+        "--client-id",
+        metavar="ID",
+        help="who the MCP client is, for 'client'-scoped flow rules: guards with the same id share the labels "
+        "their calls acquired (default: $MCP_GUARD_CLIENT_ID, else the parent process and its start time)",
     )
     parser.add_argument("--audit-log", metavar="PATH", help="where to write the audit log (default: shown below)")
     parser.add_argument(
@@ -244,6 +252,9 @@ def _guard(config: GuardConfig) -> int:
             return EXIT_USAGE
     # Said before the server starts, so it comes before anything the server writes to the same stderr.
     _err(_start_line(config, session.judge.store_name))
+    flows = session.snapshot.flows
+    if config.policy.flows and flows is not None:
+        _err(f"flow rules: this guard's client is {flows.client_id} (from {flows.client_source}); {flows.where()}")
     # Started last: a configuration error above must not leave a server running.
     try:
         upstream = Upstream(resolved)
@@ -302,9 +313,10 @@ def build_session(
         from mcp_guard.audit import AuditLog
 
         audit = AuditLog(config.audit_log, stderr_line)
+    flows = _flow_guard(config, lambda: session.snapshot)
     session = Session(
         judge,
-        Snapshot(engine, integrity or None, config.monitor),
+        Snapshot(engine, integrity or None, config.monitor, flows),
         stderr_line,
         audit=audit,
         server_name=config.server_name,
@@ -325,7 +337,7 @@ def build_session(
             before = session.snapshot.engine.results
             if new_engine.results is not None and before is not None:
                 new_engine.results.adopt(before)  # tools withheld stay withheld; listed schemas stay known
-            session.snapshot = Snapshot(new_engine, rebuilt or None, config.monitor)
+            session.snapshot = Snapshot(new_engine, rebuilt or None, config.monitor, flows)
             return True
 
         background.append(
@@ -340,6 +352,19 @@ def build_session(
             )
         )
     return session, audit, background
+
+
+def _flow_guard(config: GuardConfig, snapshot: Callable[[], Snapshot]) -> FlowGuard:
+    """The guard's flow checks; annotations of pinned tools count before the server's list is read."""
+    from mcp_guard.flows.guard import FlowGuard
+
+    def pinned(tool: str) -> Mapping[str, Any] | None:
+        integrity = snapshot().integrity
+        lock = integrity.settings.lock if integrity is not None else None
+        entry = lock.tools.get(tool) if lock is not None else None
+        return entry.definition if entry is not None else None
+
+    return FlowGuard(config.server_name, config.state_url, config.client_id, pinned=pinned)
 
 
 def _start_line(config: GuardConfig, store_name: str) -> str:
@@ -375,6 +400,7 @@ SUBCOMMANDS: dict[str, str] = {
     "pin": "mcp_guard.commands.pin",
     "approve": "mcp_guard.commands.approve",
     "deny": "mcp_guard.commands.deny",
+    "flows": "mcp_guard.commands.flows",
 }
 ALIASES: dict[str, str] = {
     "pin": "pins create",

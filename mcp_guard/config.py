@@ -54,6 +54,7 @@ class GuardConfig:
     server_name: str  # for people: the audit log, messages
     server_identity: str  # what approvals and server-scoped counters bind to
     state_url: str | None
+    client_id: str | None  # --client-id or $MCP_GUARD_CLIENT_ID; None: found from the parent process when needed
     audit_log: Path | None  # None: no audit log
     lock: Path | None  # --lock: overrides the policy's pins.file
     approval: ApprovalConfig
@@ -141,6 +142,7 @@ def resolve(args: argparse.Namespace, command: Sequence[str], environ: Mapping[s
         server_name=args.name or server_name_from(list(command)),
         server_identity=server_identity(list(command), args.name),
         state_url=args.state or policy.state,
+        client_id=args.client_id or environ.get("MCP_GUARD_CLIENT_ID") or None,
         audit_log=audit_log,
         lock=Path(args.pins) if args.pins else None,
         approval=ApprovalConfig(

@@ -26,6 +26,7 @@ SUMMARIES: dict[str, str] = {
     "approvals": "list, show, approve or deny calls waiting for a person",
     "test": "run a policy's test cases through the guard's own checks, on a simulated clock",
     "replay": "replay recorded calls (--record, or the audit log) under a new policy: what would change",
+    "flows": "list the flow labels client sessions hold, or forget them",
 }
 """One line per subcommand for the main help (the older spellings are listed apart)."""
 
@@ -37,8 +38,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "check": ("mcp-guard check mcp-guard-policy.json", "mcp-guard check --sha256 mcp-guard-policy.json"),
     "explain": (
         'mcp-guard explain mcp-guard-policy.json echo \'{"message": "hi"}\'',
-        "mcp-guard explain examples/policies/payments.json create_charge "
-        '\'{"amount": 1500, "currency": "USD", "customer_id": "cus_1"}\' --json',
+        "mcp-guard explain examples/policies/trifecta.json send_email '{}' --labels private,untrusted",
     ),
     "schema": ("mcp-guard schema -o policy.schema.json",),
     "test": (
@@ -81,6 +81,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "approvals deny": ("mcp-guard approvals deny ap-7k3m9q",),
     "approve": ("mcp-guard approve ap-7k3m9q", "mcp-guard approve ap-7k3m9q --for 10m"),
     "deny": ("mcp-guard deny ap-7k3m9q",),
+    "flows": ("mcp-guard flows list", "mcp-guard flows clear --client pid4242-123456@1a2b3c4d"),
+    "flows list": ("mcp-guard flows list --json --state sqlite:counters.db",),
+    "flows clear": ("mcp-guard flows clear", "mcp-guard flows clear --client desktop --state redis://localhost:6379/0"),
 }
 """Examples per command path ("" is the guard itself); each must parse with that command's parser."""
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mcp_guard.limits.base import Limiter, Receipt, StoreUnavailable
+from mcp_guard.limits.base import Charge, Limiter, Receipt, StoreUnavailable
 from mcp_guard.policy.decision import Allow, Approve, Decision, Deny
 from mcp_guard.policy.engine import Engine
 
@@ -81,6 +81,8 @@ class Judge:
             # Not dataclasses.replace: it costs microseconds on every admitted call.
             return Allow(decision.rule, decision.charges, refusal)
         charge = refusal.charge
+        if refusal.keys_full:
+            return self._keys_full(charge, refusal.used, refusal.retry_after_s)
         window = _window_words(charge.window_s)
         limit_words = (
             f"at most {charge.max:g} calls per {window}"
@@ -105,6 +107,20 @@ class Judge:
                 "used": _number(refusal.used),
                 "retry_after_s": retry,
             },
+        )
+
+    @staticmethod
+    def _keys_full(charge: Charge, tracked: float, retry_after_s: float | None) -> Deny:
+        family = charge.family or charge.counter
+        retry = math.ceil(retry_after_s * 10) / 10 if retry_after_s is not None else None
+        when = f" The first tracked value frees in {retry:g} s." if retry is not None else ""
+        return Deny(
+            "limit",
+            charge.rule,
+            f"The limit counter {family!r} already tracks its most distinct values ({charge.max_keys}, max_keys), "
+            "so a call with a value it does not track yet is refused rather than dropping another value's count."
+            f"{when}",
+            {"counter": family, "max_keys": charge.max_keys, "tracked": _number(tracked), "retry_after_s": retry},
         )
 
     def _say(self, message: str) -> None:

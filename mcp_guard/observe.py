@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mcp_guard.actions import Action
-from mcp_guard.pipeline import Approved, CallIn, Pipeline, Snapshot, Verdict
+from mcp_guard.pipeline import Approved, CallIn, Pipeline, ResultIn, ResultOutcome, Snapshot, Verdict
 from mcp_guard.policy.decision import Approve
 
 
@@ -39,6 +39,9 @@ class Tap(Protocol):
 class VerdictObserver(Protocol):
     def verdict(self, call: CallIn, verdict: Verdict, after_approval: bool) -> None:
         """The pipeline's verdict on ``call``; ``after_approval``: the verdict once a person was asked."""
+
+    def result(self, answer: ResultIn, outcome: ResultOutcome) -> None:
+        """What the result stages made of one answer (only answers the policy has ``results`` rules for)."""
 
 
 class Taps:
@@ -82,3 +85,9 @@ class ObservedPipeline(Pipeline):
         for observer in self._observers:
             observer.verdict(call, verdict, True)
         return verdict
+
+    def judge_result(self, answer: ResultIn, snap: Snapshot) -> ResultOutcome:
+        outcome = super().judge_result(answer, snap)
+        for observer in self._observers:
+            observer.result(answer, outcome)
+        return outcome

@@ -1,4 +1,8 @@
-"""What happens to a ``tools/call``, in order. The live guard and ``mcp-guard explain`` both run this.
+"""What happens to a judged request, in order. The live guard and ``mcp-guard explain`` both run this.
+
+A judged request is a ``tools/call`` (kind ``tool``) or, when the policy has the section, a
+``prompts/get`` (``prompt``) or a ``resources/read``/``resources/subscribe`` (``resource``): they
+walk the same stages (pins and schema apply to tools only; own files checks a resource's URI).
 
 A call goes through these stages, each one able to stop it:
 
@@ -11,9 +15,11 @@ A call goes through these stages, each one able to stop it:
 4. **schema**: arguments that do not match the tool's ``inputSchema`` are refused
    (``validate_arguments``).
 5. **rule**: the policy's rule for the tool: ``deny``, ``deny_if``, ``require``, the default.
-6. **approval**: a rule that says ``approve`` (or an ``approve_if`` that matched) asks a person
+6. **flows**: a flow rule refuses the call (or asks a person) when the tool carries a ``to`` label
+   while the client session holds a ``from`` label (:mod:`mcp_guard.flows`).
+7. **approval**: a rule that says ``approve`` (or an ``approve_if`` that matched) asks a person
    (a standing grant, an in-band question, a command, the terminal, or an async approval id).
-7. **limits**: the call's charges are recorded with the limiter, or a full window refuses it.
+8. **limits**: the call's charges are recorded with the limiter, or a full window refuses it.
 
 A stage returns a :data:`Verdict` to stop the walk or None to pass the call on. In monitor mode
 a refusal is reported and the walk goes on, so the call is relayed. A stage that raises refuses
@@ -25,10 +31,13 @@ The result side (:data:`RESULT_STAGES`) runs on the server's answer to a request
 schema** (``validate_output``: ``structuredContent`` against the tool's ``outputSchema``),
 **labels** (the detectors that found something, for flow rules). A stage returns True to withhold
 the result; one that raises withholds it too, saying so.
+Once the answer is final, :data:`SETTLED_STAGES` run on the call: **labels** gives the session the
+labels of a successful call's tool and those the detectors found (``Call.labels``), for flow rules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,12 +45,14 @@ from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from mcp_guard.calls import Call
 from mcp_guard.judge import Judge
+from mcp_guard.limits.base import StoreUnavailable
 from mcp_guard.policy.decision import Allow, Approve, Deny
 from mcp_guard.policy.engine import Engine
-from mcp_guard.wire.json_types import JSONObject, RequestId
+from mcp_guard.wire.json_types import JSON, JSONObject, RequestId
 
 if TYPE_CHECKING:
     # The result side's modules load RE2: imported when a policy has results rules, not at every start.
+    from mcp_guard.flows.guard import FlowGuard
     from mcp_guard.inspect.plan import ResultCheck
     from mcp_guard.inspect.verdict import Outcome, ResultVerdict
     from mcp_guard.integrity.guard import ToolIntegrity
@@ -55,10 +66,14 @@ class Snapshot:
     engine: Engine
     integrity: ToolIntegrity | None = None
     force_monitor: bool = False
+    flows: FlowGuard | None = None  # one per guard, kept across reloads (it holds the ledger)
 
     @property
     def monitor(self) -> bool:
         return self.force_monitor or self.engine.monitor
+
+
+Kind = Literal["tool", "prompt", "resource"]
 
 
 @dataclass(slots=True)
@@ -73,6 +88,14 @@ class CallIn:
     modern: bool  # 2026-07-28 era: its answers need resultType
     request: bool = True  # False for a tools/call sent as a notification (judged, never answered)
     can_hold: bool = True  # False inside a batch: the call cannot wait for a listing or a person
+    kind: Kind = "tool"  # what is judged; ``name`` is the tool or prompt name, or the resource URI
+
+    def for_approval(self) -> CallIn:
+        """The call as the approval desk sees it: a prompt or resource is named by its kind too, so approving
+        the prompt 'fetch' never grants the tool 'fetch'."""
+        if self.kind == "tool":
+            return self
+        return dataclasses.replace(self, name=f"{self.kind}:{self.name}")
 
 
 # Verdicts ----------------------------------------------------------------------------------------
@@ -142,13 +165,22 @@ Stage = Callable[[CallIn, Snapshot, CallState], "Verdict | None"]
 
 def _hidden(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     # In monitor mode the rule stage reports it (the engine decides hidden tools too), once.
-    if not snap.force_monitor and not snap.engine.monitor and snap.engine.is_hidden(call.name):
-        return Refuse(Deny("hidden", "hide", f"Tool {call.name!r} is hidden by the policy."))
+    if snap.force_monitor or snap.engine.monitor:
+        return None
+    if call.kind == "tool":
+        if snap.engine.is_hidden(call.name):
+            return Refuse(Deny("hidden", "hide", f"Tool {call.name!r} is hidden by the policy."))
+        return None
+    section = snap.engine.section(call.kind)
+    if section is not None and section.is_hidden(call.name):
+        return Refuse(Deny("hidden", f"{call.kind}s.hide", f"{section.noun} {call.name!r} is hidden by the policy."))
     return None
 
 
 def _withheld(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     plan = snap.engine.results
+    if call.kind != "tool":
+        return None  # tool_descriptions withholds tools; a prompt of the same name is another thing
     why = plan.withheld_reason(call.name) if plan is not None else None
     if why is None:
         return None
@@ -164,13 +196,17 @@ def _withheld(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 def _own_files(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     integrity = snap.integrity
-    deny = integrity.check_own_files(call.arguments) if integrity is not None else None
+    if integrity is None:
+        return None
+    # A resource names what it reads by its URI (file:///…/policy.json): checked like an argument.
+    subject: JSONObject = {"uri": call.name} if call.kind == "resource" else call.arguments
+    deny = integrity.check_own_files(subject)
     return Refuse(deny) if deny is not None else None
 
 
 def _pins(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     integrity = snap.integrity
-    if integrity is None:
+    if integrity is None or call.kind != "tool":
         return None
     verdict = integrity.check_pin(call.name)
     if verdict == "needs-listing":
@@ -180,7 +216,7 @@ def _pins(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 def _schema(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     integrity = snap.integrity
-    if integrity is None:
+    if integrity is None or call.kind != "tool":
         return None
     verdict = integrity.check_arguments(call.name, call.arguments)
     if verdict == "needs-listing":
@@ -202,10 +238,31 @@ def _needs_listing(call: CallIn) -> Verdict:
 
 
 def _rule(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
-    decision = snap.engine.decide(call.name, call.arguments)
+    if call.kind == "tool":
+        decision = snap.engine.decide(call.name, call.arguments)
+    else:
+        section = snap.engine.section(call.kind)
+        if section is None:  # a reload removed the section while the request was on its way
+            state.decision = Allow(None)
+            return None
+        decision = section.decide(call.name, call.arguments)
     if isinstance(decision, Deny):
         return Refuse(decision)
     state.decision = decision
+    return None
+
+
+def _flows(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
+    flows = snap.flows
+    if flows is None or not snap.engine.flows or call.kind != "tool":
+        return None  # labels are given to tools (prompts and resources have no labels of their own)
+    verdict = flows.check(snap.engine, call.name, snap.engine.policy.on_store_error)
+    if isinstance(verdict, Deny):
+        return Refuse(verdict)
+    decision = state.decision
+    if verdict is not None and isinstance(decision, Allow):
+        # The flow asks a person; the limits still count once approved.
+        state.decision = Approve(verdict.rule, verdict.reason, decision.charges)
     return None
 
 
@@ -216,6 +273,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("pins", _pins),
     ("schema", _schema),
     ("rule", _rule),
+    ("flows", _flows),
 )
 
 # The result side ---------------------------------------------------------------------------------
@@ -230,6 +288,7 @@ class ResultIn:
     result: JSONObject
     check: ResultCheck
     complete: bool  # a 2026-07-28 answer (it has resultType): a replacement needs "resultType": "complete"
+    ident: JSON = None  # the answer's JSON-RPC id: observers (telemetry) match it to the call
 
 
 @dataclass(slots=True)
@@ -297,6 +356,65 @@ RESULT_STAGES: tuple[tuple[str, ResultStage], ...] = (
 )
 
 
+# Stages run on a judged call once its answer is final (after RESULT_STAGES), in order; each may return a
+# message to send the client in place of the server's.
+SettledStage = Callable[[Call, JSONObject, Snapshot], "JSONObject | None"]
+
+
+def _acquire_labels(call: Call, message: JSONObject, snap: Snapshot) -> JSONObject | None:
+    flows = snap.flows
+    if flows is None or not snap.engine.flows or "error" in message:
+        return None
+    result = message.get("result")
+    if isinstance(result, dict) and result.get("isError") is True:
+        return None  # a failed call put no data in the agent's context
+    try:
+        flows.acquire(snap.engine, call.tool, call.labels, own=call.kind == "tool")
+    except StoreUnavailable as exc:
+        # The data must not reach the agent unrecorded: answer with an error in its place (fail closed).
+        return withheld(
+            message,
+            f"mcp-guard withheld the answer of {call.tool!r}: the flow ledger that records which labels this "
+            f"session holds is unavailable ({exc}). Try again shortly.",
+        )
+    return None
+
+
+def withheld(message: JSONObject, text: str) -> JSONObject:
+    """An error result saying ``text``, in place of the server's answer ``message`` (in the answer's era)."""
+    failed: JSONObject = {"content": [{"type": "text", "text": text}], "isError": True}
+    result = message.get("result")
+    if isinstance(result, dict) and "resultType" in result:
+        failed["resultType"] = "complete"
+    return {"jsonrpc": "2.0", "id": message.get("id"), "result": failed}
+
+
+SETTLED_STAGES: tuple[tuple[str, SettledStage], ...] = (("labels", _acquire_labels),)
+
+
+def run_settled_stages(call: Call, message: JSONObject, snap: Snapshot) -> JSONObject | None:
+    """The settled stages on the server's answer; the message to send in its place, if a stage replaced it."""
+    replaced: JSONObject | None = None
+    for name, stage in SETTLED_STAGES:
+        try:
+            out = stage(call, message, snap)
+        except Exception as exc:  # one answer's failure, never the session's: it is withheld
+            out = withheld(message, _stage_failed(name, exc).reason.replace("was refused", "was withheld"))
+        if out is not None:
+            message = replaced = out
+    return replaced
+
+
+def settled_stages_wanted(call: Call, snap: Snapshot) -> bool:
+    """Whether the server's answer to ``call`` must be read for the settled stages (any stage wanting it):
+    its tool has a label a flow rule watches, or the detectors found one in the answer."""
+    flows = snap.flows
+    if flows is None:
+        return False
+    found = bool(call.labels & snap.engine.flow_sources)
+    return found or (call.kind == "tool" and flows.wants_result(snap.engine, call.tool))
+
+
 class Pipeline:
     """The ordered checks for one guard: the stages above, then approval and limits.
 
@@ -356,7 +474,7 @@ class Pipeline:
     def _approval(self, call: CallIn, decision: Approve) -> Verdict | Approved:
         if self.approvals is None:
             return Refuse(no_channel(decision, "none is configured"))
-        return self.approvals.consider(call, decision)
+        return self.approvals.consider(call.for_approval(), decision)
 
     def limits(self, call: CallIn, snap: Snapshot, state: CallState) -> Verdict:
         """The last stage: record the call's charges, or refuse it when a window is full."""
@@ -456,7 +574,10 @@ def error_result(text: str, complete: bool) -> JSONObject:
 
 
 def _new_record(call: CallIn, rule: str | None, reason: str | None, word: str) -> Call:
-    return Call(call.name, rule, reason, word, call.arguments, time.time(), time.perf_counter())
+    record = Call(call.name, rule, reason, word, call.arguments, time.time(), time.perf_counter())
+    if call.kind != "tool":
+        record.kind = call.kind
+    return record
 
 
 def _stage_failed(stage: str, exc: BaseException) -> Deny:

@@ -11,6 +11,9 @@ The file is for ``mcp-guard replay`` and for people. Each line is one record:
   kept as text: ``{"type": "frame", ..., "text": "...", "unparsed": true}``;
 - ``{"type": "verdict", "t": ..., "at": ..., "id": ..., "tool": ..., "verdict": ..., "decision": ...,
   "rule": ..., "reason": ..., "kind": ...}`` what the guard's pipeline decided about a ``tools/call``;
+- ``{"type": "result", "t": ..., "at": ..., "id": ..., "method": ..., "tool": ..., "outcome": ...,
+  "findings": [...]}`` what the result stages made of an answer the policy inspects (findings name the
+  detector, kind and count, never the value);
 - ``{"type": "dropped", "frames": N}`` when the writer fell behind and frames were left out.
 
 ``t`` is the wall clock (Unix seconds), ``at`` seconds since the session began (monotonic).
@@ -37,7 +40,7 @@ from typing import Any
 
 from mcp_guard.actions import Action, ToClient, ToUpstream
 from mcp_guard.canonical import utf8
-from mcp_guard.pipeline import CallIn, Hold, Refuse, Relay, Reply, Verdict
+from mcp_guard.pipeline import CallIn, Hold, Refuse, Relay, Reply, ResultIn, ResultOutcome, Verdict
 
 RECORD_VERSION = 1
 # What is redacted in a recording: credentials and payment data, not e-mail addresses or hidden text.
@@ -160,6 +163,18 @@ class Recorder:
             return
         self._pending.append((time.monotonic(), "verdict", (call.ident, call.name, verdict, after_approval)))
 
+    def result(self, answer: ResultIn, outcome: ResultOutcome) -> None:
+        if self._off:
+            return
+        fields = {
+            "id": answer.ident,
+            "method": answer.method,
+            "tool": answer.tool,
+            "outcome": outcome.outcome,
+            "findings": outcome.findings,
+        }
+        self._pending.append((time.monotonic(), "result", fields))
+
     # the writer thread ----------------------------------------------------------------------------
 
     def close(self, timeout: float = 5.0) -> None:
@@ -219,6 +234,8 @@ class Recorder:
             record = {"type": "session", **self._times(now), **item}
         elif kind == "verdict":
             record = {"type": "verdict", **self._times(now), **verdict_fields(*item)}
+        elif kind == "result":
+            record = {"type": "result", **self._times(now), **item}
         else:
             frame: bytes = item
             self._pending_bytes -= len(frame)

@@ -27,9 +27,22 @@ from mcp_guard.answers import INSPECTED_METHODS, audit_record, inspect_answer
 from mcp_guard.approval.flow import ApprovalSettings, GuardIds
 from mcp_guard.calls import Call, InFlight, Waiter
 from mcp_guard.limits.base import StoreUnavailable
-from mcp_guard.pipeline import CallIn, Hold, Pipeline, Refuse, Relay, Reply, Snapshot, Verdict, stage_index
+from mcp_guard.pipeline import (
+    CallIn,
+    Hold,
+    Kind,
+    Pipeline,
+    Refuse,
+    Relay,
+    Reply,
+    Snapshot,
+    Verdict,
+    run_settled_stages,
+    settled_stages_wanted,
+    stage_index,
+)
 from mcp_guard.policy.decision import Allow, Deny
-from mcp_guard.violation import unknown_tool_answer, violation_answer
+from mcp_guard.violation import request_refusal, unknown_request_answer, unknown_tool_answer, violation_answer
 from mcp_guard.wire.frames import Message, Refused, read_frame
 from mcp_guard.wire.json_types import JSON, JSONObject, Scalar
 from mcp_guard.wire.jsonrpc import (
@@ -109,8 +122,9 @@ class Session:
         # notifications/cancelled for one of them needs catching.
         self._refused: dict[Key, None] = {}
         self._server_meta: JSONObject = {}
-        # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once.
-        self._unknown_answers: dict[bool, tuple[str, JSONObject]] = {}
+        # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once; and to an
+        # unknown prompt or resource, per method and era.
+        self._unknown_answers: dict[bool | tuple[str, bool], tuple[str, JSONObject]] = {}
         self._stopping = False
         self._tasks: dict[str, str] = {}  # taskId -> tool, for task-augmented calls whose results are checked
         # Detectors that found something in what came back this session (flow rules read them).
@@ -227,7 +241,7 @@ class Session:
         if m.kind == "notification":
             if m.method == "notifications/cancelled":
                 return [ToUpstream(line)] if self._cancelled(m) else []
-            if m.method == "tools/call":
+            if m.method == "tools/call" or (m.method in _JUDGED and self._judged(m.method)):
                 return self._call(line, m, None)
             return [ToUpstream(line)]
         if m.method == "initialize":
@@ -236,16 +250,42 @@ class Session:
         refusal = self._claim(key, m)
         if refusal is not None:
             return [ToClient(encode(refusal))]
-        if m.method == "tools/call":
+        if m.method == "tools/call" or (m.method in _JUDGED and self._judged(m.method)):
             return self._call(line, m, key)
+        if m.method == "completion/complete" and self.snapshot.engine.sections:
+            hidden = self._hidden_completion(m)
+            if hidden is not None:
+                return hidden
         flight = InFlight(m.method, m.id)
         if self._tasks and m.method == "tasks/result":
             flight.result_of = self._tasks.get(str(m.params.get("taskId")))
         with self._lock:
             self._inflight[key] = flight
-            if m.method == "tools/list":
+            if m.method == "tools/list" or (m.method in _LISTINGS and self.snapshot.engine.sections):
                 self._list_requests.add(key)
         return [ToUpstream(line)]
+
+    def _hidden_completion(self, m: Message) -> list[Action] | None:
+        """Completing an argument of a hidden prompt or resource template: answered as for one the server does
+        not have, so completion does not reveal what the listings hide. None: not hidden, relay it."""
+        ref = m.params.get("ref")
+        if not isinstance(ref, dict):
+            return None
+        kind: Kind = "prompt" if ref.get("type") == "ref/prompt" else "resource"
+        name = ref.get("name" if kind == "prompt" else "uri")
+        snap = self.snapshot
+        section = snap.engine.section(kind)
+        if not isinstance(name, str) or section is None or snap.monitor or not section.is_hidden(name):
+            return None
+        modern = is_modern(m.params)
+        call = CallIn(m.id, name, {}, m.params, m.body, modern, kind=kind)
+        self._note_refusal(call, Deny("hidden", f"{kind}s.hide", f"{section.noun} {name!r} is hidden."), "refused")
+        return self._answer_as_unknown(call, snap)
+
+    def _judged(self, method: str | None) -> bool:
+        """Whether a request other than tools/call is judged: only when the policy has its section."""
+        kind = _JUDGED.get(method) if method is not None else None
+        return kind is not None and kind in self.snapshot.engine.sections
 
     def _claim(self, key: Key, m: Message) -> JSONObject | None:
         """An error answer when this request id cannot be taken (already in flight, or too many in flight)."""
@@ -321,27 +361,30 @@ class Session:
         return True
 
     def _call_in(self, m: Message, can_hold: bool) -> CallIn | JSONObject:
-        """The call to judge, or the error answer for a malformed one."""
+        """The call (or judged prompt/resource request) to judge, or the error answer for a malformed one."""
+        method = m.method or "tools/call"
+        kind = _JUDGED.get(method, "tool")
         params = m.body.get("params")
         if not isinstance(params, dict):
-            return error_answer(m.id, INVALID_PARAMS, "mcp-guard: tools/call needs a params object")
-        name = params.get("name")
+            return error_answer(m.id, INVALID_PARAMS, f"mcp-guard: {method} needs a params object")
+        field = "uri" if kind == "resource" else "name"
+        name = params.get(field)
         if not isinstance(name, str):
-            return error_answer(m.id, INVALID_PARAMS, "mcp-guard: tools/call params.name must be a string")
+            return error_answer(m.id, INVALID_PARAMS, f"mcp-guard: {method} params.{field} must be a string")
         if not name.isascii() and _SURROGATE.search(name):
-            return error_answer(m.id, INVALID_PARAMS, "mcp-guard: the tool name contains an unpaired surrogate")
-        arguments = params.get("arguments")
+            return error_answer(m.id, INVALID_PARAMS, f"mcp-guard: the {kind} {field} contains an unpaired surrogate")
+        arguments = params.get("arguments") if kind != "resource" else None
         if arguments is None:
             arguments = {}
         elif not isinstance(arguments, dict):
-            return error_answer(m.id, INVALID_PARAMS, "mcp-guard: tools/call params.arguments must be an object")
+            return error_answer(m.id, INVALID_PARAMS, f"mcp-guard: {method} params.arguments must be an object")
         modern = is_modern(params)
         if modern and self._audit is not None:
             meta = params.get("_meta")  # an object: is_modern says so
             client = meta.get(CLIENT_INFO_KEY) if isinstance(meta, dict) else None
             if isinstance(client, dict):
                 self._remember_client({"clientInfo": client})
-        return CallIn(m.id, name, arguments, params, m.body, modern, m.kind == "request", can_hold)
+        return CallIn(m.id, name, arguments, params, m.body, modern, m.kind == "request", can_hold, kind)
 
     def _call(self, line: bytes, m: Message, key: Key | None) -> list[Action]:
         call = self._call_in(m, can_hold=True)
@@ -357,7 +400,7 @@ class Session:
         if isinstance(verdict, Relay):
             if key is not None:
                 with self._lock:
-                    self._inflight[key] = InFlight("tools/call", call.ident, verdict.record)
+                    self._inflight[key] = InFlight(_method(call), call.ident, verdict.record)
             if verdict.forward is not None or line is None:
                 return [ToUpstream(encode(verdict.forward if verdict.forward is not None else call.message))]
             return [ToUpstream(line)]
@@ -367,13 +410,19 @@ class Session:
                 return []
             if verdict.deny.kind == "hidden":
                 return self._answer_as_unknown(call, snap)
-            return [ToClient(encode(violation_answer(call.ident, call.name, verdict.deny, self._meta_for(call))))]
+            return [ToClient(encode(self._refusal(call, verdict.deny)))]
         if isinstance(verdict, Reply):
             return [ToClient(encode(verdict.answer))] if call.request else []
         return self._hold(call, verdict, snap)
 
     def _meta_for(self, call: CallIn) -> JSONObject | None:
         return self.server_meta() if call.modern else None
+
+    def _refusal(self, call: CallIn, deny: Deny) -> JSONObject:
+        """The guard's answer to a refused request (a hidden one is answered by :meth:`_answer_as_unknown`)."""
+        if call.kind == "tool":
+            return violation_answer(call.ident, call.name, deny, self._meta_for(call))
+        return request_refusal(call.ident, call.kind, call.name, deny, _method(call))
 
     def _note_refusal(self, call: CallIn, deny: Deny, word: str) -> None:
         """Remember a refused call (for cancellations) and audit it."""
@@ -396,6 +445,7 @@ class Session:
                     call.arguments,
                     status=deny.kind,
                     when=time.time(),
+                    kind=call.kind,
                 )
             )
 
@@ -461,7 +511,7 @@ class Session:
                     verdict = Refuse(Deny("pin", "pins", f"Tool {call.name!r} is still not listed by the server."))
             else:
                 assert self.desk is not None and verdict.decision is not None  # noqa: S101
-                approved = self.desk.ask_blocking(call, verdict.decision, verdict.channel, emit, waiter)
+                approved = self.desk.ask_blocking(call.for_approval(), verdict.decision, verdict.channel, emit, waiter)
                 if waiter.cancelled:
                     return []
                 verdict = self.pipeline.after_approval(call, snap, verdict.decision, approved)
@@ -505,11 +555,15 @@ class Session:
 
     # hidden tools -----------------------------------------------------------------------------
 
-    def _can_probe(self, modern: bool, snap: Snapshot) -> bool:
+    def _can_probe(self, modern: bool, snap: Snapshot, kind: str = "tool") -> bool:
         """Whether the server's own unknown-tool answer can be learnt: only when a made-up name is one the
         policy would relay (default allow), so the upstream never sees a call the policy refuses."""
         engine = snap.engine
         no_arguments: JSONObject = {}
+        if kind != "tool":
+            section = engine.section(kind)
+            probe = _probe_name(kind, "x")
+            return section is not None and isinstance(section.decide(probe, no_arguments), Allow)
         return engine.default_allow and isinstance(engine.decide(_PROBE_PREFIX + "x", no_arguments), Allow)
 
     def _answer_as_unknown(self, call: CallIn, snap: Snapshot) -> list[Action]:
@@ -520,28 +574,45 @@ class Session:
         made-up one: "Unknown tool: X" from a Python SDK server, "MCP error -32602: Tool X not found"
         from a TypeScript one. Nothing about the hidden tool reaches the server.
         """
-        template = self._unknown_answers.get(call.modern)
+        key = _unknown_key(call)
+        template = self._unknown_answers.get(key)
         if template is not None:
             return [ToClient(encode(_from_template(template, call)))]
-        fallback: list[Action] = [ToClient(encode(unknown_tool_answer(call.ident, call.name, self._meta_for(call))))]
-        if not call.can_hold or not self._can_probe(call.modern, snap):
+        fallback: list[Action] = [ToClient(encode(self._unknown_fallback(call)))]
+        if not call.can_hold or not self._can_probe(call.modern, snap, call.kind):
             return fallback
 
         def run(emit: Emit) -> None:
             try:
-                probe = _PROBE_PREFIX + secrets.token_hex(6)
-                params = {k: v for k, v in call.params.items() if k not in ("name", "arguments", "task")}
-                params.update(name=probe, arguments={})
-                answer = self.ask("upstream", "tools/call", params, emit, _LIST_TIMEOUT_S)
+                probe = _probe_name(call.kind, secrets.token_hex(6))
+                field = "uri" if call.kind == "resource" else "name"
+                params = {k: v for k, v in call.params.items() if k not in (field, "arguments", "task")}
+                if _method(call) == "completion/complete":
+                    ref = call.params.get("ref")
+                    params["ref"] = {**(ref if isinstance(ref, dict) else {}), field: probe}
+                else:
+                    params[field] = probe
+                    if call.kind != "resource":
+                        params["arguments"] = {}
+                answer = self.ask("upstream", _method(call), params, emit, _LIST_TIMEOUT_S)
                 if not isinstance(answer, dict) or not ("result" in answer or "error" in answer):
                     raise ValueError("no answer")
                 template = (probe, answer)
-                self._unknown_answers[call.modern] = template
+                self._unknown_answers[key] = template
                 emit([ToClient(encode(_from_template(template, call)))])
             except Exception:  # the server did not say: answer the way the Python SDK does
                 emit(fallback)
 
-        return [Start(Job(f"unknown-tool answer {call.name}", run, lambda: fallback))]
+        return [Start(Job(f"unknown-{call.kind} answer {call.name}", run, lambda: fallback))]
+
+    def _unknown_fallback(self, call: CallIn) -> JSONObject:
+        """What the Python SDK's server answers for a tool (prompt, resource) it does not have, when this
+        server's own answer is not known."""
+        if call.kind == "tool":
+            return unknown_tool_answer(call.ident, call.name, self._meta_for(call))
+        if _method(call) == "completion/complete":
+            return error_answer(call.ident, INVALID_PARAMS, f"Unknown {call.kind}: {call.name}")
+        return unknown_request_answer(call.ident, call.kind, call.name)
 
     # batches ----------------------------------------------------------------------------------
 
@@ -566,7 +637,7 @@ class Session:
                 if m.method == "notifications/cancelled" and not self._cancelled(m):
                     changed = True
                     continue
-                if m.method == "tools/call":
+                if m.method == "tools/call" or (m.method in _JUDGED and self._judged(m.method)):
                     kept = self._batch_call(m, None, answers)
                     if kept is None:
                         changed = True
@@ -589,7 +660,7 @@ class Session:
             taken.add(key)
             if m.method == "initialize":
                 self._remember_client(m.params)
-            if m.method == "tools/call":
+            if m.method == "tools/call" or (m.method in _JUDGED and self._judged(m.method)):
                 kept = self._batch_call(m, key, answers)
                 if kept is None:
                     changed = True
@@ -599,7 +670,7 @@ class Session:
                 continue
             with self._lock:
                 self._inflight[key] = InFlight(m.method, m.id)
-                if m.method == "tools/list":
+                if m.method == "tools/list" or (m.method in _LISTINGS and self.snapshot.engine.sections):
                     self._list_requests.add(key)
             forward.append(m.body)
         actions: list[Action] = []
@@ -623,20 +694,18 @@ class Session:
         if isinstance(verdict, Relay):
             if key is not None:
                 with self._lock:
-                    self._inflight[key] = InFlight("tools/call", call.ident, verdict.record)
+                    self._inflight[key] = InFlight(_method(call), call.ident, verdict.record)
             return verdict.forward if verdict.forward is not None else m.body
         if isinstance(verdict, Refuse):
             self._note_refusal(call, verdict.deny, verdict.word)
             if key is not None:
                 if verdict.deny.kind == "hidden":
-                    template = self._unknown_answers.get(call.modern)
+                    template = self._unknown_answers.get(_unknown_key(call))
                     answers.append(
-                        _from_template(template, call)
-                        if template is not None
-                        else unknown_tool_answer(call.ident, call.name, self._meta_for(call))
+                        _from_template(template, call) if template is not None else self._unknown_fallback(call)
                     )
                 else:
-                    answers.append(violation_answer(call.ident, call.name, verdict.deny, self._meta_for(call)))
+                    answers.append(self._refusal(call, verdict.deny))
             return None
         if isinstance(verdict, Reply):
             if key is not None:
@@ -689,7 +758,11 @@ class Session:
             return []  # the guard answered it already, saying it is stopping: one answer per request
         if request is not None:
             if is_list:
-                line = self._filter_listing(line, ident)
+                line = (
+                    self._filter_listing(line, ident)
+                    if request.method == "tools/list"
+                    else self._filter_request_listing(line, ident, request.method)
+                )
             elif request.method == "server/discover":
                 self._remember_server_meta(line)
             elif request.method == "initialize":
@@ -712,7 +785,7 @@ class Session:
         """The answer after the pipeline's result stages (``results`` rules): the same bytes unless changed."""
         snap = self.snapshot
         call = request.call
-        tool = call.tool if call is not None else request.result_of
+        tool = call.tool if call is not None and call.kind == "tool" else request.result_of
         if tool is not None:
             rule = snap.engine.rule_for(tool)
             check = plan.for_rule(rule.key if rule is not None else None)
@@ -737,6 +810,7 @@ class Session:
         record = audit_record(outcome)
         if call is not None:
             call.inspected = record
+            call.labels |= outcome.labels  # acquired with the tool's own once the answer is final
         elif self._audit is not None:
             from mcp_guard.audit import Event
 
@@ -772,7 +846,9 @@ class Session:
     def _call_outcome(self, line: bytes, call: Call) -> bytes:
         """Audit (and maybe refund) a relayed call from the server's answer, read by parsing it."""
         needs_refund = call.refund is not None and not call.cancelled
-        if not needs_refund and not call.modern_approval:
+        snap = self.snapshot
+        inspect = settled_stages_wanted(call, snap)
+        if not needs_refund and not call.modern_approval and not inspect:
             # Only the audit log wants the answer's status: a small answer is read by the audit writer, off
             # the relay's path (it costs as much as the rest of the answer's handling), a larger one here.
             if self._audit is None:
@@ -781,13 +857,19 @@ class Session:
                 self._audit_outcome(call, None, line)
                 return line
         message: JSON = None
-        if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval:
+        if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval or inspect:
             message = loads_or_none(line)
         status = (
             answer_status(message)
             if message is not None
             else ("ok" if len(line) > _STATUS_PARSE_LIMIT else "unreadable")
         )
+        if inspect and isinstance(message, dict):
+            replaced = run_settled_stages(call, message, snap)
+            if replaced is not None:
+                message = replaced
+                line = encode(replaced)
+                status = answer_status(message)
         if call.modern_approval and self.desk is not None and isinstance(message, dict):
             line = self.desk.wrap_upstream_state(message, call) or line
         self._audit_outcome(call, status)
@@ -818,6 +900,7 @@ class Session:
                 when=call.when,
                 answer=answer,
                 result=call.inspected,
+                kind=call.kind,
             )
         )
 
@@ -860,7 +943,8 @@ class Session:
         hides = bool(snap.engine.policy.hide) and not snap.monitor
         plan = snap.engine.results
         screens = plan is not None and plan.wants_listing
-        if not watches and not hides and not screens:
+        learns = snap.flows is not None and bool(snap.engine.flows)  # tool annotations give flow labels
+        if not watches and not hides and not screens and not learns:
             return line
         try:
             message = strict_loads(line)
@@ -877,6 +961,10 @@ class Session:
         result = message.get("result") if isinstance(message, dict) else None
         tools = result.get("tools") if isinstance(result, dict) else None
         if not isinstance(result, dict) or not isinstance(tools, list):
+            return line
+        if learns and snap.flows is not None:
+            snap.flows.learn_listing(tools)
+        if not watches and not hides and not screens:
             return line
         kept = integrity.listed(tools)[0] if watches and integrity is not None else list(tools)
         if snap.monitor:
@@ -969,6 +1057,29 @@ class Session:
             )
         )
 
+    def _filter_request_listing(self, line: bytes, ident: JSON, method: str | None) -> bytes:
+        """A prompts or resources listing without what the policy hides (as tools/list, read strictly)."""
+        from mcp_guard.wire.tools_list import LISTED
+
+        snap = self.snapshot
+        field, key, kind = LISTED[method or ""]
+        section = snap.engine.section(kind)
+        if section is None or not section.hides or snap.monitor:
+            return line
+        try:
+            message = strict_loads(line)
+        except FrameError as exc:
+            self._warn(f"the server's {method} answer could not be read strictly ({exc.message})")
+            return error_frame(
+                ident,
+                SERVER_ERROR,
+                f"mcp-guard: the server's {method} answer could not be checked ({exc.message}), so it was not "
+                "passed on",
+            )
+        from mcp_guard.wire.tools_list import filter_entries
+
+        return filter_entries(message, field, key, section.is_hidden) or line
+
     def _remember_version(self, line: bytes) -> None:
         """The protocol version the server chose in the handshake (it decides whether batches exist)."""
         try:
@@ -1022,6 +1133,26 @@ class Session:
         for key, _ in held:
             actions.append(ToClient(error_frame(key[1], SERVER_ERROR, text)))
         return actions
+
+
+# Requests judged when the policy has their section, by kind; and the listings a section's hide filters.
+_JUDGED: dict[str, Kind] = {"prompts/get": "prompt", "resources/read": "resource", "resources/subscribe": "resource"}
+_LISTINGS = frozenset(("prompts/list", "resources/list", "resources/templates/list"))
+
+
+def _unknown_key(call: CallIn) -> bool | tuple[str, bool]:
+    # Per method: a server answers an unknown URI's resources/subscribe otherwise than its resources/read.
+    return call.modern if call.kind == "tool" else (f"{_method(call)} {call.kind}", call.modern)
+
+
+def _probe_name(kind: str, token: str) -> str:
+    """A made-up name no server has: a tool or prompt name, or a URI of a scheme of the guard's own."""
+    return f"mcp-guard-unknown-resource://{token}" if kind == "resource" else _PROBE_PREFIX + token
+
+
+def _method(call: CallIn) -> str:
+    method = call.message.get("method")
+    return method if isinstance(method, str) else "tools/call"
 
 
 def _from_template(template: tuple[str, JSONObject], call: CallIn) -> JSONObject:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mcp_guard.actions import Action
-from mcp_guard.pipeline import CallIn, Hold, Refuse, Relay, Reply, Verdict
+from mcp_guard.pipeline import CallIn, Hold, Refuse, Relay, Reply, ResultIn, ResultOutcome, Verdict
 
 EXTRA_HINT = (
     "install the otel extra (in a checkout: pip install '.[otel]'; with pipx: pipx inject mcp-guard "
@@ -151,6 +151,23 @@ class Telemetry:
         elif isinstance(verdict, Reply):
             self._decided(span, call.name, "approve", None, "asked the client's user (2026-07-28 input round)")
         span.end(end_time=time.time_ns())
+
+    def result(self, answer: ResultIn, outcome: ResultOutcome) -> None:
+        """The result side's outcome and findings on the call's span (detector, kind, count; never values)."""
+        with self._lock:
+            opened = self._open.get(_key(answer.ident))
+        if opened is None:
+            return
+        span = opened[0]
+        span.set_attribute("mcp_guard.result.outcome", outcome.outcome)
+        if outcome.findings:
+            count = 0
+            for finding in outcome.findings:
+                found = finding.get("count")
+                count += found if isinstance(found, int) else 0
+            span.set_attribute("mcp_guard.result.findings", count)
+            detectors = sorted({str(f["detector"]) for f in outcome.findings})
+            span.set_attribute("mcp_guard.result.detectors", detectors)
 
     def _decided(self, span: Any, tool: str, decision: str, rule: str | None, reason: str | None) -> None:
         span.set_attribute("mcp_guard.decision", decision)

@@ -39,3 +39,37 @@ def unknown_tool_answer(ident: JSON, tool: str, server_meta: JSONObject | None) 
     """What an MCP SDK server answers for a tool it does not have, so a hidden tool looks absent."""
     result: JSONObject = {"content": [{"type": "text", "text": f"Unknown tool: {tool}"}], "isError": True}
     return _result(ident, result, server_meta)
+
+
+POLICY_REFUSED = -32003
+"""The JSON-RPC error code of a prompt or resource request the policy refused (a server-defined code:
+-32000/-32001 are taken by the SDKs for a closed connection and a timeout, -32002 means "resource not found")."""
+
+_WHAT = {"prompt": ("prompts/get", "the prompt"), "resource": ("resources/read", "the resource")}
+
+
+def request_refusal(ident: JSON, kind: str, name: str, deny: Deny, method: str | None = None) -> JSONObject:
+    """A JSON-RPC error for a refused ``prompts/get`` or ``resources/read``: their results have no ``isError``,
+    and every SDK client hands an error's message to its caller (valid in both eras, no ``resultType``)."""
+    verb, what = _WHAT.get(kind, (kind, kind))
+    text = (
+        f"mcp-guard refused this {method or verb} of {what} {name!r} (policy rule {deny.rule}): {deny.reason} "
+        "The request was not sent to the server."
+    )
+    meta: JSONObject = {kind: name, "rule": deny.rule, "kind": deny.kind, "reason": deny.reason}
+    meta.update(deny.details)
+    return {
+        "jsonrpc": "2.0",
+        "id": ident,
+        "error": {"code": POLICY_REFUSED, "message": text, "data": {VIOLATION_META_KEY: meta}},
+    }
+
+
+def unknown_request_answer(ident: JSON, kind: str, name: str) -> JSONObject:
+    """What an MCP SDK server answers for a prompt or resource it does not have, so a hidden one looks absent."""
+    # As the Python SDK's MCPServer words them (its prompt error carries code 0).
+    if kind == "prompt":
+        error: JSONObject = {"code": 0, "message": f"Unknown prompt: {name}"}
+    else:
+        error = {"code": -32602, "message": f"Unknown resource: {name}", "data": {"uri": name}}
+    return {"jsonrpc": "2.0", "id": ident, "error": error}

@@ -267,6 +267,7 @@ def test_logs_and_stats_commands(tmp_path: Path, cli: Cli) -> None:
             },
         ],
         "counters": [],
+        "labels": [],
     }
     assert guard("logs", "--since", "1h", "--tool", "nope").stderr.strip() == "mcp-guard: no decisions match"
     assert PYTHON
@@ -413,8 +414,13 @@ def test_stats_json_is_what_its_help_says(tmp_path: Path) -> None:
         help_text
     )
     document = json.loads(_run("stats", "--audit-log", str(path), "--json", "--since", "1h").stdout)
-    assert list(document) == ["since", "audit_log", "decisions", "counters"]
-    assert (document["since"], document["audit_log"], document["counters"]) == ("1h", str(path), [])
+    assert list(document) == ["since", "audit_log", "decisions", "counters", "labels"]
+    assert (document["since"], document["audit_log"], document["counters"], document["labels"]) == (
+        "1h",
+        str(path),
+        [],
+        [],
+    )
     for row in document["decisions"]:
         assert list(row) == ["server", "tool", "counts", "refused_by_rule"]
         assert list(row["counts"]) == ["allowed", "approved", "refused", "declined", "monitored"]

@@ -277,3 +277,26 @@ async def test_planted_values_are_all_caught_and_ordinary_output_untouched(
     assert touched == []
     assert len(planted) > 50
     assert {p.detector for p in planted} == set(DETECTORS)
+
+
+async def test_a_secret_found_in_a_result_is_a_flow_label(
+    guard_cmd: list[str], tmp_path: Path, env: dict[str, str], mode: str
+) -> None:
+    # The detectors' finding labels the session: a flow rule from "secrets" stops the "external" tool after it.
+    policy = {
+        "all_tools": {"results": {"redact": ["secrets"]}},
+        "tools": {"row": {"labels": ["external"]}},
+        "flows": [{"from": ["secrets"], "to": ["external"], "scope": "grant", "reason": "A secret was read."}],
+    }
+    async with guarded(guard_cmd, tmp_path, env, mode, policy) as client:
+        assert not (await client.call_tool("row", {"name": "before"})).is_error
+        clean = await client.call_tool("echo", {"text": "nothing to see"})
+        assert not clean.is_error
+        assert not (await client.call_tool("row", {"name": "still fine"})).is_error
+        leaked = await client.call_tool("echo", {"text": f"your token is {TOKEN}"})
+        assert TOKEN not in str(leaked.content)
+        refused = await client.call_tool("row", {"name": "after"})
+    assert refused.is_error
+    (said,) = texts(refused)
+    assert "A secret was read." in said
+    assert "'secrets'" in said and "'echo'" in said

@@ -279,3 +279,44 @@ def test_init_starter_tests_for_the_everything_server_pass(tmp_path: Path, init_
     ran = cli("test", str(tmp_path / "everything.tests.yaml"))
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert " passed" in ran.stdout.splitlines()[-1]
+
+
+def test_init_writes_prompts_and_resources_sections(tmp_path: Path, init_here: Init) -> None:
+    server = Path(__file__).parent / "servers" / "prompts_server.py"
+    result = init_here("--", PYTHON, str(server))
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "mcp-guard-policy.json"
+    policy = json.loads(path.read_text(encoding="utf-8"))
+    assert list(policy) == [
+        "version",
+        "default",
+        "all_tools",
+        "tools",
+        "prompts",
+        "resources",
+        "pins",
+        "validate_arguments",
+    ]
+    assert policy["prompts"]["default"] == "allow"
+    assert list(policy["prompts"]["rules"]) == ["fetch", "summarise", "debug_dump", "debug_state"]
+    assert policy["resources"]["default"] == "allow"
+    assert list(policy["resources"]["rules"]) == [
+        "https://example.com/",
+        "file:///etc/hostname",
+        "file:///srv/notes.txt",
+        "debug://state",
+        "https://example.com/page/*",  # the template https://example.com/page/{n}
+        "debug://*",  # debug://{key}
+    ]
+    assert "{n}" in policy["resources"]["rules"]["https://example.com/page/*"]["note"]
+    assert all(set(rule) == {"note"} for rule in policy["prompts"]["rules"].values())
+    loaded = load_policy(path)
+    assert loaded.prompts is not None and loaded.resources is not None
+    assert "4 prompt(s) listed under 'prompts'" in result.stderr
+
+
+def test_init_writes_no_section_for_a_server_without_prompts_or_resources(tmp_path: Path, init_here: Init) -> None:
+    result = init_here("--", PYTHON, str(DEMO_SERVER))
+    assert result.returncode == 0, result.stderr
+    policy = json.loads((tmp_path / "mcp-guard-policy.json").read_text(encoding="utf-8"))
+    assert "prompts" not in policy and "resources" not in policy

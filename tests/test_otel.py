@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DEMO_SERVER, PYTHON, Cli, isolated_env, write_policy
+from conftest import DEMO_SERVER, PYTHON, ROOT, Cli, isolated_env, write_policy
 from mcp import Client, StdioServerParameters
 
 pytestmark = [pytest.mark.timeout(90)]
@@ -213,3 +213,45 @@ def test_a_guard_without_telemetry_or_recording_imports_none_of_it(tmp_path: Pat
         "mcp_guard.watching",
     ):
         assert f" {module}" not in imported, module
+
+
+@pytest.mark.anyio
+async def test_result_findings_on_the_span_and_in_the_record(
+    receiver: Receiver, guard_cmd: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    import random
+
+    from results_fakes import crc32_token
+
+    token = crc32_token(random.Random(22), "ghp_")
+    policy = write_policy(
+        tmp_path, {"version": "1", "default": "allow", "all_tools": {"results": {"redact": ["secrets"]}}}
+    )
+    record = tmp_path / "session.jsonl"
+    server = ROOT / "tests" / "servers" / "leaky_server.py"
+    argv = [*guard_cmd, "--policy", str(policy), "--record", str(record), "--", PYTHON, str(server)]
+    otel_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=otel_env)
+    async with Client(params, mode="legacy") as client:
+        leaked = await client.call_tool("echo", {"text": f"a {token} and {token}"})
+        clean = await client.call_tool("echo", {"text": "nothing here"})
+    assert token not in str(leaked.content)
+    assert not clean.is_error
+    redacted, untouched = (attributes(s.attributes) for s in receiver.spans())
+    # Two tokens, each in the text content and again in structuredContent.
+    assert (redacted["mcp_guard.result.outcome"], redacted["mcp_guard.result.findings"]) == ("redact", 4)
+    assert list(redacted["mcp_guard.result.detectors"].values) == [_string("secrets")]
+    assert "mcp_guard.result.findings" not in untouched
+    results = [r for r in map(json.loads, record.read_text().splitlines()) if r["type"] == "result"]
+    assert [(r["tool"], r["outcome"], [(f["detector"], f["count"]) for f in r["findings"]]) for r in results] == [
+        ("echo", "redact", [("secrets", 4)])
+    ]
+    sent = b"".join(b for bodies in receiver.bodies.values() for b in bodies)
+    assert token.encode() not in sent
+    assert token not in record.read_text()
+
+
+def _string(value: str) -> Any:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    return AnyValue(string_value=value)

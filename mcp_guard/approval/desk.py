@@ -367,7 +367,7 @@ class ApprovalDesk:
             return None
         inner = result.get("requestState")
         result["requestState"] = self.settings.signer.issue(
-            call.tool, call.arguments, approved=True, inner=inner if isinstance(inner, str) else None
+            call.subject, call.arguments, approved=True, inner=inner if isinstance(inner, str) else None
         )
         return encode(message)
 

@@ -62,11 +62,25 @@ def run(args: argparse.Namespace) -> int:
         return exits.OK
     if not args.quiet:
         tools = len(policy.tools)
+        flows = len(policy.flows)
+        flow_rules = f", {flows} flow rule{'s' if flows != 1 else ''}" if flows else ""
         print(
             f"{args.policy}: valid ({policy.mode} mode, default {policy.default}, {tools} tool rule"
-            f"{'s' if tools != 1 else ''}, {len(policy.hide)} hidden{pins}); sha256 {digest}"
+            f"{'s' if tools != 1 else ''}{flow_rules}, {len(policy.hide)} hidden{_sections(policy)}{pins}); "
+            f"sha256 {digest}"
         )
     return exits.OK
+
+
+def _sections(policy: Policy) -> str:
+    """``, prompts: 2 rules, 1 hidden`` for each of the prompts and resources sections the policy has."""
+    out = ""
+    for name in ("prompts", "resources"):
+        section = getattr(policy, name)
+        if section is not None:
+            count = len(section.rules)
+            out += f", {name}: {count} rule{'s' if count != 1 else ''}, {len(section.hide)} hidden"
+    return out
 
 
 def _check_lock(path: Path, policy: Policy, doc: SourceDocument) -> str | None:

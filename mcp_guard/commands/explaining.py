@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp_guard.pipeline import Approved, CallIn, Hold, Pipeline, Refuse, Relay, Snapshot, Verdict
+from mcp_guard.pipeline import Approved, CallIn, Hold, Kind, Pipeline, Refuse, Relay, Snapshot, Verdict
 from mcp_guard.policy.decision import Allow, Approve
 from mcp_guard.policy.model import Policy
+
+if TYPE_CHECKING:
+    from mcp_guard.flows.guard import FlowGuard
+    from mcp_guard.integrity.guard import ToolIntegrity
+    from mcp_guard.policy.engine import Engine
 
 
 class _WouldAsk:
@@ -17,11 +24,18 @@ class _WouldAsk:
         return Hold("approval", decision)
 
 
-def dry_run_snapshot(policy: Policy, policy_path: Path | None, lock: Path | None = None) -> Snapshot:
+def dry_run_snapshot(
+    policy: Policy,
+    policy_path: Path | None,
+    lock: Path | None = None,
+    held: Sequence[str] = (),
+    clock: Callable[[], float] = time.time,
+) -> Snapshot:
     """The snapshot a guard would judge calls against, with the lock file standing in for the server's listing.
 
     The policy's decisions are reported even in monitor mode (the guard would only report them then).
-    ValueError when the lock file cannot be used.
+    Flow rules see a ledger of their own, in memory, in which every holder holds the labels ``held`` (never the
+    real ledger). ValueError when the lock file cannot be used.
     """
     from mcp_guard.integrity.setup import IntegrityError, build_integrity
     from mcp_guard.policy.engine import Engine
@@ -33,7 +47,31 @@ def dry_run_snapshot(policy: Policy, policy_path: Path | None, lock: Path | None
         raise ValueError(str(exc)) from None
     if integrity is not None and integrity.settings.lock is not None:
         integrity.listed([pin.definition for pin in integrity.settings.lock.tools.values()], complete=True)
-    return Snapshot(engine, integrity)
+    return Snapshot(engine, integrity, flows=dry_run_flows(engine, integrity, held, clock))
+
+
+def dry_run_flows(
+    engine: Engine, integrity: ToolIntegrity | None, held: Sequence[str], clock: Callable[[], float] = time.time
+) -> FlowGuard:
+    """Flow checks over memory ledgers (``held``: labels every holder holds now); pins give the annotations."""
+    from mcp_guard.flows.guard import FlowGuard
+    from mcp_guard.flows.ledger import MemoryLedger
+
+    lock = integrity.settings.lock if integrity is not None else None
+    pins = lock.tools if lock is not None else {}
+
+    def pinned(tool: str) -> Mapping[str, Any] | None:
+        entry = pins.get(tool)
+        return entry.definition if entry is not None else None
+
+    flows = FlowGuard(
+        "dry-run", client_id="dry-run", shared=MemoryLedger(clock), local=MemoryLedger(clock), pinned=pinned
+    )
+    if held:
+        for scope in ("client", "server", "global"):
+            flows.shared().acquire([flows.holder(scope)], list(held), "(given with --labels)", "dry-run")
+        flows.local.acquire([flows.holder("grant")], list(held), "(given with --labels)", "dry-run")
+    return flows
 
 
 def summary(verdict: Verdict) -> dict[str, Any] | None:
@@ -54,7 +92,13 @@ def summary(verdict: Verdict) -> dict[str, Any] | None:
 
 
 def explain_call(
-    policy: Policy, policy_path: Path | None, tool: str, arguments: dict[str, Any], lock: str | None = None
+    policy: Policy,
+    policy_path: Path | None,
+    tool: str,
+    arguments: dict[str, Any],
+    lock: str | None = None,
+    held: Sequence[str] = (),
+    kind: Kind = "tool",
 ) -> dict[str, Any]:
     """The decision the running guard would reach for this call, as a JSON-ready dict.
 
@@ -65,15 +109,16 @@ def explain_call(
     from mcp_guard.judge import Judge
     from mcp_guard.limits.memory import MemoryLimiter
 
-    snapshot = dry_run_snapshot(policy, policy_path, Path(lock) if lock else None)
+    snapshot = dry_run_snapshot(policy, policy_path, Path(lock) if lock else None, held)
     engine = snapshot.engine
     pipeline = Pipeline(Judge(engine, MemoryLimiter()), _WouldAsk())
-    params: dict[str, Any] = {"name": tool, "arguments": arguments}
-    call = CallIn(
-        1, tool, arguments, params, {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}, False
-    )
+    call = request_in(tool, arguments, kind)
     verdict = pipeline.judge_call(call, snapshot)
-    decided = engine.decide(tool, arguments)
+    section = engine.section(kind) if kind != "tool" else None
+    if kind == "tool":
+        decided = engine.decide(tool, arguments)
+    else:
+        decided = section.decide(tool, arguments) if section is not None else Allow(None)
     charges = decided.charges if isinstance(decided, (Allow, Approve)) else ()
     # A listing the lock could not stand in for.
     out = summary(verdict) or {
@@ -85,6 +130,25 @@ def explain_call(
     out["limits"] = [
         {"rule": c.rule, "counter": c.counter, "window_s": c.window_s, "max": c.max, "cost": c.cost} for c in charges
     ]
+    if snapshot.flows is not None and (engine.flows or held):
+        out["labels"] = sorted(snapshot.flows.labels(engine, tool))
+        out["held"] = sorted(set(held))
+    if kind != "tool":
+        out["kind"] = kind
+        if section is None:
+            out["reason"] = (
+                f"The policy has no '{kind}s' section, so the guard relays every {_METHODS[kind]} untouched."
+            )
     if policy.mode == "monitor":
         out["mode"] = "monitor"
     return out
+
+
+_METHODS = {"tool": "tools/call", "prompt": "prompts/get", "resource": "resources/read"}
+
+
+def request_in(name: str, arguments: dict[str, Any], kind: Kind = "tool", ident: int = 1) -> CallIn:
+    """The request a client would send, as the guard reads it: a tools/call, prompts/get or resources/read."""
+    params: dict[str, Any] = {"uri": name} if kind == "resource" else {"name": name, "arguments": arguments}
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": ident, "method": _METHODS[kind], "params": params}
+    return CallIn(ident, name, arguments, params, message, False, kind=kind)

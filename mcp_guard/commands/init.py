@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -121,6 +122,47 @@ def build_policy(tools: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], li
     return {"version": "1", "default": "deny", "tools": rules}, rows
 
 
+REQUEST_NOTE = "listed by the server when the policy was made: allowed (the default); add rules to limit or deny it"
+TEMPLATE_NOTE = "the server's resource template {template}: allowed (the default); add rules to limit or deny it"
+
+
+def request_sections(listing: Listing) -> dict[str, Any]:
+    """A ``prompts`` and a ``resources`` section (for a server that offers them), default allow, with an entry
+    for each prompt name and resource URI listed, and a glob for each resource template (``{var}`` -> ``*``),
+    so the policy's author sees what there is and has a place to put a rule. A server that lists none gets
+    no section: its requests are relayed untouched, at no cost."""
+    from mcp_guard.policy.globs import globs_overlap, is_glob, literal_length
+
+    sections: dict[str, Any] = {}
+    if listing.prompts is not None:
+        names = [p.get("name") for p in listing.prompts if isinstance(p, Mapping)]
+        rules = {name: {"note": REQUEST_NOTE} for name in names if isinstance(name, str) and name and not is_glob(name)}
+        if rules:
+            sections["prompts"] = {"default": "allow", "hide": [], "rules": rules}
+    if listing.resources is not None:
+        entries: dict[str, dict[str, Any]] = {}
+        for resource in listing.resources:
+            uri = resource.get("uri") if isinstance(resource, Mapping) else None
+            if isinstance(uri, str) and uri and not is_glob(uri):  # a URI with * or ? would read as a glob
+                entries.setdefault(uri, {"note": REQUEST_NOTE})
+        for template in listing.templates or []:
+            text = template.get("uriTemplate") if isinstance(template, Mapping) else None
+            if not isinstance(text, str) or is_glob(text):
+                continue
+            glob = re.sub(r"\{[^{}]*\}", "*", text)
+            # Two equally specific globs matching the same URI would not load: keep the first.
+            if glob in entries or not is_glob(glob):
+                continue
+            if any(
+                is_glob(k) and literal_length(k) == literal_length(glob) and globs_overlap(k, glob) for k in entries
+            ):
+                continue
+            entries[glob] = {"note": TEMPLATE_NOTE.format(template=text)}
+        if entries:
+            sections["resources"] = {"default": "allow", "hide": [], "rules": entries}
+    return sections
+
+
 @dataclass
 class Draft:
     """A policy and its lock for one server, not written yet."""
@@ -155,6 +197,7 @@ def draft(
     if listing is None:
         return None
     policy, rows = build_policy([t for t in listing.tools if isinstance(t, Mapping)])
+    policy.update(request_sections(listing))
     # Check arguments against the pinned schemas: a starter policy should notice the server changing.
     policy["pins"] = {"file": lock_name, "mode": "enforce"}
     policy["validate_arguments"] = True
@@ -231,6 +274,11 @@ def run(args: argparse.Namespace) -> int:
         return exits.FAILED
 
     print_table(made.server, made.rows)
+    policy_doc = json.loads(made.policy_text)
+    for section, noun in (("prompts", "prompt(s)"), ("resources", "resource URI(s) and template(s)")):
+        if section in policy_doc:
+            count = len(policy_doc[section]["rules"])
+            _say(f"{count} {noun} listed under {section!r}, allowed (its default): add rules there to limit or deny")
     tests_note = _starter_tests(output, made, args.force)
     if not made.rows:
         _say("the server lists no tools: with default deny, any tool it adds later is refused until listed")

@@ -38,6 +38,10 @@ class Listing:
     server: dict[str, Any] = field(default_factory=dict)  # command, name, version, protocolVersion
     problems: list[str] = field(default_factory=list)  # entries that cannot be pinned, duplicate names
     capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES  # what the listing client declared
+    # What the server lists besides tools (None: it does not offer prompts, or resources), for init's sections.
+    prompts: list[dict[str, Any]] | None = None
+    resources: list[dict[str, Any]] | None = None
+    templates: list[dict[str, Any]] | None = None
 
 
 def say(message: str) -> None:
@@ -136,6 +140,9 @@ async def list_raw_tools(
         command=command[0], args=list(command[1:]), env={**os.environ, **(env or {})}, cwd=cwd
     )
     tools: list[dict[str, Any]] = []
+    prompts: list[dict[str, Any]] | None = None
+    resources: list[dict[str, Any]] | None = None
+    templates: list[dict[str, Any]] | None = None
     server: dict[str, Any] = {}
     with anyio.fail_after(timeout):
         async with Client(params, mode="auto", **_callbacks(capabilities)) as client:
@@ -144,26 +151,38 @@ async def list_raw_tools(
                 server["name"] = info.name
                 server["version"] = info.version
             server["protocolVersion"] = client.protocol_version
-            cursor: str | None = None
-            seen: set[str] = set()
-            for _ in range(PAGE_CAP):
-                request = types.ListToolsRequest(params=types.PaginatedRequestParams(cursor=cursor))
-                page = (await client.session.send_request(request, RawResult)).model_extra or {}
-                listed = page.get("tools")
-                if not isinstance(listed, list):
-                    raise RuntimeError("the server's tools/list result has no tools array")
-                tools.extend(listed)
-                next_cursor = page.get("nextCursor")
-                if next_cursor is None:
-                    break
-                if not isinstance(next_cursor, str):
-                    raise RuntimeError(f"the server sent a nextCursor that is not a string: {next_cursor!r}")
-                if next_cursor in seen:
-                    raise RuntimeError(f"the server sent the tools/list cursor {next_cursor!r} twice")
-                seen.add(next_cursor)
-                cursor = next_cursor
-            else:
-                raise RuntimeError(f"tools/list did not end after {PAGE_CAP} pages")
+
+            async def every_page(kind: Any, method: str, field: str) -> list[Any]:
+                entries: list[Any] = []
+                cursor: str | None = None
+                seen: set[str] = set()
+                for _ in range(PAGE_CAP):
+                    request = kind(params=types.PaginatedRequestParams(cursor=cursor))
+                    page = (await client.session.send_request(request, RawResult)).model_extra or {}
+                    listed = page.get(field)
+                    if not isinstance(listed, list):
+                        raise RuntimeError(f"the server's {method} result has no {field} array")
+                    entries.extend(listed)
+                    next_cursor = page.get("nextCursor")
+                    if next_cursor is None:
+                        return entries
+                    if not isinstance(next_cursor, str):
+                        raise RuntimeError(f"the server sent a nextCursor that is not a string: {next_cursor!r}")
+                    if next_cursor in seen:
+                        raise RuntimeError(f"the server sent the {method} cursor {next_cursor!r} twice")
+                    seen.add(next_cursor)
+                    cursor = next_cursor
+                raise RuntimeError(f"{method} did not end after {PAGE_CAP} pages")
+
+            tools = await every_page(types.ListToolsRequest, "tools/list", "tools")
+            offers = client.server_capabilities
+            if offers.prompts is not None:
+                prompts = await every_page(types.ListPromptsRequest, "prompts/list", "prompts")
+            if offers.resources is not None:
+                resources = await every_page(types.ListResourcesRequest, "resources/list", "resources")
+                templates = await every_page(
+                    types.ListResourceTemplatesRequest, "resources/templates/list", "resourceTemplates"
+                )
     problems: list[str] = []
     names: set[str] = set()
     for index, tool in enumerate(tools):
@@ -174,7 +193,7 @@ async def list_raw_tools(
             problems.append(f"the server lists {name!r} more than once; the first definition is pinned")
         else:
             names.add(name)
-    return Listing(tools=tools, server=server, problems=problems, capabilities=tuple(capabilities))
+    return Listing(tools, server, problems, tuple(capabilities), prompts, resources, templates)
 
 
 def fetch_listing(

@@ -23,7 +23,8 @@ DECISIONS = ("allowed", "approved", "refused", "declined", "monitored")
 JSON_HELP = (
     'print one JSON object for scripts: {"since", "audit_log", "decisions": [{"server", "tool", "counts": '
     '{"allowed", "approved", "refused", "declined", "monitored"}, "refused_by_rule": {RULE: N}}], "counters": '
-    '[{"rule", "counter", "scope", "used", "max", "window_s"}] (with --policy and --state, else [])}'
+    '[{"rule", "counter", "scope", "used", "max", "window_s"}] (with --policy and --state, else []), '
+    '"labels": [{"holder", "label", "tool", "server", "at"}] (the flow labels held now)}'
 )
 
 
@@ -51,8 +52,8 @@ def counter_levels(policy_path: str, state: str, server_name: str | None) -> lis
     store = open_store(state)
     rows = []
     for path, limit in all_limits(policy):
-        if limit.scope == "grant" or (limit.scope == "server" and not server_name):
-            continue
+        if limit.scope == "grant" or (limit.scope == "server" and not server_name) or limit.key is not None:
+            continue  # a keyed limit has one count per value, not one number to show
         window = window_seconds(limit.window)
         used = store.usage(store_key(limit.scope, limit.counter, server_name or ""), window)
         rows.append(
@@ -83,9 +84,10 @@ def run(args: argparse.Namespace) -> int:
         table[key][decision] += 1
         if decision in ("refused", "monitored", "declined"):
             rules[key][str(record.get("rule"))] += 1
+    from mcp_guard.limits.base import StoreUnavailable
+
     levels: list[dict[str, Any]] = []
     if args.policy and args.state:
-        from mcp_guard.limits.base import StoreUnavailable
         from mcp_guard.policy.load import PolicyError
 
         try:
@@ -93,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         except (PolicyError, StoreUnavailable, ValueError) as exc:
             print(f"mcp-guard stats: cannot read the counters: {exc}", file=sys.stderr)
             return 2
+    try:
+        labels = held_labels(args.state)
+    except (StoreUnavailable, ValueError) as exc:
+        print(f"mcp-guard stats: cannot read the flow ledger: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         out = [
             {
@@ -103,10 +110,17 @@ def run(args: argparse.Namespace) -> int:
             }
             for server, tool in sorted(table)
         ]
-        document = {"since": args.since, "audit_log": str(log_path(args)), "decisions": out, "counters": levels}
+        document = {
+            "since": args.since,
+            "audit_log": str(log_path(args)),
+            "decisions": out,
+            "counters": levels,
+            "labels": labels,
+        }
         print(json_for_people(document, indent=2))
         return 0
     _print_levels(levels)
+    _print_labels(labels)
     if not table:
         print(f"no decisions in the audit log since {shown(args.since)}")
         return 0
@@ -129,6 +143,41 @@ def run(args: argparse.Namespace) -> int:
     for line in aligned(rows, widths_of(rows), frozenset({2, 3, 4})):
         print(line)
     return 0
+
+
+def held_labels(state: str | None) -> list[dict[str, Any]]:
+    """The flow labels held now, per holder, from the guards' store (the default ledger file, if it exists)."""
+    from mcp_guard.commands.flows import ledger_absent
+    from mcp_guard.flows.ledger import open_ledger
+
+    if ledger_absent(state):
+        return []
+    return [
+        {"holder": h.holder, "label": h.label, "tool": h.tool, "server": h.server, "at": h.at}
+        for h in open_ledger(state).entries()
+    ]
+
+
+def _print_labels(labels: list[dict[str, Any]]) -> None:
+    if not labels:
+        return
+    import time
+
+    print("flow labels held now")
+    rows = [["holder", "label", "from tool", "server", "acquired"]]
+    rows += [
+        [
+            shown(row["holder"]),
+            shown(row["label"]),
+            shown(row["tool"]),
+            shown(row["server"]),
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(row["at"])),
+        ]
+        for row in labels
+    ]
+    for line in aligned(rows, widths_of(rows), frozenset()):
+        print(line)
+    print()
 
 
 def _print_levels(levels: list[dict[str, Any]]) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_guard.canonical import canonical_json
-from mcp_guard.pipeline import Approved, CallIn, Hold, Pipeline, Refuse, Relay, Snapshot, Verdict
+from mcp_guard.pipeline import Approved, CallIn, Hold, Kind, Pipeline, Refuse, Relay, Snapshot, Verdict
 from mcp_guard.policy.cases import Case, Expectation, PolicyTests, case_problems, expectation, offset_seconds
 from mcp_guard.policy.decision import Approve, Deny
 from mcp_guard.policy.load import PolicyError, Problem, load_policy, parse_source, problems_from, read_file
@@ -187,11 +187,11 @@ def run_case(case: Case, snapshot: Snapshot, line: int | None = None) -> CaseRes
         for k in range(step.repeat):
             session.clock.now = start + k * every
             result.calls += 1
-            outcome = session.call(step.call.tool, step.call.args, step.approved, step.result)
+            outcome = session.call(step.call.name, step.call.args, step.approved, step.result, step.call.kind)
             if outcome is None:
                 result.status = "error"
                 result.error = (
-                    f"step {step_no}: {step.call.tool!r}'s arguments are checked against its inputSchema "
+                    f"step {step_no}: {step.call.name!r}'s arguments are checked against its inputSchema "
                     "(validate_arguments), which the guard reads from the server's tool list; give the test a lock "
                     "file to stand in for it (lock: FILE, --lock FILE, or the policy's pins.file)"
                 )
@@ -209,7 +209,7 @@ def run_case(case: Case, snapshot: Snapshot, line: int | None = None) -> CaseRes
                     k + 1,
                     step.repeat,
                     session.clock.now,
-                    step.call.tool,
+                    step.call.name,
                     step.call.args,
                     expected,
                     outcome,
@@ -234,35 +234,38 @@ def _compare(expected: Expectation, actual: Outcome) -> tuple[str, ...]:
 
 
 class _Session:
-    """One case's calls, as one client's session with one guard: a limiter, a clock and a person.
+    """One case's calls, as one client's session with one guard: a limiter, a flow ledger, a clock and a person.
 
-    Flow rules (issue 20) will add their ledger here: it is per session state like the limiter, built in
-    ``__init__`` and fed in :meth:`_relayed` with each call the guard let through (and, once steps can
-    give one, the server's result, for result labels). Their pipeline stage needs no change here:
-    :class:`Pipeline` runs :data:`mcp_guard.pipeline.STAGES`, whatever it holds.
+    Each call the guard let through gets the step's result (``ok`` or ``error``) through the result stages,
+    so a successful call acquires its flow labels as in the guard.
     """
 
     def __init__(self, snapshot: Snapshot) -> None:
+        from dataclasses import replace
+
+        from mcp_guard.commands.explaining import dry_run_flows
         from mcp_guard.judge import Judge
         from mcp_guard.limits.memory import MemoryLimiter
 
-        self.snapshot = snapshot
         self.clock = SimulatedClock()
+        # Every scope's labels in memory, on the case's clock: a case is one client's session.
+        snapshot = replace(snapshot, flows=dry_run_flows(snapshot.engine, snapshot.integrity, (), self.clock))
+        self.snapshot = snapshot
         # Every scope counts in this one limiter, as in a guard without --state: a case is one session.
         self.limiter = MemoryLimiter(self.clock)
         self.person = _Person(self.clock)
         self.pipeline = Pipeline(Judge(snapshot.engine, self.limiter), self.person)
         self._ids = 0
 
-    def call(self, tool: str, arguments: dict[str, Any], approved: bool | None, result: str) -> Outcome | None:
+    def call(
+        self, tool: str, arguments: dict[str, Any], approved: bool | None, result: str, kind: Kind = "tool"
+    ) -> Outcome | None:
         """The guard's decision on this call, or None when it would wait for the server's tool list."""
-        from mcp_guard.commands.explaining import summary
+        from mcp_guard.commands.explaining import request_in, summary
 
         self._ids += 1
-        params: dict[str, Any] = {"name": tool, "arguments": arguments}
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": self._ids, "method": "tools/call", "params": params}
         self.person.answer = approved
-        verdict = self.pipeline.judge_call(CallIn(self._ids, tool, arguments, params, message, False), self.snapshot)
+        verdict = self.pipeline.judge_call(request_in(tool, arguments, kind, self._ids), self.snapshot)
         if isinstance(verdict, Relay):
             self._relayed(verdict, result)
         said = summary(verdict)
@@ -271,10 +274,19 @@ class _Session:
         return Outcome(said["decision"], said["rule"], said["reason"], said.get("kind"))
 
     def _relayed(self, verdict: Relay, result: str) -> None:
-        # What the session does once the server answers: an error gives back refund_on_error limits.
+        # What the session does once the server answers: an error gives back refund_on_error limits; the
+        # settled stages see the answer (a success acquires flow labels).
+        from mcp_guard.pipeline import run_settled_stages
+
         receipt = verdict.record.refund
         if result == "error" and receipt is not None:
             self.limiter.refund(receipt)
+        answer: dict[str, Any] = {
+            "jsonrpc": "2.0",
+            "id": self._ids,
+            "result": {"content": [], "isError": result == "error"},
+        }
+        run_settled_stages(verdict.record, answer, self.snapshot)
 
 
 class _Person:

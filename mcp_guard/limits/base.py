@@ -14,6 +14,9 @@ class Charge:
     ``cost`` is 1 for a rate limit and the call's amount for a spend cap. ``rule`` is
     the limit's path in the policy document, carried so a refusal can name it.
     ``counter`` is the store key: the policy's counter name, prefixed by its scope.
+    A keyed limit (``key`` in the policy) has one counter per key value: ``counter`` names that
+    one (``per_customer["cus_1"]``), ``family`` the policy's counter they all belong to, and
+    ``max_keys`` bounds how many keys the family may track at once.
     """
 
     counter: str
@@ -24,6 +27,8 @@ class Charge:
     reason: str | None = None
     scope: str = "grant"
     refund_on_error: bool = False
+    family: str | None = None
+    max_keys: int = 0
 
 
 @dataclass(slots=True)
@@ -31,12 +36,14 @@ class LimitRefusal:
     """The first charge that did not fit, and when it would.
 
     ``retry_after_s`` is None when the charge can never fit (its cost alone exceeds
-    ``max``).
+    ``max``). ``keys_full``: the charge is a new key of a family that already tracks
+    ``max_keys`` keys (``used`` is then that number of keys); it fits once a key's window empties.
     """
 
     charge: Charge
     used: float
     retry_after_s: float | None
+    keys_full: bool = False
 
 
 @dataclass(slots=True)

@@ -86,6 +86,8 @@ class MemoryLimiter:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._logs: dict[str, _Log] = {}
         self._longest: dict[str, float] = {}
+        # Keyed limits: per family, each key counter's expiry (its newest stamp plus its longest window).
+        self._keys: dict[str, dict[str, float]] = {}
         # A plain lock taken once per call (an RLock re-entered cost a measurable share of a decision).
         self._lock = threading.Lock()
         self._clock = clock
@@ -112,6 +114,10 @@ class MemoryLimiter:
 
     def check_locked(self, charges: Sequence[Charge], now: float) -> LimitRefusal | None:
         for charge in charges:
+            if charge.family is not None:
+                full = self._keys_full(charge, now)
+                if full is not None:
+                    return full
             log = self._logs.get(charge.counter)
             used = log.used(charge.window_s, now) if log is not None else 0.0
             if used + charge.cost > charge.max:
@@ -136,7 +142,27 @@ class MemoryLimiter:
                 log = self._logs[charge.counter] = _Log()
             log.prune(self._longest[charge.counter], now)
             log.record(now, charge.cost)
+            if charge.family is not None:
+                self._keys.setdefault(charge.family, {})[charge.counter] = now + self._longest[charge.counter]
         return Receipt(tuple(charges), now)
+
+    def _keys_full(self, charge: Charge, now: float) -> LimitRefusal | None:
+        """A refusal when ``charge`` is a new key and its family tracks ``max_keys`` keys already.
+
+        A key is tracked while its window holds a call: once that empties, forgetting it resets nothing.
+        """
+        keys = self._keys.get(charge.family or "")
+        if keys is None:
+            return None
+        expires = keys.get(charge.counter)
+        if (expires is not None and expires >= now) or len(keys) < charge.max_keys:
+            return None
+        for key in [k for k, at in keys.items() if at < now]:
+            del keys[key]
+            self._logs.pop(key, None)  # its window is empty: nothing of it is left to count
+        if len(keys) < charge.max_keys:
+            return None
+        return LimitRefusal(charge, float(len(keys)), max(0.0, min(keys.values()) - now), keys_full=True)
 
     def refund(self, receipt: Receipt) -> None:
         """Take back what ``receipt`` recorded; a second refund of the same receipt does nothing."""

@@ -44,19 +44,23 @@ ACQUIRE_LUA = (
     _LUA_HELPERS
     + """
 -- KEYS[1]: hash of each counter's longest window (us); KEYS[2]: the call sequence;
--- KEYS[2 + i], i = 1..u: counter i's sorted set.
+-- KEYS[2 + i], i = 1..u: counter i's sorted set; KEYS[2 + u + f]: keyed family f's sorted set
+-- (its key counters, scored by when each expires, in us).
 -- ARGV[1]: the number of charges n; ARGV[2]: '' to use the server's clock (else a time in us, for tests);
--- then 4 values per charge: counter index, window (us), max, cost;
--- then 2 values per counter: the cost recorded on it, the longest window among its charges (us).
--- Returns {1, now, tag} when admitted, {0, charge number, used, retry_after (us) or ''} when not.
+-- ARGV[3]: the number of counters u;
+-- then 5 values per charge: counter index, window (us), max, cost, max_keys (0: not keyed);
+-- then 3 values per counter: the cost recorded on it, the longest window among its charges (us),
+-- its family index (0: not keyed).
+-- Returns {1, now, tag} when admitted, {0, charge number, used, retry_after (us) or '', 'keys' or ''}
+-- when not ('keys': a new key of a family that tracks max_keys keys already).
 local clock = tonumber(ARGV[2])
 if not clock then
   local t = redis.call('TIME')
   clock = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local now = clock
-local u = #KEYS - 2
 local n = tonumber(ARGV[1])
+local u = tonumber(ARGV[3])
 local total = {}
 for i = 1, u do
   local newest = redis.call('ZRANGE', KEYS[2 + i], -1, -1, 'WITHSCORES')
@@ -69,11 +73,26 @@ for i = 1, u do
     total[i] = false
   end
 end
+local b = 4 + 5 * n
 for k = 1, n do
-  local a = 3 + 4 * (k - 1)
+  local a = 4 + 5 * (k - 1)
   local i = tonumber(ARGV[a])
   local window, max, cost = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local key = KEYS[2 + i]
+  local f = tonumber(ARGV[b + 3 * (i - 1) + 2])
+  if f > 0 then
+    -- A key is tracked while its window holds a call; a new one needs room under max_keys.
+    local family = KEYS[2 + u + f]
+    local expires = redis.call('ZSCORE', family, key)
+    if not expires or tonumber(expires) < now then
+      redis.call('ZREMRANGEBYSCORE', family, '-inf', '(' .. fmt(now))
+      local tracked = redis.call('ZCARD', family)
+      if tracked >= tonumber(ARGV[a + 4]) then
+        local soonest = tonumber(redis.call('ZRANGE', family, 0, 0, 'WITHSCORES')[2])
+        return {0, k, fmt(tracked), fmt(math.max(0, soonest - now)), 'keys'}
+      end
+    end
+  end
   local used, first = 0, false
   if total[i] then
     -- The window is closed: a stamp at exactly now - window still counts (with a
@@ -85,7 +104,7 @@ for k = 1, n do
     end
   end
   if used + cost > max then
-    if cost > max or not first then return {0, k, fmt(used), ''} end
+    if cost > max or not first then return {0, k, fmt(used), '', ''} end
     -- The first stamp j (from the window's start) whose running total reaches
     -- total + cost - max: once it leaves the window, what remains plus cost fits.
     local need = total[i] + cost - max
@@ -99,15 +118,15 @@ for k = 1, n do
     local at = tonumber(redis.call('ZRANGE', key, lo, lo, 'WITHSCORES')[2])
     local retry = at + window - now
     if retry < 0 then retry = 0 end
-    return {0, k, fmt(used), fmt(retry)}
+    return {0, k, fmt(used), fmt(retry), ''}
   end
 end
 local tag = string.format('%016x', redis.call('INCR', KEYS[2]))
-local b = 3 + 4 * n
 for i = 1, u do
   local key = KEYS[2 + i]
-  local cost = tonumber(ARGV[b + 2 * (i - 1)])
-  local longest = tonumber(ARGV[b + 2 * (i - 1) + 1])
+  local cost = tonumber(ARGV[b + 3 * (i - 1)])
+  local longest = tonumber(ARGV[b + 3 * (i - 1) + 1])
+  local f = tonumber(ARGV[b + 3 * (i - 1) + 2])
   local known = tonumber(redis.call('HGET', KEYS[1], key) or '0')
   if known >= longest then
     longest = known
@@ -122,6 +141,12 @@ for i = 1, u do
   end
   redis.call('ZADD', key, fmt(now), tag .. ':' .. fmt(before) .. ':' .. fmt(cost))
   redis.call('PEXPIRE', key, math.ceil((now - clock + longest) / 1000) + 1)
+  if f > 0 then
+    local family = KEYS[2 + u + f]
+    redis.call('ZADD', family, fmt(now + longest), key)
+    local ttl = math.ceil((now - clock + longest) / 1000) + 1
+    if redis.call('PTTL', family) < ttl then redis.call('PEXPIRE', family, ttl) end
+  end
 end
 return {1, fmt(now), tag}
 """
@@ -268,22 +293,40 @@ class RedisLimiter:
             return RedisReceipt((), 0.0, ())
         counters = list(dict.fromkeys(c.counter for c in charges))
         index = {counter: i + 1 for i, counter in enumerate(counters)}
-        args: list[Any] = [len(charges), self._now_us()]
+        families = list(dict.fromkeys(c.family for c in charges if c.family is not None))
+        family_index = {family: i + 1 for i, family in enumerate(families)}
+        args: list[Any] = [len(charges), self._now_us(), len(counters)]
         for c in charges:
-            args += [index[c.counter], _num(c.window_s * 1e6), _num(c.max), _num(c.cost)]
+            keyed = c.max_keys if c.family is not None else 0
+            args += [index[c.counter], _num(c.window_s * 1e6), _num(c.max), _num(c.cost), keyed]
         for counter in counters:
             # One stamp per counter per call, costing what its first charge costs and
             # kept as long as the longest window among the charges naming it needs.
             naming = [c for c in charges if c.counter == counter]
-            args += [_num(naming[0].cost), _num(max(c.window_s for c in naming) * 1e6)]
-        keys = [f"{self.prefix}windows", f"{self.prefix}seq", *(self.key(c) for c in counters)]
+            family = naming[0].family
+            args += [
+                _num(naming[0].cost),
+                _num(max(c.window_s for c in naming) * 1e6),
+                family_index[family] if family is not None else 0,
+            ]
+        keys = [
+            f"{self.prefix}windows",
+            f"{self.prefix}seq",
+            *(self.key(c) for c in counters),
+            *(f"{self.prefix}keys:{f}" for f in families),
+        ]
         reply = self._call(self._acquire_script, keys, args)
         if int(reply[0]) == 1:
             now = _text(reply[1])
             tag = _text(reply[2])
             return RedisReceipt(tuple(charges), float(now) / 1e6, tuple((c, now, tag) for c in counters))
         retry = _text(reply[3])
-        return LimitRefusal(charges[int(reply[1]) - 1], float(reply[2]), float(retry) / 1e6 if retry else None)
+        return LimitRefusal(
+            charges[int(reply[1]) - 1],
+            float(reply[2]),
+            float(retry) / 1e6 if retry else None,
+            keys_full=_text(reply[4]) == "keys",
+        )
 
     def refund(self, receipt: Receipt) -> None:
         """Remove the members ``receipt`` added; receipts from other stores name none, so nothing happens."""

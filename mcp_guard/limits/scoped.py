@@ -43,7 +43,10 @@ class ScopedLimiter:
         self.server_name = server_name
 
     def _key(self, charge: Charge) -> Charge:
-        return replace(charge, counter=store_key(charge.scope, charge.counter, self.server_name))
+        family = charge.family
+        if family is not None:
+            family = store_key(charge.scope, family, self.server_name)
+        return replace(charge, counter=store_key(charge.scope, charge.counter, self.server_name), family=family)
 
     def split(self, charges: Sequence[Charge]) -> tuple[list[Charge], list[Charge]]:
         if self.shared is None:

@@ -53,6 +53,20 @@ CREATE TABLE IF NOT EXISTS counters (
     total REAL NOT NULL,
     last_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS flow_labels (  -- the flow ledger (mcp_guard.flows.ledger): who holds which label since when
+    holder TEXT NOT NULL,
+    label TEXT NOT NULL,
+    at REAL NOT NULL,
+    tool TEXT NOT NULL,
+    server TEXT NOT NULL,
+    PRIMARY KEY (holder, label)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS keyed (  -- keyed limits: the key counters each family tracks, until they expire
+    family TEXT NOT NULL,
+    counter TEXT NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (family, counter)
+) WITHOUT ROWID;
 """
 
 SLACK_S = 1e-9
@@ -197,6 +211,13 @@ class SqliteLimiter:
         with self._lock:
             self._drop()
 
+    def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on this store's connection, under its lock (the flow ledger shares the file)."""
+        return self._run(work)
+
+    def now(self) -> float:
+        return self._clock()
+
     # --- the Limiter interface ------------------------------------------------------------
 
     def acquire(self, charges: Sequence[Charge]) -> LimitRefusal | Receipt:
@@ -245,6 +266,11 @@ class SqliteLimiter:
                 now = known[2]
 
         for charge in charges:
+            if charge.family is not None:
+                full = self._keys_full(conn, charge, now)
+                if full is not None:
+                    conn.execute("ROLLBACK")
+                    return full
             known = state[charge.counter]
             used = 0.0
             first = None
@@ -284,12 +310,33 @@ class SqliteLimiter:
                 "last_at = excluded.last_at",
                 (counter, longest, before + cost, now),
             )
+            if naming[0].family is not None:
+                conn.execute(
+                    "INSERT INTO keyed (family, counter, expires) VALUES (?, ?, ?) "
+                    "ON CONFLICT (family, counter) DO UPDATE SET expires = excluded.expires",
+                    (naming[0].family, counter, now + longest),
+                )
         self._since_sweep += 1
         if self._since_sweep >= SWEEP_EVERY:
             self._since_sweep = 0
             self._sweep(conn, now)
         conn.execute("COMMIT")
         return SqliteReceipt(tuple(charges), now, tuple(rows))
+
+    @staticmethod
+    def _keys_full(conn: sqlite3.Connection, charge: Charge, now: float) -> LimitRefusal | None:
+        """A refusal when ``charge`` is a new key and its family tracks ``max_keys`` live keys already."""
+        row = conn.execute(
+            "SELECT expires FROM keyed WHERE family = ? AND counter = ?", (charge.family, charge.counter)
+        ).fetchone()
+        if row is not None and float(row[0]) >= now:
+            return None
+        live = conn.execute(
+            "SELECT count(*), min(expires) FROM keyed WHERE family = ? AND expires >= ?", (charge.family, now)
+        ).fetchone()
+        if int(live[0]) < charge.max_keys:
+            return None
+        return LimitRefusal(charge, float(live[0]), max(0.0, float(live[1]) - now), keys_full=True)
 
     @staticmethod
     def _retry_after(conn: sqlite3.Connection, charge: Charge, total: float, now: float) -> float:
@@ -319,6 +366,10 @@ class SqliteLimiter:
             "UPDATE counters SET total = 0 WHERE total != 0 "
             "AND NOT EXISTS (SELECT 1 FROM stamps WHERE stamps.counter = counters.counter)"
         )
+        # A key counter whose window emptied is forgotten whole: keys are many and often short-lived.
+        conn.execute("DELETE FROM counters WHERE counter IN (SELECT counter FROM keyed WHERE expires < ?)", (now,))
+        conn.execute("DELETE FROM stamps WHERE counter IN (SELECT counter FROM keyed WHERE expires < ?)", (now,))
+        conn.execute("DELETE FROM keyed WHERE expires < ?", (now,))
 
     def _refund(self, conn: sqlite3.Connection, receipt: Receipt) -> None:
         conn.execute("BEGIN IMMEDIATE")

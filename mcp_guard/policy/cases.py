@@ -19,7 +19,7 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from mcp_guard.policy.source import PathKey
 
@@ -59,10 +59,32 @@ class _Strict(BaseModel):
 
 
 class CallSpec(_Strict):
-    """The ``tools/call`` a client would send: ``{tool: create_charge, args: {amount: 50}}``."""
+    """The ``tools/call`` a client would send: ``{tool: create_charge, args: {amount: 50}}``; or a
+    ``prompts/get`` (``{prompt: fetch, args: {url: …}}``) or ``resources/read`` (``{resource: URI}``)."""
 
-    tool: str = Field(min_length=1, description="The tool's name.")
-    args: dict[str, Any] = Field(default_factory=dict, description="The call's arguments (a JSON object).")
+    tool: str | None = Field(default=None, min_length=1, description="The tool's name.")
+    prompt: str | None = Field(default=None, min_length=1, description="A prompt's name (a prompts/get).")
+    resource: str | None = Field(default=None, min_length=1, description="A resource's URI (a resources/read).")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="The call's (or prompt's) arguments (a JSON object)."
+    )
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> CallSpec:
+        named = [key for key in ("tool", "prompt", "resource") if getattr(self, key) is not None]
+        if len(named) != 1:
+            raise ValueError("a call names exactly one of 'tool', 'prompt' or 'resource'")
+        if self.resource is not None and self.args:
+            raise ValueError("a resource read has no 'args'")
+        return self
+
+    @property
+    def kind(self) -> Literal["tool", "prompt", "resource"]:
+        return "prompt" if self.prompt is not None else "resource" if self.resource is not None else "tool"
+
+    @property
+    def name(self) -> str:
+        return self.tool or self.prompt or self.resource or ""
 
     @field_validator("args")
     @classmethod

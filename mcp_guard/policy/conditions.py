@@ -71,11 +71,14 @@ class ArgPath:
         return value
 
 
-def parse_path(text: str) -> ArgPath:
-    if text == "tool":
+def parse_path(text: str, subject: str = "tool") -> ArgPath:
+    """``subject`` names what is judged: 'tool', 'prompt' (both with arguments) or 'uri' (a resource, none)."""
+    if text == subject:
         return ArgPath(text, (), is_tool=True)
+    if subject == "uri":
+        raise ConditionError("path", f"path {text!r} is not understood: a resource's conditions test 'uri'")
     if not text.startswith("args"):
-        raise ConditionError("path", f"path {text!r} must be 'tool' or start with 'args.' (e.g. 'args.amount')")
+        raise ConditionError("path", f"path {text!r} must be {subject!r} or start with 'args.' (e.g. 'args.amount')")
     rest = text[4:]
     parts: list[PathPart] = []
     pos = 0
@@ -280,8 +283,8 @@ _OP_WORDS = {
 }
 
 
-def compile_condition(condition: Condition, rule: str) -> CompiledCondition:
-    path = parse_path(condition.path)
+def compile_condition(condition: Condition, rule: str, subject: str = "tool") -> CompiledCondition:
+    path = parse_path(condition.path, subject)
     if condition.op == "exists":
         if condition.value is not None and not isinstance(condition.value, bool):
             raise ConditionError("value", "'exists' takes true, false or no value")

@@ -22,6 +22,7 @@ DenyKind = Literal[
     "invalid_arguments",
     "busy",
     "tool_description",
+    "flow",
 ]
 
 

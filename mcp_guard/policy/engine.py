@@ -9,12 +9,14 @@ and last the limits.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mcp_guard.canonical import canonical_json
 from mcp_guard.limits.base import Charge
 from mcp_guard.policy.conditions import (
     MISSING,
@@ -27,7 +29,16 @@ from mcp_guard.policy.conditions import (
 )
 from mcp_guard.policy.decision import Allow, Approve, Decision, Deny
 from mcp_guard.policy.globs import glob_matches, globs_overlap, is_glob, literal_length
-from mcp_guard.policy.model import Condition, ConditionGroup, Limit, Policy, ToolRule, window_seconds
+from mcp_guard.policy.model import (
+    Condition,
+    ConditionGroup,
+    Limit,
+    Policy,
+    RequestRule,
+    RequestSection,
+    ToolRule,
+    window_seconds,
+)
 from mcp_guard.policy.source import PathKey
 
 if TYPE_CHECKING:
@@ -37,9 +48,16 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9_\-*?]+")
 _CACHE_LIMIT = 4096
 
 
-def key_path(key: str) -> str:
+def key_path(key: str, prefix: str = "tools") -> str:
     """``tools.NAME`` as a readable document path (quoted when the name has dots or spaces)."""
-    return f"tools.{key}" if _IDENTIFIER.fullmatch(key) else f'tools["{key}"]'
+    return f"{prefix}.{key}" if _IDENTIFIER.fullmatch(key) else f'{prefix}["{key}"]'
+
+
+# The request kinds a policy section judges besides tools: (section, noun in messages, condition subject).
+SECTIONS: dict[str, tuple[str, str, str]] = {
+    "prompt": ("prompts", "Prompt", "prompt"),
+    "resource": ("resources", "Resource", "uri"),
+}
 
 
 class PolicyCompileError(Exception):
@@ -51,7 +69,19 @@ class PolicyCompileError(Exception):
 class _CompiledLimit:
     """One limit, ready to charge. A call-count limit's charge is the same every call, so it is built once."""
 
-    __slots__ = ("amount", "counter", "fixed", "max", "reason", "refund_on_error", "rule", "scope", "window_s")
+    __slots__ = (
+        "amount",
+        "counter",
+        "fixed",
+        "key",
+        "max",
+        "max_keys",
+        "reason",
+        "refund_on_error",
+        "rule",
+        "scope",
+        "window_s",
+    )
 
     def __init__(
         self,
@@ -63,6 +93,8 @@ class _CompiledLimit:
         amount: ArgPath | None,
         scope: str,
         refund_on_error: bool,
+        key: ArgPath | None = None,
+        max_keys: int = 0,
     ) -> None:
         self.counter = counter
         self.window_s = window_s
@@ -72,12 +104,28 @@ class _CompiledLimit:
         self.amount = amount
         self.scope = scope
         self.refund_on_error = refund_on_error
-        self.fixed = self._charge(1.0) if amount is None else None
+        self.key = key
+        self.max_keys = max_keys
+        self.fixed = self._charge(1.0) if amount is None and key is None else None
 
     def charge(self, tool: str, arguments: Mapping[str, Any]) -> Charge | Deny:
         if self.fixed is not None:
             return self.fixed
-        assert self.amount is not None  # noqa: S101 - fixed is None only for spend caps
+        counter = self.counter
+        if self.key is not None:
+            keyed = key_value(self.key.resolve(tool, arguments))
+            if keyed is None:
+                value = self.key.resolve(tool, arguments)
+                shown = "missing" if value is MISSING else f"{type(value).__name__ if value is not None else 'null'}"
+                return Deny(
+                    "invalid",
+                    self.rule,
+                    f"This call is under a limit counted per {self.key.text}, which must be a string, number or "
+                    f"boolean; it is {shown}, so the call is refused.",
+                )
+            counter = f"{self.counter}[{keyed}]"
+        if self.amount is None:
+            return self._charge(1.0, counter)
         value = self.amount.resolve(tool, arguments)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             shown = "missing" if value is MISSING else repr(value)
@@ -87,12 +135,55 @@ class _CompiledLimit:
                 f"This call is under a spend cap that counts {self.amount.text}, which must be a number of zero or "
                 f"more; it is {shown}.",
             )
-        return self._charge(float(value))
+        return self._charge(float(value), counter)
 
-    def _charge(self, cost: float) -> Charge:
+    def _charge(self, cost: float, counter: str | None = None) -> Charge:
+        keyed = self.key is not None
         return Charge(
-            self.counter, self.window_s, self.max, cost, self.rule, self.reason, self.scope, self.refund_on_error
+            counter or self.counter,
+            self.window_s,
+            self.max,
+            cost,
+            self.rule,
+            self.reason,
+            self.scope,
+            self.refund_on_error,
+            self.counter if keyed else None,
+            self.max_keys if keyed else 0,
         )
+
+
+_KEY_TEXT_LIMIT = 96
+
+
+def key_value(value: Any) -> str | None:
+    """The canonical text of a limit's key value, or None when it cannot be a key (missing, null, a list or
+    an object, a number that is not finite). ``1`` and ``1.0`` are one key; a long value is its digest, so
+    store keys stay short."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer():
+            value = int(value)
+    if not isinstance(value, (str, int, float)):
+        return None
+    text = canonical_json(value).decode()
+    return text if len(text) <= _KEY_TEXT_LIMIT else f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFlow:
+    """A flow rule, ready to check: ``rule`` is its path in the document (``flows[0]``)."""
+
+    rule: str
+    sources: frozenset[str]
+    targets: frozenset[str]
+    within_s: float | None
+    action: str
+    scope: str
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -109,8 +200,9 @@ class _CompiledTool:
 
 
 class _Compiler:
-    def __init__(self) -> None:
+    def __init__(self, subject: str = "tool") -> None:
         self.problems: list[tuple[PathKey, str]] = []
+        self.subject = subject  # what a condition's name path is called: tool, prompt or uri
 
     def groups(self, entries: list[Condition | ConditionGroup], where: PathKey, rule: str) -> tuple[CompiledGroup, ...]:
         out: list[CompiledGroup] = []
@@ -131,7 +223,7 @@ class _Compiler:
 
     def condition(self, cond: Condition, where: PathKey, rule: str) -> Any:
         try:
-            return compile_condition(cond, rule)
+            return compile_condition(cond, rule, self.subject)
         except ConditionError as exc:
             self.problems.append(((*where, *exc.at), exc.message))
             return None
@@ -142,12 +234,19 @@ class _Compiler:
             amount = None
             if lim.increment_from is not None:
                 try:
-                    amount = parse_path(lim.increment_from)
+                    amount = parse_path(lim.increment_from, self.subject)
                 except ConditionError as exc:
                     self.problems.append(((*where, i, "increment_from"), exc.message))
                     continue
                 if amount.is_tool:
                     self.problems.append(((*where, i, "increment_from"), "increment_from must name an argument"))
+                    continue
+            key = None
+            if lim.key is not None:
+                try:
+                    key = parse_path(lim.key)
+                except ConditionError as exc:
+                    self.problems.append(((*where, i, "key"), exc.message))
                     continue
             out.append(
                 _CompiledLimit(
@@ -159,13 +258,15 @@ class _Compiler:
                     amount,
                     lim.scope,
                     lim.refund_on_error,
+                    key,
+                    lim.max_keys,
                 )
             )
         return tuple(out)
 
-    def tool(self, key: str, rule: ToolRule) -> _CompiledTool:
-        path = key_path(key)
-        where: PathKey = ("tools", key)
+    def tool(self, key: str, rule: ToolRule | RequestRule, section: PathKey = ("tools",)) -> _CompiledTool:
+        path = key_path(key, ".".join(str(p) for p in section))
+        where: PathKey = (*section, key)
         return _CompiledTool(
             key=key,
             path=path,
@@ -185,13 +286,31 @@ def all_limits(policy: Policy) -> Iterator[tuple[PathKey, Limit]]:
     for name, rule in policy.tools.items():
         for i, lim in enumerate(rule.limits):
             yield ("tools", name, "limits", i), lim
+    for section, _, _ in SECTIONS.values():
+        rules = getattr(policy, section)
+        if rules is None:
+            continue
+        for name, request_rule in rules.rules.items():
+            for i, lim in enumerate(request_rule.limits):
+                yield (section, "rules", name, "limits", i), lim
 
 
 def _document_problems(policy: Policy) -> list[tuple[PathKey, str]]:
     problems: list[tuple[PathKey, str]] = []
     counting: dict[str, tuple[PathKey, str | None]] = {}
     shape: dict[str, tuple[PathKey, str, bool]] = {}
+    keys: dict[str, tuple[PathKey, str | None, int]] = {}
     for path, lim in all_limits(policy):
+        first_key = keys.setdefault(lim.counter, (path, lim.key, lim.max_keys))
+        if first_key[1:] != (lim.key, lim.max_keys):
+            problems.append(
+                (
+                    (*path, "key"),
+                    f"counter {lim.counter!r} is keyed by {lim.key or 'nothing'} (max_keys {lim.max_keys}) here but by "
+                    f"{first_key[1] or 'nothing'} (max_keys {first_key[2]}) at {_dotted(first_key[0])}: limits "
+                    "sharing a counter must count per the same key",
+                )
+            )
         first_shape = shape.setdefault(lim.counter, (path, lim.scope, lim.refund_on_error))
         if first_shape[1:] != (lim.scope, lim.refund_on_error):
             problems.append(
@@ -211,16 +330,26 @@ def _document_problems(policy: Policy) -> list[tuple[PathKey, str]]:
                     f"{_dotted(first[0])}: limits sharing a counter must count the same thing",
                 )
             )
-    globs = [key for key in policy.tools if is_glob(key)]
+    problems.extend(_glob_ties(list(policy.tools), ("tools",), "tool"))
+    for kind, (section, _, _) in SECTIONS.items():
+        rules = getattr(policy, section)
+        if rules is not None:
+            problems.extend(_glob_ties(list(rules.rules), (section, "rules"), kind))
+    return problems
+
+
+def _glob_ties(keys: list[str], where: PathKey, noun: str) -> list[tuple[PathKey, str]]:
+    problems: list[tuple[PathKey, str]] = []
+    globs = [key for key in keys if is_glob(key)]
     for i, a in enumerate(globs):
         for b in globs[i + 1 :]:
             if literal_length(a) == literal_length(b) and globs_overlap(a, b):
                 problems.append(
                     (
-                        ("tools", b),
-                        f"globs {a!r} and {b!r} can match the same tool and are equally specific "
+                        (*where, b),
+                        f"globs {a!r} and {b!r} can match the same {noun} and are equally specific "
                         f"({literal_length(a)} literal characters each), so neither would clearly win: "
-                        "make one more specific or list the tool by its exact name",
+                        f"make one more specific or list the {noun} by its exact name",
                     )
                 )
     return problems
@@ -242,7 +371,12 @@ def compile_problems(policy: Policy) -> list[tuple[PathKey, str]]:
     for key, rule in policy.tools.items():
         compiler.tool(key, rule)
     compiler.limits(policy.all_tools.limits, ("all_tools", "limits"), "all_tools.limits")
-    return compiler.problems + _document_problems(policy) + _results_problems(policy)
+    problems = compiler.problems
+    for kind, (section, _, subject) in SECTIONS.items():
+        rules = getattr(policy, section)
+        if rules is not None:
+            problems.extend(Section(kind, rules, _Compiler(subject)).problems)
+    return problems + _document_problems(policy) + _results_problems(policy)
 
 
 def _results_problems(policy: Policy) -> list[tuple[PathKey, str]]:
@@ -278,6 +412,7 @@ def policy_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
                     )
         if policy.default == "allow" and rule == ToolRule():
             warnings.append((("tools", key), "has no effect: the default is already 'allow'"))
+    warnings += _flow_warnings(policy)
     globs = [key for key in policy.tools if is_glob(key)]
     for key in policy.tools:
         if not is_glob(key):
@@ -288,6 +423,34 @@ def policy_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
                     (("tools", key), f"never applies: every tool it matches is taken by the more specific {other!r}")
                 )
                 break
+    return warnings
+
+
+AUTOMATIC_LABELS = ("read_only", "destructive", "open_world")
+"""Labels the guard adds from a server's tool annotations (mcp_guard.flows.guard)."""
+
+
+def _flow_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
+    """Flow rules naming a label nothing can give (a typo): no tool rule has it, and the guard never adds it."""
+    from mcp_guard.inspect.catalog import DETECTORS
+
+    known = {label for rule in policy.tools.values() for label in rule.labels} | set(AUTOMATIC_LABELS)
+    known |= set(DETECTORS)
+    # A named pattern's findings label the session with its name, like a built-in detector's.
+    sections = [policy.all_tools.results, *(rule.results for rule in policy.tools.values())]
+    known |= {name for results in sections if results is not None for name in results.patterns}
+    warnings: list[tuple[PathKey, str]] = []
+    for i, flow in enumerate(policy.flows):
+        for side, labels in (("from", flow.from_), ("to", flow.to)):
+            for j, label in enumerate(labels):
+                if label not in known:
+                    warnings.append(
+                        (
+                            ("flows", i, side, j),
+                            f"no tool rule gives the label {label!r} and the guard never adds it (it adds "
+                            f"{', '.join(AUTOMATIC_LABELS)} from tool annotations and the result detectors' names)",
+                        )
+                    )
     return warnings
 
 
@@ -324,6 +487,44 @@ class Engine:
         self._rule_cache: dict[str, _CompiledTool | None] = {}
         self._hidden_cache: dict[str, bool] = {}
         self.results = _results_plan(policy)
+        self.flows = tuple(
+            CompiledFlow(
+                f"flows[{i}]",
+                frozenset(flow.from_),
+                frozenset(flow.to),
+                window_seconds(flow.within) if flow.within is not None else None,
+                flow.action,
+                flow.scope,
+                flow.reason,
+            )
+            for i, flow in enumerate(policy.flows)
+        )
+        self.flow_sources = frozenset(label for flow in self.flows for label in flow.sources)
+        # Every tool key (name or glob) that matches adds its labels: a label is a fact about the tool, and
+        # more labels can only stop more calls.
+        self._labelled = tuple((key, frozenset(rule.labels)) for key, rule in policy.tools.items() if rule.labels)
+        self._label_cache: dict[str, frozenset[str]] = {}
+
+        # Only the sections the policy has: without one, its requests are relayed untouched.
+        self.sections: dict[str, Section] = {}
+        for kind, (section, _, _) in SECTIONS.items():
+            rules = getattr(policy, section)
+            if rules is not None:
+                self.sections[kind] = Section(kind, rules)
+
+    def labels_for(self, tool: str) -> frozenset[str]:
+        """The labels the policy gives ``tool`` (the server's annotations add more; see mcp_guard.flows)."""
+        labels = self._label_cache.get(tool)
+        if labels is None:
+            found: set[str] = set()
+            for key, given in self._labelled:
+                if key == tool or (is_glob(key) and glob_matches(key, tool)):
+                    found |= given
+            labels = frozenset(found)
+            if len(self._label_cache) >= _CACHE_LIMIT:
+                self._label_cache.clear()
+            self._label_cache[tool] = labels
+        return labels
 
     def is_hidden(self, tool: str) -> bool:
         hidden = self._hidden_cache.get(tool)
@@ -356,53 +557,136 @@ class Engine:
                     "default",
                     f"Tool {tool!r} is not allowed: the policy does not list it and its default is deny.",
                 )
-            return self._settle(None, tool, arguments, self._global_limits)
-        if rule.action == "deny":
-            return Deny(
-                "deny", f"{rule.path}.action", _sentence(rule.reason or f"The policy denies every call to {tool!r}.")
-            )
-        try:
-            for group in rule.deny_if:
-                if group.matches(tool, arguments):
-                    reason = group.reason or rule.reason or f"Refused because {group.describe()}."
-                    return Deny("condition", group.rule, _sentence(reason))
-            for group in rule.require:
-                failing = next((c for c in group.conditions if not c.matches(tool, arguments)), None)
-                if failing is not None:
-                    reason = failing.reason or group.reason or rule.reason or f"This tool requires {group.describe()}."
-                    return Deny(
-                        "condition", failing.rule if len(group.conditions) > 1 else group.rule, _sentence(reason)
-                    )
-            approval: Approve | None = None
-            for group in rule.approve_if:
-                if group.matches(tool, arguments):
-                    reason = group.reason or rule.reason or f"A person must approve calls where {group.describe()}."
-                    approval = Approve(group.rule, _sentence(reason))
-                    break
-        except Unknowable as exc:
-            return Deny(
-                "condition", exc.rule or rule.path, f"Cannot check this call against the policy: {exc.message}."
-            )
-        if approval is None and rule.action == "approve":
-            approval = Approve(
-                f"{rule.path}.action", _sentence(rule.reason or f"A person must approve calls to {tool!r}.")
-            )
-        settled = self._settle(rule.path, tool, arguments, (*self._global_limits, *rule.limits))
-        if approval is not None and isinstance(settled, Allow):
-            return Approve(approval.rule, approval.reason, settled.charges, rule.remember_s)
-        return settled
+            return _settle(None, tool, arguments, self._global_limits)
+        return _decide_rule(rule, tool, arguments, self._global_limits)
 
-    @staticmethod
-    def _settle(
-        rule: str | None, tool: str, arguments: Mapping[str, Any], limits: tuple[_CompiledLimit, ...]
-    ) -> Allow | Deny:
-        charges: list[Charge] = []
-        for lim in limits:
-            charge = lim.charge(tool, arguments)
-            if isinstance(charge, Deny):
-                return charge
-            charges.append(charge)
-        return Allow(rule, tuple(charges))
+    def section(self, kind: str) -> Section | None:
+        """The compiled ``prompts`` or ``resources`` section, None when the policy has none."""
+        return self.sections.get(kind)
+
+
+class Section:
+    """A compiled ``prompts`` or ``resources`` section: the same rules as tools, keyed by prompt name or URI.
+
+    Resource URIs are matched in every reading that a server might take them in (``file:`` URLs
+    percent-decoded and with ``..`` resolved): a request whose readings fall under different rules
+    is refused, so ``file:///tmp/../etc/passwd`` cannot step around a rule for ``file:///etc/*``.
+    """
+
+    def __init__(self, kind: str, section: RequestSection, compiler: _Compiler | None = None) -> None:
+        name, noun, subject = SECTIONS[kind]
+        compiler = compiler if compiler is not None else _Compiler(subject)
+        self.kind = kind
+        self.noun = noun
+        self.default_allow = section.default == "allow"
+        self.hides = bool(section.hide)
+        self._hide_exact = frozenset(h for h in section.hide if not is_glob(h))
+        self._hide_globs = tuple(h for h in section.hide if is_glob(h))
+        self._exact: dict[str, _CompiledTool] = {}
+        globs: list[_CompiledTool] = []
+        for key, rule in section.rules.items():
+            compiled = compiler.tool(key, rule, (name, "rules"))
+            if is_glob(key):
+                globs.append(compiled)
+            else:
+                self._exact[key] = compiled
+        self._globs = tuple(sorted(globs, key=lambda t: -literal_length(t.key)))
+        self.problems = compiler.problems
+
+    def _readings(self, name: str) -> list[str]:
+        if self.kind != "resource":
+            return [name]
+        from mcp_guard.policy.uris import readings
+
+        return readings(name)
+
+    def is_hidden(self, name: str) -> bool:
+        return any(
+            n in self._hide_exact or any(glob_matches(h, n) for h in self._hide_globs) for n in self._readings(name)
+        )
+
+    def _rule_for(self, name: str) -> _CompiledTool | None:
+        rule = self._exact.get(name)
+        return rule if rule is not None else next((g for g in self._globs if glob_matches(g.key, name)), None)
+
+    def decide(self, name: str, arguments: Mapping[str, Any]) -> Decision:
+        what = f"{self.noun} {name!r}"
+        if self.is_hidden(name):
+            return Deny("hidden", f"{SECTIONS[self.kind][0]}.hide", f"{what} is hidden by the policy.")
+        readings = self._readings(name)
+        if not readings:
+            return Deny("invalid", SECTIONS[self.kind][0], f"{what} cannot be read as one URI, so it was refused.")
+        rules = {id(r): r for r in (self._rule_for(n) for n in readings)}
+        if len(rules) > 1:
+            return Deny(
+                "invalid",
+                SECTIONS[self.kind][0],
+                f"{what} reads as {' or '.join(map(repr, readings))}, which fall under different rules, so it was "
+                "refused: request it in its plain form.",
+            )
+        rule = next(iter(rules.values()))
+        if rule is None:
+            if not self.default_allow:
+                return Deny(
+                    "default_deny",
+                    f"{SECTIONS[self.kind][0]}.default",
+                    f"{what} is not allowed: the policy does not list it and its default is deny.",
+                )
+            return Allow(None)
+        return _decide_rule(rule, name, arguments, (), self.noun.lower())
+
+
+def _decide_rule(
+    rule: _CompiledTool,
+    tool: str,
+    arguments: Mapping[str, Any],
+    global_limits: tuple[_CompiledLimit, ...],
+    noun: str | None = None,
+) -> Decision:
+    """A rule's verdict on one request (``noun`` None: a tool call, else 'prompt' or 'resource')."""
+    if rule.action == "deny":
+        whole = f"every call to {tool!r}" if noun is None else f"the {noun} {tool!r}"
+        return Deny("deny", f"{rule.path}.action", _sentence(rule.reason or f"The policy denies {whole}."))
+    this = "This tool" if noun is None else f"This {noun}"
+    calls = "calls" if noun is None else "requests"
+    try:
+        for group in rule.deny_if:
+            if group.matches(tool, arguments):
+                reason = group.reason or rule.reason or f"Refused because {group.describe()}."
+                return Deny("condition", group.rule, _sentence(reason))
+        for group in rule.require:
+            failing = next((c for c in group.conditions if not c.matches(tool, arguments)), None)
+            if failing is not None:
+                reason = failing.reason or group.reason or rule.reason or f"{this} requires {group.describe()}."
+                return Deny("condition", failing.rule if len(group.conditions) > 1 else group.rule, _sentence(reason))
+        approval: Approve | None = None
+        for group in rule.approve_if:
+            if group.matches(tool, arguments):
+                reason = group.reason or rule.reason or f"A person must approve {calls} where {group.describe()}."
+                approval = Approve(group.rule, _sentence(reason))
+                break
+    except Unknowable as exc:
+        what = "call" if noun is None else "request"
+        return Deny("condition", exc.rule or rule.path, f"Cannot check this {what} against the policy: {exc.message}.")
+    if approval is None and rule.action == "approve":
+        whole = f"calls to {tool!r}" if noun is None else f"requests for the {noun} {tool!r}"
+        approval = Approve(f"{rule.path}.action", _sentence(rule.reason or f"A person must approve {whole}."))
+    settled = _settle(rule.path, tool, arguments, (*global_limits, *rule.limits))
+    if approval is not None and isinstance(settled, Allow):
+        return Approve(approval.rule, approval.reason, settled.charges, rule.remember_s)
+    return settled
+
+
+def _settle(
+    rule: str | None, tool: str, arguments: Mapping[str, Any], limits: tuple[_CompiledLimit, ...]
+) -> Allow | Deny:
+    charges: list[Charge] = []
+    for lim in limits:
+        charge = lim.charge(tool, arguments)
+        if isinstance(charge, Deny):
+            return charge
+        charges.append(charge)
+    return Allow(rule, tuple(charges))
 
 
 def _results_plan(policy: Policy) -> ResultPlan | None:

@@ -128,6 +128,17 @@ class Limit(_Strict):
         default=None,
         description="Make this a spend cap: each call adds the number at this path (e.g. 'args.amount').",
     )
+    key: str | None = Field(
+        default=None,
+        description="Give each distinct value at this path (e.g. 'args.customer_id') its own counter. A call "
+        "whose value is missing or not a string, number or boolean is refused.",
+    )
+    max_keys: int = Field(
+        default=10000,
+        gt=0,
+        description="With key: the most distinct values the counter tracks at once (a value is tracked while its "
+        "window holds a call). Past it, calls with a new value are refused; no value's count is ever dropped.",
+    )
     reason: str | None = Field(default=None, description="Shown to the model when this limit refuses a call.")
     note: str | None = Field(default=None, description=NOTE_HELP)
 
@@ -257,6 +268,12 @@ class ToolRule(_Strict):
         description="What to do with findings in this tool's results; combined with all_tools.results, the "
         "strictest action per detector wins.",
     )
+    labels: list[Label] = Field(
+        default_factory=list,
+        description="Labels this tool carries for flow rules (e.g. 'private', 'external'). A successful call "
+        "gives the session its labels; a call to it is checked against the flow rules' 'to' labels. Every "
+        "matching tool key (name or glob) adds its labels.",
+    )
 
     @field_validator("remember")
     @classmethod
@@ -264,6 +281,82 @@ class ToolRule(_Strict):
         if value is not None:
             window_seconds(value)
         return value
+
+
+Label = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class FlowRule(_Strict):
+    """Refuse (or ask about) a call to a tool carrying a 'to' label while the session holds a 'from' label."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    from_: list[Label] = Field(
+        alias="from", min_length=1, description="Labels that, once acquired, make 'to' calls dangerous."
+    )
+    to: list[Label] = Field(min_length=1, description="Labels of the tools this rule stops while a 'from' is held.")
+    within: WindowSpec | None = Field(
+        default=None,
+        description="How long an acquired label is held, e.g. '1h' (default: as long as the scope lasts, for "
+        "'client' the client's session).",
+    )
+    action: Literal["deny", "approve"] = Field(default="deny", description="deny, or approve (ask a person first).")
+    scope: Literal["client", "grant", "server", "global"] = Field(
+        default="client",
+        description="Whose labels count. 'client': every guard started by the same MCP client (flows across "
+        "servers); 'grant': this guard only; 'server': every guard with the same --name on the same --state "
+        "store; 'global': every guard on the same store.",
+    )
+    reason: str | None = Field(default=None, description="Shown to the model when this rule stops a call.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
+
+    @field_validator("within")
+    @classmethod
+    def _check_within(cls, value: WindowSpec | None) -> WindowSpec | None:
+        if value is not None:
+            window_seconds(value)
+        return value
+
+
+class RequestRule(_Strict):
+    """What the policy says about one prompt or resource (or a glob of them). ``{}`` allows it."""
+
+    action: Literal["allow", "deny", "approve"] = Field(
+        default="allow", description="allow, deny, or approve (ask a person first)."
+    )
+    reason: str | None = Field(default=None, description="Shown to the model when this rule refuses a request.")
+    note: str | None = Field(default=None, description=NOTE_HELP)
+    deny_if: list[ConditionEntry] = Field(default_factory=list, description="Any match refuses the request.")
+    require: list[ConditionEntry] = Field(
+        default_factory=list, description="All must hold, else the request is refused."
+    )
+    approve_if: list[ConditionEntry] = Field(default_factory=list, description="Any match asks a person first.")
+    remember: WindowSpec | None = Field(
+        default=None,
+        description="After a person approves a request, identical ones pass without asking for this long, e.g. '10m'.",
+    )
+    limits: list[Limit] = Field(default_factory=list)
+
+    @field_validator("remember")
+    @classmethod
+    def _check_remember(cls, value: WindowSpec | None) -> WindowSpec | None:
+        if value is not None:
+            window_seconds(value)
+        return value
+
+
+class RequestSection(_Strict):
+    """``prompts`` or ``resources``: rules for ``prompts/get`` (by prompt name) or ``resources/read`` and
+    ``resources/subscribe`` (by URI). Without the section those requests pass untouched."""
+
+    default: Literal["allow", "deny"] = Field(
+        default="allow", description="What happens to requests for names (URIs) not listed under 'rules'."
+    )
+    hide: list[str] = Field(
+        default_factory=list,
+        description="Names (URIs) or globs removed from listings and answered as if the server did not have them.",
+    )
+    rules: dict[str, RequestRule] = Field(default_factory=dict, description="Rules per name (URI) or glob.")
 
 
 class PinsConfig(_Strict):
@@ -338,6 +431,20 @@ class Policy(_Strict):
     tool_descriptions: DescriptionRules | None = Field(
         default=None,
         description="Scan tool definitions (tools/list) and the server's instructions: block hides the tool.",
+    )
+    flows: list[FlowRule] = Field(
+        default_factory=list,
+        description="Flow rules: stop a call to a tool with a 'to' label while a 'from' label is held.",
+    )
+    prompts: RequestSection | None = Field(
+        default=None,
+        description="Rules for prompts/get, by prompt name (conditions test 'prompt' and 'args.NAME'). Absent: "
+        "prompts pass untouched.",
+    )
+    resources: RequestSection | None = Field(
+        default=None,
+        description="Rules for resources/read and resources/subscribe, by URI (conditions test 'uri'). Absent: "
+        "resources pass untouched.",
     )
     # Checked as cases (mcp_guard.policy.cases) by the loader, and only when present: building those models
     # costs every guard's start-up time for a section the guard ignores. The schema shows their shape.
