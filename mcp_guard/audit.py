@@ -129,6 +129,7 @@ class Event:
     status: str | None = None  # ok | error (isError) | rpc_error | server_exited, for relayed calls
     duration_ms: float | None = None
     when: float = 0.0  # time.time() at the decision
+    rounds: int = 1  # 2026-07-28 input rounds one call took (the retries carrying the server's requestState)
 
 
 class AuditLog:
@@ -219,6 +220,8 @@ class AuditLog:
             "args_hmac": self._fingerprint(event.arguments),
             "pid": self._pid,
         }
+        if event.rounds > 1:
+            record["rounds"] = event.rounds
         if self._dropped:
             record["dropped_before"] = self._dropped
             self._dropped = 0

@@ -23,6 +23,7 @@ class Call:
     refund: Receipt | None = None  # what to give back if the server answers with an error
     modern_approval: bool = False  # approved in a 2026-07-28 round: nest the server's own input state
     cancelled: bool = False  # the client gave up on it: never refunded, whatever the server answers
+    rounds: int = 1  # 2026-07-28 input rounds: the retries that carried on this one call (see rounds.py)
 
 
 @dataclass(slots=True)

@@ -2,6 +2,9 @@
 
 A call goes through these stages, each one able to stop it:
 
+0. **rounds**: a 2026-07-28 retry that carries on a call the guard admitted (same tool and
+   arguments, the ``requestState`` the server issued for it) is relayed as that call, with no
+   second decision or charge (:mod:`mcp_guard.rounds`).
 1. **hidden**: a tool the policy hides is answered as if the server did not have it.
 2. **own files**: arguments that name the guard's own files or folders are refused
    (``protect_own_files``).
@@ -65,6 +68,7 @@ class CallIn:
     modern: bool  # 2026-07-28 era: its answers need resultType
     request: bool = True  # False for a tools/call sent as a notification (judged, never answered)
     can_hold: bool = True  # False inside a batch: the call cannot wait for a listing or a person
+    continues: Call | None = None  # the admitted call this 2026-07-28 input-round retry carries on
 
 
 # Verdicts ----------------------------------------------------------------------------------------
@@ -132,6 +136,16 @@ class ApprovalStage(Protocol):
 Stage = Callable[[CallIn, Snapshot, CallState], "Verdict | None"]
 
 
+def _rounds(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
+    # A retry carrying the requestState the server issued for an admitted call, with the same tool and
+    # arguments, is that call going on (see rounds.py): relayed as it was judged, never decided or charged again.
+    continued = call.continues
+    if continued is None:
+        return None
+    continued.rounds += 1
+    return Relay(continued)
+
+
 def _hidden(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     # In monitor mode the rule stage reports it (the engine decides hidden tools too), once.
     if not snap.force_monitor and not snap.engine.monitor and snap.engine.is_hidden(call.name):
@@ -187,6 +201,7 @@ def _rule(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 
 STAGES: tuple[tuple[str, Stage], ...] = (
+    ("rounds", _rounds),
     ("hidden", _hidden),
     ("own files", _own_files),
     ("pins", _pins),

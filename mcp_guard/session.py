@@ -28,6 +28,7 @@ from mcp_guard.calls import Call, InFlight, Waiter
 from mcp_guard.limits.base import StoreUnavailable
 from mcp_guard.pipeline import CallIn, Hold, Pipeline, Refuse, Relay, Reply, Snapshot, Verdict, stage_index
 from mcp_guard.policy.decision import Allow, Deny
+from mcp_guard.rounds import Rounds, issued_state
 from mcp_guard.violation import unknown_tool_answer, violation_answer
 from mcp_guard.wire.frames import Message, Refused, read_frame
 from mcp_guard.wire.json_types import JSON, JSONObject, Scalar
@@ -104,6 +105,8 @@ class Session:
         self._server_meta: JSONObject = {}
         # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once.
         self._unknown_answers: dict[bool, tuple[str, JSONObject]] = {}
+        # requestStates the server issued for admitted calls (2026-07-28 input rounds): their retries go on.
+        self._rounds = Rounds()
         self._stopping = False
         self._version: str | None = None  # negotiated in the handshake era's initialize
         desk: ApprovalDesk | None = None
@@ -328,7 +331,12 @@ class Session:
             client = meta.get(CLIENT_INFO_KEY) if isinstance(meta, dict) else None
             if isinstance(client, dict):
                 self._remember_client({"clientInfo": client})
-        return CallIn(m.id, name, arguments, params, m.body, modern, m.kind == "request", can_hold)
+        call = CallIn(m.id, name, arguments, params, m.body, modern, m.kind == "request", can_hold)
+        if modern and len(self._rounds):
+            state = params.get("requestState")
+            if isinstance(state, str):
+                call.continues = self._rounds.resume(state, name, arguments)
+        return call
 
     def _call(self, line: bytes, m: Message, key: Key | None) -> list[Action]:
         call = self._call_in(m, can_hold=True)
@@ -712,6 +720,13 @@ class Session:
         )
         if call.modern_approval and self.desk is not None and isinstance(message, dict):
             line = self.desk.wrap_upstream_state(message, call) or line
+        elif status == "ok" and isinstance(message, dict):
+            state = issued_state(message)
+            if state is not None:
+                # The server asks for input: the call goes on in the client's retry, audited once it ends.
+                for unfinished in self._rounds.issued(state, call):
+                    self._audit_outcome(unfinished, "input_required")
+                return line
         self._audit_outcome(call, status)
         return line
 
@@ -737,6 +752,7 @@ class Session:
                 status=status,
                 duration_ms=(time.perf_counter() - call.started) * 1000,
                 when=call.when,
+                rounds=call.rounds,
             )
         )
 
@@ -856,6 +872,8 @@ class Session:
             if entry.call is not None:
                 self._audit_outcome(entry.call, "server_exited" if "server" in text else "guard_stopped")
             actions.append(ToClient(error_frame(entry.ident, SERVER_ERROR, text)))
+        for unfinished in self._rounds.drain():  # calls whose client never sent the retry the server asked for
+            self._audit_outcome(unfinished, "input_required")
         for key, _ in held:
             actions.append(ToClient(error_frame(key[1], SERVER_ERROR, text)))
         return actions
