@@ -104,6 +104,32 @@ def test_count_limit_counts_a_call_with_rounds_once(tmp_path: Path, mode: str) -
     assert paid(tmp_path) == [3]
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_fastmcp_client_confirmed_payment_is_charged_once(tmp_path: Path, mode: str) -> None:
+    """FastMCP's client drives the same rounds (through the SDK's driver, with its own handler shape)."""
+    fastmcp = pytest.importorskip("fastmcp")
+    from fastmcp.client.transports import StdioTransport
+
+    argv = guard_argv(tmp_path, SPEND_CAP)
+    asked: list[str] = []
+
+    async def handler(message: str, response_type: Any, params: Any, context: Any) -> dict[str, bool]:
+        asked.append(message)
+        return {"confirm": True}
+
+    async def run() -> list[Any]:
+        transport = StdioTransport(argv[0], argv[1:], env=isolated_env(tmp_path))
+        async with fastmcp.Client(transport, elicitation_handler=handler, mode=mode) as client:
+            return [await client.call_tool("pay", {"amount": a}, raise_on_error=False) for a in (6, 4, 1)]
+
+    six, four, one = anyio.run(run)
+    assert (six.is_error, six.content[0].text) == (False, "paid 6")
+    assert (four.is_error, four.content[0].text) == (False, "paid 4")
+    assert one.is_error is True and "Rate limit" in one.content[0].text
+    assert asked == ["Really pay 6?", "Really pay 4?"]
+    assert paid(tmp_path) == [6, 4]
+
+
 def test_audit_records_one_call_with_its_rounds(tmp_path: Path) -> None:
     [six] = sdk_calls(params(tmp_path, SPEND_CAP), "auto", 6)
     assert text(six) == "paid 6"
