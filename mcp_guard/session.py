@@ -361,6 +361,8 @@ class Session:
             if not call.request:
                 return []
             if verdict.deny.kind == "hidden":
+                if not snap.engine.default_allow:
+                    return [ToClient(encode(self._hidden_under_default_deny(call, snap)))]
                 return self._answer_as_unknown(call, snap)
             return [ToClient(encode(violation_answer(call.ident, call.name, verdict.deny, self._meta_for(call))))]
         if isinstance(verdict, Reply):
@@ -481,7 +483,7 @@ class Session:
         for _ in range(100):  # pages; a server looping on its cursor must not hold the call forever
             params: JSONObject = {}
             if call.modern:
-                params["_meta"] = call.params["_meta"]
+                params["_meta"] = _protocol_meta(call.params)
             if cursor is not None:
                 params["cursor"] = cursor
             answer = self.ask("upstream", "tools/list", params, emit, _LIST_TIMEOUT_S, waiter)
@@ -507,6 +509,11 @@ class Session:
         no_arguments: JSONObject = {}
         return engine.default_allow and isinstance(engine.decide(_PROBE_PREFIX + "x", no_arguments), Allow)
 
+    def _hidden_under_default_deny(self, call: CallIn, snap: Snapshot) -> JSONObject:
+        """Under ``default: deny`` a tool the policy does not name is refused by the default, whether the
+        server has it or not: a hidden tool gets exactly that answer, so hiding it does not tell it exists."""
+        return violation_answer(call.ident, call.name, snap.engine.default_deny(call.name), self._meta_for(call))
+
     def _answer_as_unknown(self, call: CallIn, snap: Snapshot) -> list[Action]:
         """Answer a hidden tool's call exactly as this server answers a tool it does not have.
 
@@ -525,8 +532,10 @@ class Session:
         def run(emit: Emit) -> None:
             try:
                 probe = _PROBE_PREFIX + secrets.token_hex(6)
-                params = {k: v for k, v in call.params.items() if k not in ("name", "arguments", "task")}
-                params.update(name=probe, arguments={})
+                # Nothing of the client's: no progress token, task, input round or arguments of its own.
+                params: JSONObject = {"name": probe, "arguments": {}}
+                if call.modern:
+                    params["_meta"] = _protocol_meta(call.params)
                 answer = self.ask("upstream", "tools/call", params, emit, _LIST_TIMEOUT_S)
                 if not isinstance(answer, dict) or not ("result" in answer or "error" in answer):
                     raise ValueError("no answer")
@@ -625,11 +634,12 @@ class Session:
             if key is not None:
                 if verdict.deny.kind == "hidden":
                     template = self._unknown_answers.get(call.modern)
-                    answers.append(
-                        _from_template(template, call)
-                        if template is not None
-                        else unknown_tool_answer(call.ident, call.name, self._meta_for(call))
-                    )
+                    if not snap.engine.default_allow:
+                        answers.append(self._hidden_under_default_deny(call, snap))
+                    elif template is not None:
+                        answers.append(_from_template(template, call))
+                    else:
+                        answers.append(unknown_tool_answer(call.ident, call.name, self._meta_for(call)))
                 else:
                     answers.append(violation_answer(call.ident, call.name, verdict.deny, self._meta_for(call)))
             return None
@@ -896,6 +906,22 @@ def _from_template(template: tuple[str, JSONObject], call: CallIn) -> JSONObject
     reply = {k.replace(probe, call.name): _replace_strings(v, probe, call.name) for k, v in answer.items()}
     reply["id"] = call.ident
     return reply
+
+
+_PROTOCOL_META_KEYS = (
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+)
+
+
+def _protocol_meta(params: JSONObject) -> JSONObject:
+    """The 2026-07-28 envelope of a client's request, for a request of the guard's own: the protocol's keys
+    only, never the client's (a progress token would have the server report the guard's work to the client)."""
+    meta = params.get("_meta")
+    if not isinstance(meta, dict):
+        return {}
+    return {k: meta[k] for k in _PROTOCOL_META_KEYS if k in meta}
 
 
 def _failed(what: str, exc: BaseException) -> Deny:

@@ -476,9 +476,8 @@ def call_element(draw: st.DrawFn, ctx: Ctx) -> Element:
         outcome = Outcome("error", INVALID_PARAMS, SHAPE_ERRORS[shape])
     elif name == ALLOWED:
         outcome = UPSTREAM
-    elif name == HIDDEN:
-        outcome = Outcome("unknown", tool=name, modern=modern)
     else:
+        # Under default deny a hidden tool is answered like any tool the policy does not name.
         kind = "deny" if name == DENIED else "default_deny"
         outcome = Outcome("violation", tool=name, rule_kind=kind, modern=modern)
     defects = {"bad-params"} if shape == "bad-params" else set()
@@ -1393,10 +1392,12 @@ def test_escaped_names_and_methods(guard: GuardUnderTest) -> None:
     answers.sort(key=lambda answer: str(answer["id"]))
     assert answers[0] == ok("e1")
     assert answers[1]["result"]["_meta"]["mcp-guard/violation"]["tool"] == DENIED
-    assert answers[2] == {
-        "jsonrpc": "2.0",
-        "id": "e3",
-        "result": {"content": [{"type": "text", "text": "Unknown tool: hidden_tool"}], "isError": True},
+    assert answers[2]["id"] == "e3"
+    assert answers[2]["result"]["_meta"]["mcp-guard/violation"] == {
+        "tool": HIDDEN,
+        "rule": "default",
+        "kind": "default_deny",
+        "reason": "Tool 'hidden_tool' is not allowed: the policy does not list it and its default is deny.",
     }
     assert recorded == [allowed]
 
@@ -1407,7 +1408,7 @@ def test_task_augmented_calls(guard: GuardUnderTest) -> None:
     answers.sort(key=lambda answer: str(answer["id"]))
     assert answers[0] == ok("t1")
     assert answers[1]["result"]["_meta"]["mcp-guard/violation"]["kind"] == "deny"
-    assert answers[2]["result"]["content"] == [{"type": "text", "text": "Unknown tool: hidden_tool"}]
+    assert answers[2]["result"]["_meta"]["mcp-guard/violation"]["kind"] == "default_deny"
     assert recorded == [allowed + b"\n"]
 
 
@@ -1428,7 +1429,7 @@ def test_batch_mixing_refused_and_relayed_elements(guard: GuardUnderTest) -> Non
     by_id = {a["id"]: a for a in [*refused, *relayed]}
     assert by_id["bm2"] == ok("bm2") and by_id["bm3"] == ok("bm3")
     assert by_id["bm1"]["result"]["_meta"]["mcp-guard/violation"]["kind"] == "deny"
-    assert by_id["bm4"]["result"]["content"] == [{"type": "text", "text": "Unknown tool: hidden_tool"}]
+    assert by_id["bm4"]["result"]["_meta"]["mcp-guard/violation"]["kind"] == "default_deny"
     [line] = recorded
     assert json.loads(line) == [elements[1], elements[2], elements[3]]
 
