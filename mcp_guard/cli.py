@@ -258,7 +258,7 @@ def _guard(config: GuardConfig) -> int:
             rebuilt = _integrity(config, new_policy, approvals.store.path, reloading=True)
             if rebuilt is False:
                 return False
-            session.snapshot = Snapshot(new_engine, rebuilt or None, config.monitor)
+            session.install(Snapshot(new_engine, rebuilt or None, config.monitor))
             return True
 
         background.append(

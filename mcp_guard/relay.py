@@ -167,6 +167,7 @@ async def relay(
         notify(lambda: setattr(endings, "upstream_exit", True))()
 
     carry = Carrier(FrameWriter(1), FrameWriter(upstream.stdin_fd), Workers(on_error=stderr_line))
+    session.outbox = carry  # a reload's notification to the client goes out like any other frame
     from_client, from_upstream = session.from_client, session.from_upstream
 
     async with anyio.create_task_group() as tg:

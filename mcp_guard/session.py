@@ -109,6 +109,9 @@ class Session:
         self._rounds = Rounds()
         self._stopping = False
         self._version: str | None = None  # negotiated in the handshake era's initialize
+        self._announces_tool_changes = False  # the server declared capabilities.tools.listChanged
+        # Where the session sends what no frame caused (a reload's list_changed); set by the relay.
+        self.outbox: Emit | None = None
         desk: ApprovalDesk | None = None
         if approvals is not None:
             from mcp_guard.approval.desk import ApprovalDesk
@@ -116,6 +119,17 @@ class Session:
             desk = ApprovalDesk(self, approvals)
         self.desk = desk
         self.pipeline = Pipeline(judge, desk, warn)
+
+    def install(self, snapshot: Snapshot) -> None:
+        """Put a reloaded policy in force (one assignment). When it changes what ``tools/list`` shows, a
+        client that was told the server announces such changes (``tools.listChanged``) is told to re-list."""
+        before = self.snapshot
+        self.snapshot = snapshot
+        if _hidden_in_listing(before) == _hidden_in_listing(snapshot):
+            return
+        outbox = self.outbox
+        if self._announces_tool_changes and outbox is not None:
+            outbox([ToClient(_LIST_CHANGED)])
 
     # what the approval desk may use -------------------------------------------------------------
 
@@ -842,6 +856,9 @@ class Session:
         version = result.get("protocolVersion") if isinstance(result, dict) else None
         if isinstance(version, str):
             self._version = version
+        capabilities = result.get("capabilities") if isinstance(result, dict) else None
+        tools = capabilities.get("tools") if isinstance(capabilities, dict) else None
+        self._announces_tool_changes = isinstance(tools, dict) and tools.get("listChanged") is True
 
     def _remember_server_meta(self, line: bytes) -> None:
         """Keep the 2026-07-28 ``_meta`` server identity, so the guard's own answers carry it like the server's."""
@@ -922,6 +939,14 @@ def _protocol_meta(params: JSONObject) -> JSONObject:
     if not isinstance(meta, dict):
         return {}
     return {k: meta[k] for k in _PROTOCOL_META_KEYS if k in meta}
+
+
+_LIST_CHANGED = b'{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n'
+
+
+def _hidden_in_listing(snap: Snapshot) -> tuple[str, ...]:
+    """What a snapshot removes from ``tools/list`` (monitor mode removes nothing)."""
+    return () if snap.monitor else tuple(snap.engine.policy.hide)
 
 
 def _failed(what: str, exc: BaseException) -> Deny:
