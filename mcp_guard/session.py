@@ -29,7 +29,7 @@ from mcp_guard.limits.base import StoreUnavailable
 from mcp_guard.pipeline import CallIn, Hold, Pipeline, Refuse, Relay, Reply, Snapshot, Verdict, stage_index
 from mcp_guard.policy.decision import Allow, Deny
 from mcp_guard.rounds import Rounds, issued_state
-from mcp_guard.violation import unknown_tool_answer, violation_answer
+from mcp_guard.violation import unknown_tool_answer, violation_answer, violation_error
 from mcp_guard.wire.frames import Message, Refused, read_frame
 from mcp_guard.wire.json_types import JSON, JSONObject, Scalar
 from mcp_guard.wire.jsonrpc import (
@@ -378,7 +378,7 @@ class Session:
                 if not snap.engine.default_allow:
                     return [ToClient(encode(self._hidden_under_default_deny(call, snap)))]
                 return self._answer_as_unknown(call, snap)
-            return [ToClient(encode(violation_answer(call.ident, call.name, verdict.deny, self._meta_for(call))))]
+            return [ToClient(encode(self._refusal(call, verdict.deny)))]
         if isinstance(verdict, Reply):
             return [ToClient(encode(verdict.answer))] if call.request else []
         return self._hold(call, verdict, snap)
@@ -526,7 +526,13 @@ class Session:
     def _hidden_under_default_deny(self, call: CallIn, snap: Snapshot) -> JSONObject:
         """Under ``default: deny`` a tool the policy does not name is refused by the default, whether the
         server has it or not: a hidden tool gets exactly that answer, so hiding it does not tell it exists."""
-        return violation_answer(call.ident, call.name, snap.engine.default_deny(call.name), self._meta_for(call))
+        return self._refusal(call, snap.engine.default_deny(call.name))
+
+    def _refusal(self, call: CallIn, deny: Deny) -> JSONObject:
+        """The guard's answer to a refused call, in the shape its client asked for (a task: an error)."""
+        if isinstance(call.params.get("task"), dict):
+            return violation_error(call.ident, call.name, deny)
+        return violation_answer(call.ident, call.name, deny, self._meta_for(call))
 
     def _answer_as_unknown(self, call: CallIn, snap: Snapshot) -> list[Action]:
         """Answer a hidden tool's call exactly as this server answers a tool it does not have.
@@ -655,7 +661,7 @@ class Session:
                     else:
                         answers.append(unknown_tool_answer(call.ident, call.name, self._meta_for(call)))
                 else:
-                    answers.append(violation_answer(call.ident, call.name, verdict.deny, self._meta_for(call)))
+                    answers.append(self._refusal(call, verdict.deny))
             return None
         if isinstance(verdict, Reply):
             if key is not None:
