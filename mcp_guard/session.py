@@ -110,6 +110,8 @@ class Session:
         self._stopping = False
         self._version: str | None = None  # negotiated in the handshake era's initialize
         self._announces_tool_changes = False  # the server declared capabilities.tools.listChanged
+        # 2026-07-28 subscriptions/listen streams on which the server agreed to send tool list changes.
+        self._tool_listeners: dict[Key, JSON] = {}
         # Where the session sends what no frame caused (a reload's list_changed); set by the relay.
         self.outbox: Emit | None = None
         desk: ApprovalDesk | None = None
@@ -128,8 +130,16 @@ class Session:
         if _hidden_in_listing(before) == _hidden_in_listing(snapshot):
             return
         outbox = self.outbox
-        if self._announces_tool_changes and outbox is not None:
-            outbox([ToClient(_LIST_CHANGED)])
+        if outbox is None:
+            return
+        frames: list[Action] = [ToClient(_LIST_CHANGED)] if self._announces_tool_changes else []
+        with self._lock:
+            streams = list(self._tool_listeners.values())
+        for stream in streams:
+            params: JSONObject = {"_meta": {SUBSCRIPTION_ID_KEY: stream}}
+            frames.append(ToClient(encode({"jsonrpc": "2.0", "method": _LIST_CHANGED_METHOD, "params": params})))
+        if frames:
+            outbox(frames)
 
     # what the approval desk may use -------------------------------------------------------------
 
@@ -691,6 +701,8 @@ class Session:
             integrity = self.snapshot.integrity
             if integrity is not None:
                 integrity.forget_listing()
+        elif msg.kind == "notification" and msg.method == "notifications/subscriptions/acknowledged":
+            self._listening(line)
         elif msg.kind == "batch" and isinstance(msg.message, list):  # a batch's message is always its list
             return self._upstream_batch(line, msg.message)
         return [ToClient(line)]
@@ -706,6 +718,8 @@ class Session:
         key = id_key(ident)
         with self._lock:
             request = self._inflight.pop(key, None)
+            if self._tool_listeners:
+                self._tool_listeners.pop(key, None)  # a listen stream ends with its answer
             is_list = bool(self._list_requests) and key in self._list_requests
             if is_list:
                 self._list_requests.discard(key)
@@ -852,6 +866,26 @@ class Session:
         result["tools"] = kept
         return encode(message)
 
+    def _listening(self, line: bytes) -> None:
+        """The server acknowledged a ``subscriptions/listen`` stream: remember it if it carries tool list changes."""
+        try:
+            message: JSON = json.loads(line)
+        except (ValueError, RecursionError):
+            return
+        params = message.get("params") if isinstance(message, dict) else None
+        honored = params.get("notifications") if isinstance(params, dict) else None
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        stream = meta.get(SUBSCRIPTION_ID_KEY) if isinstance(meta, dict) else None
+        if not isinstance(honored, dict) or honored.get("toolsListChanged") is not True:
+            return
+        if not isinstance(stream, (str, int)) or isinstance(stream, bool):
+            return
+        key = id_key(stream)
+        with self._lock:
+            request = self._inflight.get(key)
+            if request is not None and request.method == "subscriptions/listen":
+                self._tool_listeners[key] = stream
+
     def _remember_version(self, line: bytes) -> None:
         """The protocol version the server chose in the handshake (it decides whether batches exist)."""
         try:
@@ -947,7 +981,9 @@ def _protocol_meta(params: JSONObject) -> JSONObject:
     return {k: meta[k] for k in _PROTOCOL_META_KEYS if k in meta}
 
 
+_LIST_CHANGED_METHOD = "notifications/tools/list_changed"
 _LIST_CHANGED = b'{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n'
+SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
 
 
 def _hidden_in_listing(snap: Snapshot) -> tuple[str, ...]:

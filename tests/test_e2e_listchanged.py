@@ -75,3 +75,30 @@ def test_no_notification_when_the_server_did_not_declare_list_changed(tmp_path: 
     reloaded(session, 1)
     assert methods_until_answer(session, 1) == []
     assert listed(session, 2) == ["pay"]
+
+
+def test_reload_tells_a_2026_listen_stream_that_asked_for_tool_changes(tmp_path: Path) -> None:
+    """2026-07-28: list changes go to the client's ``subscriptions/listen`` stream, tagged with its id."""
+    import anyio
+    from conftest import isolated_env
+    from mcp import Client, StdioServerParameters
+    from mcp.shared.subscriptions import ToolsListChanged
+
+    policy = write_policy(tmp_path, {"version": "1", "default": "allow"})
+    argv = [*guard_command(), "--policy", str(policy), "--", sys.executable, str(EVERYTHING_SERVER)]
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=isolated_env(tmp_path))
+
+    async def run() -> tuple[list[str], object, list[str]]:
+        async with Client(params, mode="auto") as client:
+            assert client.protocol_version == "2026-07-28"
+            before = [t.name for t in (await client.list_tools()).tools]
+            async with client.listen(tools_list_changed=True) as sub:
+                rewrite(policy, {"version": "1", "default": "allow", "hide": ["echo"]})
+                with anyio.fail_after(15):
+                    event = await sub.__anext__()
+            after = [t.name for t in (await client.list_tools()).tools]
+            return before, event, after
+
+    before, event, after = anyio.run(run)
+    assert "echo" in before and "echo" not in after
+    assert isinstance(event, ToolsListChanged)
