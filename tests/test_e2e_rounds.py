@@ -106,7 +106,12 @@ def test_count_limit_counts_a_call_with_rounds_once(tmp_path: Path, mode: str) -
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 def test_fastmcp_client_confirmed_payment_is_charged_once(tmp_path: Path, mode: str) -> None:
-    """FastMCP's client drives the same rounds (through the SDK's driver, with its own handler shape)."""
+    """FastMCP's client drives the same rounds (through the SDK's driver, with its own handler shape).
+
+    Runs where fastmcp is installed (4.2.3 passes). It is not in the test extras: it brings ``rich``, with
+    which the SDK's servers log through a timestamped RichHandler, and test_transcripts compares their
+    stderr byte for byte.
+    """
     fastmcp = pytest.importorskip("fastmcp")
     from fastmcp.client.transports import StdioTransport
 
