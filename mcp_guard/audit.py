@@ -132,6 +132,7 @@ class Event:
     # What the result checks did: {"outcome": warn|redact|block, "findings": [{detector, kind, count, paths}]}
     result: Mapping[str, Any] | None = None
     kind: str = "tool"  # prompt or resource: ``tool`` holds the prompt's name or the URI
+    rounds: int = 1  # 2026-07-28 input rounds one call took (the retries carrying the server's requestState)
 
 
 class AuditLog:
@@ -226,6 +227,8 @@ class AuditLog:
             record["result"] = event.result
         if event.kind != "tool":  # tool lines keep their layout; a prompt or resource line says what it is
             record["kind"] = event.kind
+        if event.rounds > 1:
+            record["rounds"] = event.rounds
         if self._dropped:
             record["dropped_before"] = self._dropped
             self._dropped = 0
