@@ -136,6 +136,7 @@ class Event:
     # What the result checks did: {"outcome": warn|redact|block, "findings": [{detector, kind, count, paths}]}
     result: Mapping[str, Any] | None = None
     kind: str = "tool"  # prompt or resource: ``tool`` holds the prompt's name or the URI
+    rounds: int = 1  # 2026-07-28 input rounds one call took (the retries carrying the server's requestState)
 
 
 class AuditLog:
@@ -236,6 +237,8 @@ class AuditLog:
             text += f',"result":{_ENCODE(event.result)}'
         if event.kind != "tool":  # tool lines keep their layout; a prompt or resource line says what it is
             text += f',"kind":{_ENCODE(event.kind)}'
+        if event.rounds > 1:
+            text += f',"rounds":{int(event.rounds)}'
         if self._dropped:
             text += f',"dropped_before":{self._dropped}'
             self._dropped = 0

@@ -337,7 +337,7 @@ def build_session(
             before = session.snapshot.engine.results
             if new_engine.results is not None and before is not None:
                 new_engine.results.adopt(before)  # tools withheld stay withheld; listed schemas stay known
-            session.snapshot = Snapshot(new_engine, rebuilt or None, config.monitor, flows)
+            session.install(Snapshot(new_engine, rebuilt or None, config.monitor, flows))
             return True
 
         background.append(

@@ -6,6 +6,9 @@ walk the same stages (pins and schema apply to tools only; own files checks a re
 
 A call goes through these stages, each one able to stop it:
 
+0. **rounds**: a 2026-07-28 retry that carries on a call the guard admitted (same tool and
+   arguments, the ``requestState`` the server issued for it) is relayed as that call, with no
+   second decision or charge (:mod:`mcp_guard.rounds`).
 1. **hidden**: a tool the policy hides is answered as if the server did not have it; a tool whose
    definition ``tool_descriptions`` withheld from the listing is refused (**descriptions**).
 2. **own files**: arguments that name the guard's own files or folders are refused
@@ -89,6 +92,7 @@ class CallIn:
     request: bool = True  # False for a tools/call sent as a notification (judged, never answered)
     can_hold: bool = True  # False inside a batch: the call cannot wait for a listing or a person
     kind: Kind = "tool"  # what is judged; ``name`` is the tool or prompt name, or the resource URI
+    continues: Call | None = None  # the admitted call this 2026-07-28 input-round retry carries on
 
     def for_approval(self) -> CallIn:
         """The call as the approval desk sees it: a prompt or resource is named by its kind too, so approving
@@ -161,6 +165,16 @@ class ApprovalStage(Protocol):
 
 
 Stage = Callable[[CallIn, Snapshot, CallState], "Verdict | None"]
+
+
+def _rounds(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
+    # A retry carrying the requestState the server issued for an admitted call, with the same tool and
+    # arguments, is that call going on (see rounds.py): relayed as it was judged, never decided or charged again.
+    continued = call.continues
+    if continued is None:
+        return None
+    continued.rounds += 1
+    return Relay(continued)
 
 
 def _hidden(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
@@ -267,6 +281,7 @@ def _flows(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 
 STAGES: tuple[tuple[str, Stage], ...] = (
+    ("rounds", _rounds),
     ("hidden", _hidden),
     ("descriptions", _withheld),
     ("own files", _own_files),
@@ -577,6 +592,8 @@ def _new_record(call: CallIn, rule: str | None, reason: str | None, word: str) -
     record = Call(call.name, rule, reason, word, call.arguments, time.time(), time.perf_counter())
     if call.kind != "tool":
         record.kind = call.kind
+    if call.modern:
+        record.modern = True
     return record
 
 

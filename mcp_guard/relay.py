@@ -184,6 +184,7 @@ async def relay(
         notify(lambda: setattr(endings, "upstream_exit", True))()
 
     carry = Carrier(FrameWriter(1), FrameWriter(upstream.stdin_fd), Workers(on_error=stderr_line), tap)
+    session.outbox = carry  # a reload's notification to the client goes out like any other frame
     on_client, on_upstream = _handlers(session, carry, tap)
 
     async with anyio.create_task_group() as tg:

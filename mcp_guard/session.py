@@ -42,7 +42,14 @@ from mcp_guard.pipeline import (
     stage_index,
 )
 from mcp_guard.policy.decision import Allow, Deny
-from mcp_guard.violation import request_refusal, unknown_request_answer, unknown_tool_answer, violation_answer
+from mcp_guard.rounds import Rounds, issued_state
+from mcp_guard.violation import (
+    request_refusal,
+    unknown_request_answer,
+    unknown_tool_answer,
+    violation_answer,
+    violation_error,
+)
 from mcp_guard.wire.frames import Message, Refused, read_frame
 from mcp_guard.wire.json_types import JSON, JSONObject, Scalar
 from mcp_guard.wire.jsonrpc import (
@@ -125,11 +132,18 @@ class Session:
         # The server's own answer to an unknown tool, per protocol era (modern or not), learnt once; and to an
         # unknown prompt or resource, per method and era.
         self._unknown_answers: dict[bool | tuple[str, bool], tuple[str, JSONObject]] = {}
+        # requestStates the server issued for admitted calls (2026-07-28 input rounds): their retries go on.
+        self._rounds = Rounds()
         self._stopping = False
         self._tasks: dict[str, str] = {}  # taskId -> tool, for task-augmented calls whose results are checked
         # Detectors that found something in what came back this session (flow rules read them).
         self.labels: set[str] = set()
         self._version: str | None = None  # negotiated in the handshake era's initialize
+        self._announces_tool_changes = False  # the server declared capabilities.tools.listChanged
+        # 2026-07-28 subscriptions/listen streams on which the server agreed to send tool list changes.
+        self._tool_listeners: dict[Key, JSON] = {}
+        # Where the session sends what no frame caused (a reload's list_changed); set by the relay.
+        self.outbox: Emit | None = None
         desk: ApprovalDesk | None = None
         if approvals is not None:
             from mcp_guard.approval.desk import ApprovalDesk
@@ -137,6 +151,25 @@ class Session:
             desk = ApprovalDesk(self, approvals)
         self.desk = desk
         self.pipeline = Pipeline(judge, desk, warn)
+
+    def install(self, snapshot: Snapshot) -> None:
+        """Put a reloaded policy in force (one assignment). When it changes what ``tools/list`` shows, a
+        client that was told the server announces such changes (``tools.listChanged``) is told to re-list."""
+        before = self.snapshot
+        self.snapshot = snapshot
+        if _hidden_in_listing(before) == _hidden_in_listing(snapshot):
+            return
+        outbox = self.outbox
+        if outbox is None:
+            return
+        frames: list[Action] = [ToClient(_LIST_CHANGED)] if self._announces_tool_changes else []
+        with self._lock:
+            streams = list(self._tool_listeners.values())
+        for stream in streams:
+            params: JSONObject = {"_meta": {SUBSCRIPTION_ID_KEY: stream}}
+            frames.append(ToClient(encode({"jsonrpc": "2.0", "method": _LIST_CHANGED_METHOD, "params": params})))
+        if frames:
+            outbox(frames)
 
     # what the approval desk may use -------------------------------------------------------------
 
@@ -384,7 +417,12 @@ class Session:
             client = meta.get(CLIENT_INFO_KEY) if isinstance(meta, dict) else None
             if isinstance(client, dict):
                 self._remember_client({"clientInfo": client})
-        return CallIn(m.id, name, arguments, params, m.body, modern, m.kind == "request", can_hold, kind)
+        call = CallIn(m.id, name, arguments, params, m.body, modern, m.kind == "request", can_hold, kind)
+        if modern and kind == "tool" and len(self._rounds):
+            state = params.get("requestState")
+            if isinstance(state, str):
+                call.continues = self._rounds.resume(state, name, arguments)
+        return call
 
     def _call(self, line: bytes, m: Message, key: Key | None) -> list[Action]:
         call = self._call_in(m, can_hold=True)
@@ -409,6 +447,8 @@ class Session:
             if not call.request:
                 return []
             if verdict.deny.kind == "hidden":
+                if call.kind == "tool" and not snap.engine.default_allow:
+                    return [ToClient(encode(self._hidden_under_default_deny(call, snap)))]
                 return self._answer_as_unknown(call, snap)
             return [ToClient(encode(self._refusal(call, verdict.deny)))]
         if isinstance(verdict, Reply):
@@ -419,10 +459,13 @@ class Session:
         return self.server_meta() if call.modern else None
 
     def _refusal(self, call: CallIn, deny: Deny) -> JSONObject:
-        """The guard's answer to a refused request (a hidden one is answered by :meth:`_answer_as_unknown`)."""
-        if call.kind == "tool":
-            return violation_answer(call.ident, call.name, deny, self._meta_for(call))
-        return request_refusal(call.ident, call.kind, call.name, deny, _method(call))
+        """The guard's answer to a refused request, in the shape its client asked for (a task-augmented call:
+        an error). A hidden one is answered by :meth:`_answer_as_unknown`."""
+        if call.kind != "tool":
+            return request_refusal(call.ident, call.kind, call.name, deny, _method(call))
+        if isinstance(call.params.get("task"), dict):
+            return violation_error(call.ident, call.name, deny)
+        return violation_answer(call.ident, call.name, deny, self._meta_for(call))
 
     def _note_refusal(self, call: CallIn, deny: Deny, word: str) -> None:
         """Remember a refused call (for cancellations) and audit it."""
@@ -536,7 +579,7 @@ class Session:
         for _ in range(100):  # pages; a server looping on its cursor must not hold the call forever
             params: JSONObject = {}
             if call.modern:
-                params["_meta"] = call.params["_meta"]
+                params["_meta"] = _protocol_meta(call.params)
             if cursor is not None:
                 params["cursor"] = cursor
             answer = self.ask("upstream", "tools/list", params, emit, _LIST_TIMEOUT_S, waiter)
@@ -566,6 +609,11 @@ class Session:
             return section is not None and isinstance(section.decide(probe, no_arguments), Allow)
         return engine.default_allow and isinstance(engine.decide(_PROBE_PREFIX + "x", no_arguments), Allow)
 
+    def _hidden_under_default_deny(self, call: CallIn, snap: Snapshot) -> JSONObject:
+        """Under ``default: deny`` a tool the policy does not name is refused by the default, whether the
+        server has it or not: a hidden tool gets exactly that answer, so hiding it does not tell it exists."""
+        return self._refusal(call, snap.engine.default_deny(call.name))
+
     def _answer_as_unknown(self, call: CallIn, snap: Snapshot) -> list[Action]:
         """Answer a hidden tool's call exactly as this server answers a tool it does not have.
 
@@ -586,7 +634,11 @@ class Session:
             try:
                 probe = _probe_name(call.kind, secrets.token_hex(6))
                 field = "uri" if call.kind == "resource" else "name"
-                params = {k: v for k, v in call.params.items() if k not in (field, "arguments", "task")}
+                # Nothing of the client's: no progress token, task, input round or arguments of its own.
+                dropped = (field, "arguments", "task", "_meta", "requestState", "inputResponses")
+                params = {k: v for k, v in call.params.items() if k not in dropped}
+                if call.modern:
+                    params["_meta"] = _protocol_meta(call.params)
                 if _method(call) == "completion/complete":
                     ref = call.params.get("ref")
                     params["ref"] = {**(ref if isinstance(ref, dict) else {}), field: probe}
@@ -701,9 +753,12 @@ class Session:
             if key is not None:
                 if verdict.deny.kind == "hidden":
                     template = self._unknown_answers.get(_unknown_key(call))
-                    answers.append(
-                        _from_template(template, call) if template is not None else self._unknown_fallback(call)
-                    )
+                    if call.kind == "tool" and not snap.engine.default_allow:
+                        answers.append(self._hidden_under_default_deny(call, snap))
+                    elif template is not None:
+                        answers.append(_from_template(template, call))
+                    else:
+                        answers.append(self._unknown_fallback(call))
                 else:
                     answers.append(self._refusal(call, verdict.deny))
             return None
@@ -735,6 +790,8 @@ class Session:
             integrity = self.snapshot.integrity
             if integrity is not None:
                 integrity.forget_listing()
+        elif msg.kind == "notification" and msg.method == "notifications/subscriptions/acknowledged":
+            self._listening(line)
         elif msg.kind == "batch" and isinstance(msg.message, list):  # a batch's message is always its list
             return self._upstream_batch(line, msg.message)
         return [ToClient(line)]
@@ -750,6 +807,8 @@ class Session:
         key = id_key(ident)
         with self._lock:
             request = self._inflight.pop(key, None)
+            if self._tool_listeners:
+                self._tool_listeners.pop(key, None)  # a listen stream ends with its answer
             is_list = bool(self._list_requests) and key in self._list_requests
             if is_list:
                 self._list_requests.discard(key)
@@ -848,9 +907,10 @@ class Session:
         needs_refund = call.refund is not None and not call.cancelled
         snap = self.snapshot
         inspect = settled_stages_wanted(call, snap)
-        if not needs_refund and not call.modern_approval and not inspect:
+        if not needs_refund and not call.modern and not call.modern_approval and not inspect:
             # Only the audit log wants the answer's status: a small answer is read by the audit writer, off
             # the relay's path (it costs as much as the rest of the answer's handling), a larger one here.
+            # A 2026-07-28 answer is read here: it may open an input round (issued_state, below).
             if self._audit is None:
                 return line
             if len(line) <= _DEFERRED_STATUS_LIMIT:
@@ -872,6 +932,13 @@ class Session:
                 status = answer_status(message)
         if call.modern_approval and self.desk is not None and isinstance(message, dict):
             line = self.desk.wrap_upstream_state(message, call) or line
+        elif status == "ok" and isinstance(message, dict):
+            state = issued_state(message)
+            if state is not None:
+                # The server asks for input: the call goes on in the client's retry, audited once it ends.
+                for unfinished in self._rounds.issued(state, call):
+                    self._audit_outcome(unfinished, "input_required")
+                return line
         self._audit_outcome(call, status)
         return line
 
@@ -901,6 +968,7 @@ class Session:
                 answer=answer,
                 result=call.inspected,
                 kind=call.kind,
+                rounds=call.rounds,
             )
         )
 
@@ -1080,6 +1148,26 @@ class Session:
 
         return filter_entries(message, field, key, section.is_hidden) or line
 
+    def _listening(self, line: bytes) -> None:
+        """The server acknowledged a ``subscriptions/listen`` stream: remember it if it carries tool list changes."""
+        try:
+            message: JSON = json.loads(line)
+        except (ValueError, RecursionError):
+            return
+        params = message.get("params") if isinstance(message, dict) else None
+        honored = params.get("notifications") if isinstance(params, dict) else None
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        stream = meta.get(SUBSCRIPTION_ID_KEY) if isinstance(meta, dict) else None
+        if not isinstance(honored, dict) or honored.get("toolsListChanged") is not True:
+            return
+        if not isinstance(stream, (str, int)) or isinstance(stream, bool):
+            return
+        key = id_key(stream)
+        with self._lock:
+            request = self._inflight.get(key)
+            if request is not None and request.method == "subscriptions/listen":
+                self._tool_listeners[key] = stream
+
     def _remember_version(self, line: bytes) -> None:
         """The protocol version the server chose in the handshake (it decides whether batches exist)."""
         try:
@@ -1090,6 +1178,9 @@ class Session:
         version = result.get("protocolVersion") if isinstance(result, dict) else None
         if isinstance(version, str):
             self._version = version
+        capabilities = result.get("capabilities") if isinstance(result, dict) else None
+        tools = capabilities.get("tools") if isinstance(capabilities, dict) else None
+        self._announces_tool_changes = isinstance(tools, dict) and tools.get("listChanged") is True
 
     def _remember_server_meta(self, line: bytes) -> None:
         """Keep the 2026-07-28 ``_meta`` server identity, so the guard's own answers carry it like the server's."""
@@ -1130,6 +1221,8 @@ class Session:
             if entry.call is not None:
                 self._audit_outcome(entry.call, "server_exited" if "server" in text else "guard_stopped")
             actions.append(ToClient(error_frame(entry.ident, SERVER_ERROR, text)))
+        for unfinished in self._rounds.drain():  # calls whose client never sent the retry the server asked for
+            self._audit_outcome(unfinished, "input_required")
         for key, _ in held:
             actions.append(ToClient(error_frame(key[1], SERVER_ERROR, text)))
         return actions
@@ -1160,6 +1253,32 @@ def _from_template(template: tuple[str, JSONObject], call: CallIn) -> JSONObject
     reply = {k.replace(probe, call.name): _replace_strings(v, probe, call.name) for k, v in answer.items()}
     reply["id"] = call.ident
     return reply
+
+
+_PROTOCOL_META_KEYS = (
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+)
+
+
+def _protocol_meta(params: JSONObject) -> JSONObject:
+    """The 2026-07-28 envelope of a client's request, for a request of the guard's own: the protocol's keys
+    only, never the client's (a progress token would have the server report the guard's work to the client)."""
+    meta = params.get("_meta")
+    if not isinstance(meta, dict):
+        return {}
+    return {k: meta[k] for k in _PROTOCOL_META_KEYS if k in meta}
+
+
+_LIST_CHANGED_METHOD = "notifications/tools/list_changed"
+_LIST_CHANGED = b'{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n'
+SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
+
+
+def _hidden_in_listing(snap: Snapshot) -> tuple[str, ...]:
+    """What a snapshot removes from ``tools/list`` (monitor mode removes nothing)."""
+    return () if snap.monitor else tuple(snap.engine.policy.hide)
 
 
 def _failed(what: str, exc: BaseException) -> Deny:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mcp_guard.policy.decision import Deny
 from mcp_guard.wire.json_types import JSON, JSONObject
+from mcp_guard.wire.jsonrpc import SERVER_ERROR
 
 VIOLATION_META_KEY = "mcp-guard/violation"
 
@@ -19,20 +20,42 @@ def _result(ident: JSON, result: JSONObject, server_meta: JSONObject | None) -> 
     return {"jsonrpc": "2.0", "id": ident, "result": result}
 
 
-def violation_answer(ident: JSON, tool: str, deny: Deny, server_meta: JSONObject | None) -> JSONObject:
-    """A ``CallToolResult`` with ``isError: true`` that a model can read and act on."""
-    text = (
+def _refusal_text(tool: str, deny: Deny) -> str:
+    return (
         f"mcp-guard refused this call to {tool!r} (policy rule {deny.rule}): {deny.reason} "
         "The call was not sent to the server."
     )
+
+
+def _violation_meta(tool: str, deny: Deny) -> JSONObject:
     meta: JSONObject = {"tool": tool, "rule": deny.rule, "kind": deny.kind, "reason": deny.reason}
     meta.update(deny.details)
+    return meta
+
+
+def violation_answer(ident: JSON, tool: str, deny: Deny, server_meta: JSONObject | None) -> JSONObject:
+    """A ``CallToolResult`` with ``isError: true`` that a model can read and act on."""
     result: JSONObject = {
-        "content": [{"type": "text", "text": text}],
+        "content": [{"type": "text", "text": _refusal_text(tool, deny)}],
         "isError": True,
-        "_meta": {VIOLATION_META_KEY: meta},
+        "_meta": {VIOLATION_META_KEY: _violation_meta(tool, deny)},
     }
     return _result(ident, result, server_meta)
+
+
+def violation_error(ident: JSON, tool: str, deny: Deny) -> JSONObject:
+    """The refusal of a task-augmented call (``params.task``): a JSON-RPC error with the same text and facts.
+
+    Its client expects a ``CreateTaskResult`` and rejects a ``CallToolResult`` in its place (the
+    TypeScript SDK reports a schema error, not the reason); an error is an answer every client takes
+    for any request, and a task that never started has nothing to poll.
+    """
+    error: JSONObject = {
+        "code": SERVER_ERROR,
+        "message": _refusal_text(tool, deny),
+        "data": {VIOLATION_META_KEY: _violation_meta(tool, deny)},
+    }
+    return {"jsonrpc": "2.0", "id": ident, "error": error}
 
 
 def unknown_tool_answer(ident: JSON, tool: str, server_meta: JSONObject | None) -> JSONObject:

@@ -54,7 +54,9 @@ def servers_of(path: Path, key: str = "mcpServers") -> dict[str, Any]:
 
 def wrapped_args(policy: Path | None, command: str, args: list[str]) -> list[str]:
     options = ["--policy", str(policy)] if policy is not None else []
-    return [*GUARD[1:], *options, "--", command, *args]
+    # "--" only where the guard could not tell its options from the command without it.
+    separator = ["--"] if not options or command.startswith("-") else []
+    return [*GUARD[1:], *options, *separator, command, *args]
 
 
 DESKTOP = """\
@@ -222,7 +224,7 @@ def test_rewrap_with_another_policy(sandbox: Sandbox, capsys: pytest.CaptureFixt
     servers = servers_of(config)
     assert servers["filesystem"]["args"][:2] == ["--policy", str(second)]
     assert str(first) not in config.read_text()
-    assert servers["memory"]["args"].count("--") == 1  # never double-wrapped
+    assert servers["memory"]["args"].count("--policy") == 1  # never double-wrapped
     assert cli(capsys, "unwrap", "--client", "claude-desktop")[0] == 0
     assert config.read_bytes() == DESKTOP.encode()
 
@@ -565,7 +567,10 @@ def test_guard_command_is_absolute() -> None:
     launch = guard_launch("/abs/policy.json")
     assert launch.command == GUARD[0]
     assert launch.options == ("--policy", "/abs/policy.json")
-    assert launch.prefix[-1] == "--"
+    assert launch.prefix[-1] == "/abs/policy.json"
+    assert launch.before("npx") == launch.prefix
+    assert launch.before("-weird") == (*launch.prefix, "--")
+    assert guard_launch(None).before("npx")[-1] == "--"  # the first word could name a subcommand
 
 
 # --------------------------------------------------------------------------- the wrapped entry really runs
@@ -644,7 +649,7 @@ def test_wrap_then_unwrap_is_identity(
     for name, entry in servers.items():
         got = data["mcpServers"][name]
         assert got["command"] == "/opt/guard/bin/mcp-guard"
-        assert got["args"] == [*launch.prefix, entry["command"], *entry.get("args", [])]
+        assert got["args"] == [*launch.before(entry["command"]), entry["command"], *entry.get("args", [])]
         assert {k: v for k, v in got.items() if k not in ("command", "args")} == {
             k: v for k, v in entry.items() if k not in ("command", "args")
         }
@@ -684,7 +689,7 @@ def test_wrap_pins_the_policy_hash(tmp_path: Path, flag: str) -> None:
     assert done.returncode == 0, done.stderr
     args = json.loads(config.read_text(encoding="utf-8"))["mcpServers"]["pay"]["args"]
     assert args[args.index("--policy-sha256") + 1] == digest
-    assert args[args.index("--") + 1 :] == ["npx", "-y", "pay-mcp"]
+    assert args[args.index(digest) + 1 :] == ["npx", "-y", "pay-mcp"]
     again = subprocess.run(
         [*command, "unwrap", "--config", str(config)], capture_output=True, text=True, check=False, timeout=60
     )
@@ -713,7 +718,7 @@ def test_wrap_passes_a_lock_file_on(sandbox: Sandbox, capsys: pytest.CaptureFixt
     assert code == 0, err
     assert "note: mcpServers.plain runs /usr/local/bin/plain-server, but the lock" in err
     args = servers_of(config)["plain"]["args"]
-    assert args == [*GUARD[1:], "--policy", str(policy), "--lock", str(lock), "--", "/usr/local/bin/plain-server"]
+    assert args == [*GUARD[1:], "--policy", str(policy), "--lock", str(lock), "/usr/local/bin/plain-server"]
     assert servers_of(config)["memory"]["command"] == "npx"
     assert cli(capsys, "unwrap", "--client", "claude-desktop")[0] == 0
     assert config.read_text(encoding="utf-8") == DESKTOP
@@ -728,3 +733,46 @@ def test_wrap_refuses_a_lock_file_the_guard_cannot_use(sandbox: Sandbox, capsys:
     assert f"{broken}:1:26: invalid JSON" in err
     assert config.read_text(encoding="utf-8") == DESKTOP
     assert backups(config) == []
+
+
+def inspector_split(args: list[str]) -> list[str]:
+    """What a tool that splits its own argv at the first ``--`` keeps of an entry's args (the MCP Inspector's
+    ``--config F --server S`` passes the entry's args through such a split)."""
+    return args[: args.index("--")] if "--" in args else args
+
+
+def test_wrapped_entries_survive_a_split_at_the_first_separator(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mcp_guard.clients.launch import split_guard_args
+
+    config = write(sandbox.desktop_config, DESKTOP)
+    policy = policy_file(sandbox)
+    assert cli(capsys, "wrap", "--client", "claude-desktop", "--policy", str(policy))[0] == 0
+    servers = servers_of(config)
+    for name, server in (
+        ("filesystem", ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/Users/me/Desktop"]),
+        ("memory", ["npx", "-y", "@modelcontextprotocol/server-memory"]),
+        ("plain", ["/usr/local/bin/plain-server"]),
+    ):
+        args = servers[name]["args"]
+        assert inspector_split(args) == args, name
+        split = split_guard_args(servers[name]["command"], args)  # read back as the guard reads it
+        assert split is not None and split[0][-2:] == ["--policy", str(policy)] and args[split[1] :] == server
+    assert cli(capsys, "unwrap", "--client", "claude-desktop")[0] == 0
+    assert config.read_bytes() == DESKTOP.encode()
+
+
+def test_separator_is_kept_where_the_command_would_read_as_an_option(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd, test = '"odd": {"command": "-odd-server", "args": ["x"]}', '"test": {"command": "test", "args": ["-v"]}'
+    text = '{"mcpServers": {' + odd + ", " + test + "}}"
+    config = write(sandbox.desktop_config, text)
+    policy = policy_file(sandbox)
+    assert cli(capsys, "wrap", "--client", "claude-desktop", "--policy", str(policy))[0] == 0
+    assert servers_of(config)["odd"]["args"][-3:] == ["--", "-odd-server", "x"]
+    # "test" names a subcommand, but after the guard's options it can only be the server's command.
+    assert servers_of(config)["test"]["args"][-4:] == ["--policy", str(policy), "test", "-v"]
+    assert cli(capsys, "unwrap", "--client", "claude-desktop")[0] == 0
+    assert config.read_bytes() == text.encode()

@@ -167,8 +167,8 @@ async def test_wrapped_remote_server_is_guarded(
     assert main(["wrap", "--config", str(config), "--remote", "--policy", str(policy)]) == 0
     entry = plain(parse(config.read_text(encoding="utf-8"), jsonc=True))[container]["tickets"]
     assert entry["type"] == "stdio"
-    assert entry["args"][entry["args"].index("--") :] == [
-        "--",
+    assert "--" not in entry["args"]  # the guard's options end at the server's command without it
+    assert entry["args"][entry["args"].index("npx") :] == [
         "npx",
         "-y",
         "mcp-remote",

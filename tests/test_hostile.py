@@ -185,6 +185,7 @@ class Outcome:
     tool: str | None = None
     rule_kind: str | None = None
     modern: bool = False
+    task: bool = False  # a task-augmented call: its refusal is a JSON-RPC error
 
 
 UPSTREAM = Outcome("upstream")
@@ -436,6 +437,7 @@ def call_element(draw: st.DrawFn, ctx: Ctx) -> Element:
     params: list[tuple[Any, Any]] | None = None
     arguments: list[tuple[Any, Any]] | None = None
     has_name = False
+    task = False
     if shape not in ("no-params", "bad-params"):
         params = []
         if shape == "bad-name":
@@ -457,6 +459,7 @@ def call_element(draw: st.DrawFn, ctx: Ctx) -> Element:
             params.append(("_meta", Obj(list(MODERN_META.items()))))
         if draw(st.integers(0, 4)) == 0:  # a task-augmented call (2025-11-25 tasks)
             params.append(("task", Obj([("ttl", 60000)])))
+            task = True
         params = shuffled(draw, params)
 
     envelope: list[tuple[Any, Any]] = [
@@ -476,11 +479,10 @@ def call_element(draw: st.DrawFn, ctx: Ctx) -> Element:
         outcome = Outcome("error", INVALID_PARAMS, SHAPE_ERRORS[shape])
     elif name == ALLOWED:
         outcome = UPSTREAM
-    elif name == HIDDEN:
-        outcome = Outcome("unknown", tool=name, modern=modern)
     else:
+        # Under default deny a hidden tool is answered like any tool the policy does not name.
         kind = "deny" if name == DENIED else "default_deny"
-        outcome = Outcome("violation", tool=name, rule_kind=kind, modern=modern)
+        outcome = Outcome("violation", tool=name, rule_kind=kind, modern=modern, task=task)
     defects = {"bad-params"} if shape == "bad-params" else set()
     if ident is not None and ident.kind == "object":
         defects.add("object-id")
@@ -1061,6 +1063,12 @@ def assert_answer(answer: dict[str, Any], outcome: Outcome, ident: Any, label: s
         if outcome.text is not None:
             assert outcome.text in error["message"], f"{where}: the message does not say {outcome.text!r}"
         return
+    if outcome.task:
+        error = answer.get("error")
+        assert isinstance(error, dict) and error.get("code") == -32000, where
+        violation = error["data"]["mcp-guard/violation"]
+        assert (violation["tool"], violation["kind"]) == (outcome.tool, outcome.rule_kind), where
+        return
     result = answer.get("result")
     assert isinstance(result, dict) and result.get("isError") is True, where
     assert (result.get("resultType") == "complete") == outcome.modern, where
@@ -1393,10 +1401,12 @@ def test_escaped_names_and_methods(guard: GuardUnderTest) -> None:
     answers.sort(key=lambda answer: str(answer["id"]))
     assert answers[0] == ok("e1")
     assert answers[1]["result"]["_meta"]["mcp-guard/violation"]["tool"] == DENIED
-    assert answers[2] == {
-        "jsonrpc": "2.0",
-        "id": "e3",
-        "result": {"content": [{"type": "text", "text": "Unknown tool: hidden_tool"}], "isError": True},
+    assert answers[2]["id"] == "e3"
+    assert answers[2]["result"]["_meta"]["mcp-guard/violation"] == {
+        "tool": HIDDEN,
+        "rule": "default",
+        "kind": "default_deny",
+        "reason": "Tool 'hidden_tool' is not allowed: the policy does not list it and its default is deny.",
     }
     assert recorded == [allowed]
 
@@ -1406,8 +1416,9 @@ def test_task_augmented_calls(guard: GuardUnderTest) -> None:
     answers, recorded = send(guard, allowed, call("t2", DENIED, task={"ttl": 60000}), call("t3", HIDDEN, task={}))
     answers.sort(key=lambda answer: str(answer["id"]))
     assert answers[0] == ok("t1")
-    assert answers[1]["result"]["_meta"]["mcp-guard/violation"]["kind"] == "deny"
-    assert answers[2]["result"]["content"] == [{"type": "text", "text": "Unknown tool: hidden_tool"}]
+    # Refused task-augmented calls are JSON-RPC errors (their clients expect a CreateTaskResult, never a result).
+    assert answers[1]["error"]["data"]["mcp-guard/violation"]["kind"] == "deny"
+    assert answers[2]["error"]["data"]["mcp-guard/violation"]["kind"] == "default_deny"
     assert recorded == [allowed + b"\n"]
 
 
@@ -1428,7 +1439,7 @@ def test_batch_mixing_refused_and_relayed_elements(guard: GuardUnderTest) -> Non
     by_id = {a["id"]: a for a in [*refused, *relayed]}
     assert by_id["bm2"] == ok("bm2") and by_id["bm3"] == ok("bm3")
     assert by_id["bm1"]["result"]["_meta"]["mcp-guard/violation"]["kind"] == "deny"
-    assert by_id["bm4"]["result"]["content"] == [{"type": "text", "text": "Unknown tool: hidden_tool"}]
+    assert by_id["bm4"]["result"]["_meta"]["mcp-guard/violation"]["kind"] == "default_deny"
     [line] = recorded
     assert json.loads(line) == [elements[1], elements[2], elements[3]]
 

@@ -53,7 +53,7 @@ def servers_of(path: Path, key: str = "mcpServers") -> dict[str, Any]:
 
 
 def remote_args(record: str, url: str, *extra: str, options: tuple[str, ...] = ()) -> list[str]:
-    return [*GUARD[1:], *options, "--remote-entry", record, "--", *BRIDGE, url, *extra]
+    return [*GUARD[1:], *options, "--remote-entry", record, *BRIDGE, url, *extra]
 
 
 # --------------------------------------------------------------------------- each client's shape, there and back
@@ -306,7 +306,7 @@ def test_plain_http_keeps_working(url: str, extra: list[str]) -> None:
     text = json.dumps({"mcpServers": {"r": {"url": url}}})
     wrapped = wrap_text(text, guard_launch(None, ["/opt/bin/mcp-guard"]), remote=True).new_text
     args = json.loads(wrapped)["mcpServers"]["r"]["args"]
-    assert args == ["--remote-entry", json.dumps({"url": url}), "--", *BRIDGE, url, *extra]
+    assert args == ["--remote-entry", json.dumps({"url": url}), *BRIDGE, url, *extra]
 
 
 def test_literal_credentials_are_pointed_out(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -450,13 +450,14 @@ def test_wrap_remote_then_unwrap_is_identity(
         got = data["mcpServers"][name]
         assert got["command"] == "/opt/guard/bin/mcp-guard"
         args = got["args"]
-        cut = args.index("--")
+        cut = args.index("--remote-entry") + 2
+        assert "--" not in args[:cut]
         assert args[: cut - 2] == list(launch.options)
         assert args[cut - 2] == "--remote-entry" and json.loads(args[cut - 1]) == entry
         headers = [a for name, value in entry.get("headers", {}).items() for a in ("--header", f"{name}: {value}")]
         transport = ["--transport", "sse-only"] if entry.get("type") == "sse" else []
         allow_http = ["--allow-http"] if entry["url"].startswith("http://h.example") else []
-        assert args[cut + 1 :] == [*BRIDGE, entry["url"], *headers, *transport, *allow_http]
+        assert args[cut:] == [*BRIDGE, entry["url"], *headers, *transport, *allow_http]
         assert {k: v for k, v in got.items() if k not in ("command", "args", "type")} == {
             k: v for k, v in entry.items() if k not in ("url", "headers", "type")
         }

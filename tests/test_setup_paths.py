@@ -315,7 +315,7 @@ def test_wrap_refuses_to_put_a_pinned_policy_on_every_server(tmp_path: Path, gua
     one = guard("wrap", "--config", str(config), "--policy", str(policy), "--server", "store")
     assert one.returncode == 0, one.stderr
     assert entry_argv(config, "demo") == DEMO
-    assert entry_argv(config, "store")[-len(CAPABLE) - 3 :] == ["--policy", str(policy), "--", *CAPABLE]
+    assert entry_argv(config, "store")[-len(CAPABLE) - 2 :] == ["--policy", str(policy), *CAPABLE]
     # And the wrapped server lists every tool to a capable client.
     assert client_listing(entry_argv(config, "store"), sandbox_env(tmp_path)) == ALL_TOOLS
 
@@ -349,7 +349,7 @@ def test_init_prints_the_exact_wrap_command(tmp_path: Path, guard: Guard) -> Non
     wrapped = guard(*line.split()[1:])
     assert wrapped.returncode == 0, wrapped.stderr
     assert entry_argv(desktop, "demo") == DEMO
-    assert entry_argv(desktop, "store")[-len(CAPABLE) - 3 :] == ["--policy", str(policy), "--", *CAPABLE]
+    assert entry_argv(desktop, "store")[-len(CAPABLE) - 2 :] == ["--policy", str(policy), *CAPABLE]
 
 
 def test_init_prints_a_template_when_no_client_runs_the_server(tmp_path: Path, guard: Guard) -> None:
@@ -373,7 +373,7 @@ def test_wrap_init_gives_each_server_its_own_policy(tmp_path: Path, guard: Guard
     assert "create_charge" in json.loads((folder / "demo.json").read_text())["tools"]
     for name, server in (("demo", DEMO), ("store", CAPABLE)):
         argv = entry_argv(desktop, name)
-        assert argv[-len(server) - 3 :] == ["--policy", str(folder / f"{name}.json"), "--", *server]
+        assert argv[-len(server) - 2 :] == ["--policy", str(folder / f"{name}.json"), *server]
         assert LockFile.load(folder / f"{name}.lock.json").server["command"] == server
     env = sandbox_env(tmp_path)
     assert client_listing(entry_argv(desktop, "store"), env) == ALL_TOOLS
@@ -394,7 +394,7 @@ def test_wrap_init_puts_policies_for_a_home_config_in_the_user_config_dir(tmp_pa
     done = guard("wrap", "--client", "claude-code", "--init", "--capabilities", "roots", cwd=project)
     assert done.returncode == 0, done.stderr
     policy = home / ".config" / "mcp-guard" / "servers" / "store.json"
-    assert entry_argv(claude, "store")[-len(CAPABLE) - 3 :] == ["--policy", str(policy), "--", *CAPABLE]
+    assert entry_argv(claude, "store")[-len(CAPABLE) - 2 :] == ["--policy", str(policy), *CAPABLE]
     assert list(json.loads(policy.read_text())["tools"]) == [*BASE_TOOLS, "list_roots"]
     assert list(project.iterdir()) == []
 
@@ -408,7 +408,7 @@ def test_wrap_init_wraps_the_servers_it_could_list_and_names_the_others(tmp_path
     assert "not wrapped, without a policy of their own: broken" in done.stderr
     assert entry_argv(config, "broken") == broken
     folder = config.parent / "mcp-guard"
-    assert entry_argv(config, "demo")[-len(DEMO) - 3 :] == ["--policy", str(folder / "demo.json"), "--", *DEMO]
+    assert entry_argv(config, "demo")[-len(DEMO) - 2 :] == ["--policy", str(folder / "demo.json"), *DEMO]
     assert sorted(p.name for p in folder.iterdir()) == ["demo.json", "demo.lock.json"]
 
     # Unwrapped again, its policy is still there: not replaced without --force.
@@ -419,7 +419,7 @@ def test_wrap_init_wraps_the_servers_it_could_list_and_names_the_others(tmp_path
     assert entry_argv(config, "demo") == DEMO
     forced = guard("wrap", "--config", str(config), "--init", "--server", "demo", "--force")
     assert forced.returncode == 0, forced.stderr
-    assert entry_argv(config, "demo")[-len(DEMO) - 3 :] == ["--policy", str(folder / "demo.json"), "--", *DEMO]
+    assert entry_argv(config, "demo")[-len(DEMO) - 2 :] == ["--policy", str(folder / "demo.json"), *DEMO]
 
 
 def test_wrap_init_refuses_with_policy(tmp_path: Path, guard: Guard) -> None:

@@ -247,7 +247,8 @@ def _wrap_edits(text: str, entry: JObject, launch: GuardLaunch) -> list[_Edit]:
     found = _launch_of(entry)
     command_raw = text[found.command.value.start : found.command.value.end]
     new_command = json.dumps(launch.command, ensure_ascii=False)
-    prefix = [json.dumps(a, ensure_ascii=False) for a in launch.prefix] + [command_raw]
+    server = _string(found.command.value) or ""
+    prefix = [json.dumps(a, ensure_ascii=False) for a in launch.before(server)] + [command_raw]
     edits: list[_Edit] = []
     if found.args is None:
         inserted = _inserted_args(text, entry, found.command, prefix)
@@ -276,7 +277,8 @@ def _remote_wrap_edits(text: str, entry: JObject, launch: GuardLaunch) -> list[_
     except _remote.NotBridgeable as exc:
         raise _Skip(str(exc)) from None
     record = text[entry.start : entry.end]
-    argv = [*launch.prefix[:-1], _remote.RECORD_OPTION, record, "--", *remote.command()]
+    server = remote.command()
+    argv = [*launch.prefix, _remote.RECORD_OPTION, record, *(["--"] if server[0].startswith("-") else []), *server]
     items = [json.dumps(a, ensure_ascii=False) for a in argv]
     url = entry.get("url")
     assert url is not None  # noqa: S101  (remote_of checked)

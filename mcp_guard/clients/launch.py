@@ -1,8 +1,13 @@
 """The guard's command line inside a client's server entry: writing it, and recognising it.
 
-A wrapped entry reads ``mcp-guard [GUARD OPTIONS] -- ORIGINAL_COMMAND ORIGINAL_ARGS...``:
-the original command stays in the entry's own ``args``, after ``--``, which is exactly what
-the guard needs to start the server anyway.
+A wrapped entry reads ``mcp-guard GUARD OPTIONS ORIGINAL_COMMAND ORIGINAL_ARGS...``: the
+original command stays in the entry's own ``args``, which is exactly what the guard needs to
+start the server anyway. The guard's options end at the first word that is neither an option nor
+an option's value (:func:`mcp_guard.cli.split_command`), so no ``--`` is written where that
+word is unambiguously the server's command: tools that split their own argv at the first ``--``
+(the MCP Inspector's ``--config F --server S``) would cut the entry there. ``--`` is written
+only when it is needed: a server command that starts with ``-``, or no guard options at all
+(the first word would then be read as a possible subcommand name).
 """
 
 from __future__ import annotations
@@ -24,13 +29,27 @@ class GuardLaunch:
     """How a wrapped entry starts the guard: ``command`` and the args before the server's command."""
 
     command: str
-    prefix: tuple[str, ...]
+    prefix: tuple[str, ...]  # without ``--``: see :meth:`before`
 
     @property
     def options(self) -> tuple[str, ...]:
-        """The guard's own options (``--policy FILE``), without the interpreter part and ``--``."""
+        """The guard's own options (``--policy FILE``), without the interpreter part."""
         start = 2 if self.prefix[:2] == ("-m", GUARD_MODULE) else 0
-        return self.prefix[start:-1]
+        return self.prefix[start:]
+
+    def before(self, server_command: str) -> tuple[str, ...]:
+        """The args to put before the server's command: the prefix, then ``--`` only where it is needed."""
+        return (*self.prefix, *(("--",) if needs_separator(self.options, server_command) else ()))
+
+
+def needs_separator(options: Sequence[str], server_command: str) -> bool:
+    """Whether ``--`` must separate the guard's ``options`` from a server command starting with this word.
+
+    Without options the word would be the guard's first argument, which may name a subcommand (or be
+    refused as a typo of one); a word starting with ``-`` would be read as an option. Otherwise the
+    guard's options (all of which the guard writes with their values) end right before it.
+    """
+    return not options or server_command.startswith("-")
 
 
 def find_guard_command() -> list[str]:
@@ -64,7 +83,7 @@ def guard_launch(
         options += ["--policy-sha256", policy_sha256]
     if lock is not None:
         options += ["--lock", lock]
-    return GuardLaunch(command[0], (*command[1:], *options, "--"))
+    return GuardLaunch(command[0], (*command[1:], *options))
 
 
 def _guard_start(command: str, args: Sequence[str]) -> int | None:

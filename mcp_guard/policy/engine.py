@@ -546,17 +546,22 @@ class Engine:
         self._rule_cache[tool] = rule
         return rule
 
+    @staticmethod
+    def default_deny(tool: str) -> Deny:
+        """The refusal under ``default: deny`` of a tool the policy does not name (also a hidden tool's answer)."""
+        return Deny(
+            "default_deny",
+            "default",
+            f"Tool {tool!r} is not allowed: the policy does not list it and its default is deny.",
+        )
+
     def decide(self, tool: str, arguments: Mapping[str, Any]) -> Decision:
         if self.is_hidden(tool):
             return Deny("hidden", "hide", f"Tool {tool!r} is hidden by the policy.")
         rule = self.rule_for(tool)
         if rule is None:
             if not self.default_allow:
-                return Deny(
-                    "default_deny",
-                    "default",
-                    f"Tool {tool!r} is not allowed: the policy does not list it and its default is deny.",
-                )
+                return self.default_deny(tool)
             return _settle(None, tool, arguments, self._global_limits)
         return _decide_rule(rule, tool, arguments, self._global_limits)
 
