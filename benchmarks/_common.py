@@ -44,6 +44,10 @@ LIMITER_POLICY: dict[str, Any] = {
     "tools": {"echo": {"limits": [{"counter": "c", "window": "minute", "max": 1000000000, "scope": "grant"}]}},
 }
 
+# The guard as installed (audit log on, hot reload on): allow-all, and the seed policy's one sliding-window limit.
+GUARD_ALLOW = "mcp-guard allow-all"
+GUARD_LIMIT = "mcp-guard limit"
+
 _PIN_ENV = "MCP_GUARD_BENCH_PINNED"
 _READ_BUFFER = 1 << 16
 
@@ -254,24 +258,28 @@ def relay_variants(
     allow = write_policy("allow_all", ALLOW_ALL_POLICY)
     limiter = write_policy("limiter", LIMITER_POLICY)
     off = guard_audit_off()
-    variants.append(Variant("mcp-guard allow-all", (*guard, *off, "--policy", str(allow), "--"), "guard"))
+    # As installed: nothing switched off (the audit log on, in a scratch directory, see isolated_env; the policy
+    # watched for changes). The --no-audit variant shows what the audit log costs.
     if off and audit:
-        # As installed, with nothing switched off: the audit log on (in a scratch directory, see isolated_env).
-        variants.append(Variant("mcp-guard allow-all + audit", (*guard, "--policy", str(allow), "--"), "guard"))
-    variants.append(Variant("mcp-guard limiter", (*guard, *off, "--policy", str(limiter), "--"), "guard"))
+        variants.append(
+            Variant(f"{GUARD_ALLOW} {' '.join(off)}", (*guard, *off, "--policy", str(allow), "--"), "guard")
+        )
+    variants.append(Variant(GUARD_ALLOW, (*guard, "--policy", str(allow), "--"), "guard"))
+    variants.append(Variant(GUARD_LIMIT, (*guard, "--policy", str(limiter), "--"), "guard"))
     for path in guard_policies:
-        variants.append(Variant(f"mcp-guard {Path(path).stem}", (*guard, *off, "--policy", str(path), "--"), "guard"))
+        variants.append(Variant(f"mcp-guard {Path(path).stem}", (*guard, "--policy", str(path), "--"), "guard"))
     if baseline is not None:
         # Another checkout of mcp-guard (say, main before a change), run from its source in this interpreter,
-        # side by side with this one in the same rounds: the before/after comparison of a pull request.
+        # side by side with this one in the same rounds: the before/after comparison of a pull request. Run in
+        # the checkout's folder: `python -m` puts the working directory first on sys.path, so from this
+        # repository's root it would run this tree instead.
         env = {"PYTHONPATH": str(baseline.resolve())}
         old = (PYTHON, "-m", "mcp_guard")
-        variants.append(Variant("baseline allow-all + audit", (*old, "--policy", str(allow), "--"), "guard", env))
-        variants.append(Variant("baseline limiter + audit", (*old, "--policy", str(limiter), "--"), "guard", env))
-        variants.append(Variant("mcp-guard limiter + audit", (*guard, "--policy", str(limiter), "--"), "guard"))
+        where = str(baseline.resolve())
+        variants.append(Variant("baseline allow-all", (*old, "--policy", str(allow), "--"), "guard", env, cwd=where))
+        variants.append(Variant("baseline limit", (*old, "--policy", str(limiter), "--"), "guard", env, cwd=where))
         notes.append(f"baseline: the mcp-guard source at {baseline}, run with PYTHONPATH")
-    if off:
-        notes.append("mcp-guard variants run with --no-audit, except the one marked + audit (the default)")
+    notes.append("mcp-guard variants run as installed (audit log on, policy hot reload on) unless marked --no-audit")
     return variants, notes
 
 
@@ -356,6 +364,21 @@ class Session:
             for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
                 try:
                     total += int((task / "schedstat").read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    continue
+        except OSError:
+            return 0
+        return total
+
+    def ctx_switches(self) -> int:
+        """Context switches of the spawned process so far, all its threads (voluntary + involuntary); 0 if unknown."""
+        total = 0
+        try:
+            for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+                try:
+                    for line in (task / "status").read_text().splitlines():
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                            total += int(line.split()[1])
                 except (OSError, ValueError, IndexError):
                     continue
         except OSError:

@@ -26,6 +26,8 @@ from typing import Any
 
 from _common import (
     BUILD_DIR,
+    GUARD_ALLOW,
+    GUARD_LIMIT,
     PEERS_DIR,
     Variant,
     machine,
@@ -210,9 +212,10 @@ def main() -> int:
     print_machine(info)
 
     references, _ = relay_variants(floors=False, audit=False)
-    references = [v for v in references if v.name in ("direct", "mcp-guard allow-all")]
+    # The guard as installed (audit log on, hot reload on), allow-all and with one limit, as the issue compares.
+    references = [v for v in references if v.name in ("direct", GUARD_ALLOW, GUARD_LIMIT)]
     floor = [v for v in relay_variants(audit=False)[0] if v.name == "floor: threads (Python)"]
-    variants: list[Variant] = [references[0], *floor, references[1]]
+    variants: list[Variant] = [references[0], *floor, *references[1:]]
     notes: list[str] = []
     measured_peers: list[dict[str, Any]] = []
     for peer in PEERS:

@@ -92,7 +92,14 @@ def run_round(
     the run; the planned counts apply otherwise.
     """
     measured = [s for s in sizes if s != BIG or round_index < plan.big_rounds]
-    out: dict[str, Any] = {"calls_ns": {}, "cpu_ns_per_call": {}, "pipelined_cps": None}
+    out: dict[str, Any] = {
+        "calls_ns": {},
+        "cpu_ns_per_call": {},
+        "ctx_per_call": {},
+        "pipelined_cps": None,
+        "pipelined_cpu_ns_per_call": None,
+        "pipelined_ctx_per_call": None,
+    }
     with Session(variant.argv(upstream_command(measured)), env=variant.env, cwd=variant.cwd) as session:
         session.initialize()
         for size in measured:
@@ -101,21 +108,27 @@ def run_round(
             if budget_s is None:
                 for _ in range(plan.warmup[size]):
                     session.call(size)
-                cpu_before = session.cpu_ns()
+                cpu_before, ctx_before = session.cpu_ns(), session.ctx_switches()
                 times = [session.call(size) for _ in range(plan.calls[size])]
             else:
                 budget_ns = int(budget_s * 1e9)
                 warm = [session.call(size)]
                 while len(warm) < plan.warmup[size] and sum(warm) < budget_ns / 4:
                     warm.append(session.call(size))
-                cpu_before = session.cpu_ns()
+                cpu_before, ctx_before = session.cpu_ns(), session.ctx_switches()
                 while len(times) < plan.calls[size] and (len(times) < 3 or sum(times) < budget_ns):
                     times.append(session.call(size))
             out["calls_ns"][size] = times
             out["cpu_ns_per_call"][size] = (session.cpu_ns() - cpu_before) / len(times) if cpu_before else None
+            out["ctx_per_call"][size] = (session.ctx_switches() - ctx_before) / len(times) if ctx_before else None
         if 16 in sizes:
             session.pipelined(min(200, plan.pipelined_total), plan.window)  # warm-up
+            cpu_before, ctx_before = session.cpu_ns(), session.ctx_switches()
             out["pipelined_cps"] = session.pipelined(plan.pipelined_total, plan.window)
+            if cpu_before:
+                out["pipelined_cpu_ns_per_call"] = (session.cpu_ns() - cpu_before) / plan.pipelined_total
+            if ctx_before:
+                out["pipelined_ctx_per_call"] = (session.ctx_switches() - ctx_before) / plan.pipelined_total
     return out
 
 
@@ -138,9 +151,15 @@ def summarise(variants: list[Variant], rounds: list[dict[str, dict[str, Any]]], 
                 for r in rounds
                 if r[v.name]["cpu_ns_per_call"].get(size) is not None
             ]
+            ctx = [
+                r[v.name]["ctx_per_call"][size]
+                for r in rounds
+                if r[v.name].get("ctx_per_call", {}).get(size) is not None
+            ]
             rows[v.name] = {
                 "median_us": median(values),
                 "process_cpu_us_per_call": median(cpu) if cpu else None,
+                "ctx_switches_per_call": median(ctx) if ctx else None,
                 "round_medians_us": values,
                 "added_us": median(added) if v.name != "direct" else 0.0,
                 "ratio_vs_direct": median(values) / median(direct),
@@ -157,8 +176,16 @@ def summarise(variants: list[Variant], rounds: list[dict[str, dict[str, Any]]], 
         floor_cps = [r[THREAD_FLOOR]["pipelined_cps"] for r in rounds] if THREAD_FLOOR in rounds[0] else None
         for v in variants:
             cps = [r[v.name]["pipelined_cps"] for r in rounds]
+            cpu = [
+                r[v.name]["pipelined_cpu_ns_per_call"] / 1000
+                for r in rounds
+                if r[v.name].get("pipelined_cpu_ns_per_call")
+            ]
+            ctx = [r[v.name]["pipelined_ctx_per_call"] for r in rounds if r[v.name].get("pipelined_ctx_per_call")]
             summary["throughput"][v.name] = {
                 "calls_per_s": median(cps),
+                "process_cpu_us_per_call": median(cpu) if cpu else None,
+                "ctx_switches_per_call": median(ctx) if ctx else None,
                 "round_values": cps,
                 "ratio_vs_direct": median(cps) / median(direct_cps),
                 "ratio_vs_thread_floor": median(cps) / median(floor_cps) if floor_cps else None,
@@ -180,6 +207,7 @@ def print_summary(variants: list[Variant], summary: dict[str, Any], sizes: list[
                     f"{row['ratio_vs_direct']:.2f}x",
                     f"{row['added_vs_thread_floor']:.2f}x" if row["added_vs_thread_floor"] is not None else "-",
                     fmt(row["process_cpu_us_per_call"]),
+                    fmt(row.get("ctx_switches_per_call"), 2),
                 ]
             )
         rounds = plan.big_rounds if size == BIG else plan.rounds
@@ -189,7 +217,15 @@ def print_summary(variants: list[Variant], summary: dict[str, Any], sizes: list[
         )
         tables.append(
             print_table(
-                ["variant", "median us/call", "added us", "x direct", "added vs thread floor", "CPU us/call *"],
+                [
+                    "variant",
+                    "median us/call",
+                    "added us",
+                    "x direct",
+                    "added vs thread floor",
+                    "CPU us/call *",
+                    "ctx sw/call",
+                ],
                 rows,
                 title=title,
             )
@@ -207,14 +243,56 @@ def print_summary(variants: list[Variant], summary: dict[str, Any], sizes: list[
                     fmt(row["calls_per_s"], 0),
                     f"{row['ratio_vs_direct']:.2f}x",
                     f"{vs_floor:.2f}x" if vs_floor is not None else "-",
+                    fmt(row.get("process_cpu_us_per_call")),
+                    fmt(row.get("ctx_switches_per_call"), 2),
                 ]
             )
         title = (
             f"pipelined throughput: {plan.window} in flight, 16 B results "
             f"({plan.rounds} rounds x {plan.pipelined_total} calls; medians)"
         )
-        tables.append(print_table(["variant", "calls/s", "x direct", "x thread floor"], rows, title=title))
+        tables.append(
+            print_table(
+                ["variant", "calls/s", "x direct", "x thread floor", "CPU us/call *", "ctx sw/call"], rows, title=title
+            )
+        )
+    if "16" in summary["latency"] and summary["throughput"]:
+        tables.append(headline(variants, summary))
     return tables
+
+
+def headline(variants: list[Variant], summary: dict[str, Any]) -> str:
+    """Issue 21's table: 16 B tools/call, added over direct, against the thread floor (same rounds)."""
+    latency = summary["latency"]["16"]
+    rows = []
+    for v in variants:
+        if v.name == "direct":
+            continue
+        row, put = latency[v.name], summary["throughput"][v.name]
+        rows.append(
+            [
+                v.name,
+                fmt(row["added_us"]),
+                f"{row['added_vs_thread_floor']:.2f}" if row["added_vs_thread_floor"] is not None else "-",
+                fmt(row["process_cpu_us_per_call"]),
+                fmt(row.get("ctx_switches_per_call"), 2),
+                fmt(put["calls_per_s"], 0),
+                f"{put['ratio_vs_thread_floor']:.2f}" if put.get("ratio_vs_thread_floor") is not None else "-",
+            ]
+        )
+    return print_table(
+        [
+            "16 B tools/call, added over direct",
+            "added us",
+            "x thread floor",
+            "CPU us/call",
+            "ctx sw/call",
+            "pipelined calls/s",
+            "x thread floor",
+        ],
+        rows,
+        title="Headline (issue 21): mcp-guard as installed = audit log on, policy hot reload on",
+    )
 
 
 def main() -> int:

@@ -23,6 +23,7 @@ import collections
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -30,13 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp_guard.canonical import canonical_json, compact_json, sha256_hex, utf8
+from mcp_guard.canonical import KeyedDigest, canonical_json, compact_json, sha256_hex, utf8
+from mcp_guard.wire.jsonrpc import answer_status, loads_or_none
 
 Decision = str  # allowed | refused | approved | declined | monitored
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_KEEP = 3
 _BACKLOG = 100_000
 _FLUSH_EVERY_S = 0.2
+_CACHED = 256  # encoded pieces of lines kept for reuse
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -129,6 +132,7 @@ class Event:
     status: str | None = None  # ok | error (isError) | rpc_error | server_exited, for relayed calls
     duration_ms: float | None = None
     when: float = 0.0  # time.time() at the decision
+    answer: bytes | None = None  # the server's answer, when status is None: the writer reads the status from it
     # What the result checks did: {"outcome": warn|redact|block, "findings": [{detector, kind, count, paths}]}
     result: Mapping[str, Any] | None = None
     kind: str = "tool"  # prompt or resource: ``tool`` holds the prompt's name or the URI
@@ -159,6 +163,9 @@ class AuditLog:
         self._secret_path = secret_path
         self._ts_second = -1
         self._ts_prefix = ""
+        self._digest: KeyedDigest | None = None
+        self._middles: dict[Any, str] = {}
+        self._arg_keys: dict[tuple[str, ...], str] = {}
         self._thread = threading.Thread(target=self._run, name="mcp-guard audit", daemon=True)
         self._thread.start()
 
@@ -208,31 +215,72 @@ class AuditLog:
             self._ts_second = second
             self._ts_prefix = dt.datetime.fromtimestamp(second, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
         millis = int((event.when - second) * 1000)
-        # Keys in a fixed order, so people reading the file see the same layout on every line.
-        record: dict[str, Any] = {
-            "ts": f"{self._ts_prefix}.{millis:03d}+00:00",
-            "server": event.server,
-            "client": event.client,
-            "tool": event.tool,
-            "decision": event.decision,
-            "rule": event.rule,
-            "reason": event.reason,
-            "status": event.status,
-            "duration_ms": None if event.duration_ms is None else round(event.duration_ms, 3),
-            "arg_keys": sorted(event.arguments),
-            "args_hmac": self._fingerprint(event.arguments),
-            "pid": self._pid,
-        }
+        # Keys in a fixed order, so people reading the file see the same layout on every line. Built from
+        # pieces, the ones that repeat from call to call (server, client, tool, rule, keys) encoded once:
+        # the same text as encoding the whole record, at a third of the cost.
+        status = event.status
+        if status is None and event.answer is not None:
+            status = answer_status(loads_or_none(event.answer))
+        duration = event.duration_ms
+        if duration is None:
+            duration_text = "null"
+        else:
+            duration = round(duration, 3)
+            duration_text = repr(duration) if type(duration) is float and math.isfinite(duration) else _ENCODE(duration)
+        middle = self._middle(event, status)
+        text = (
+            f'{{"ts":"{self._ts_prefix}.{millis:03d}+00:00",{middle},"duration_ms":{duration_text},'
+            f'"arg_keys":{self._keys(event.arguments)},"args_hmac":"{self._fingerprint(event.arguments)}",'
+            f'"pid":{self._pid}'
+        )
         if event.result is not None:
-            record["result"] = event.result
+            text += f',"result":{_ENCODE(event.result)}'
         if event.kind != "tool":  # tool lines keep their layout; a prompt or resource line says what it is
-            record["kind"] = event.kind
+            text += f',"kind":{_ENCODE(event.kind)}'
         if event.rounds > 1:
-            record["rounds"] = event.rounds
+            text += f',"rounds":{int(event.rounds)}'
         if self._dropped:
-            record["dropped_before"] = self._dropped
+            text += f',"dropped_before":{self._dropped}'
             self._dropped = 0
-        return utf8(_ENCODE(record)) + b"\n"  # a lone surrogate anywhere is written escaped, never dropped
+        return utf8(text + "}") + b"\n"  # a lone surrogate anywhere is written escaped, never dropped
+
+    def _middle(self, event: Event, status: str | None) -> str:
+        """``"server":…`` to ``"status":…``, encoded once per distinct combination."""
+        client = event.client
+        try:
+            key: Any = (event.server, event.tool, event.decision, event.rule, event.reason, status)
+            key += (tuple(client.items()),) if client is not None else (None,)
+            text = self._middles.get(key)
+        except TypeError:  # an unhashable value in the client's name: encode it every time
+            key, text = None, None
+        if text is None:
+            text = _ENCODE(
+                {
+                    "server": event.server,
+                    "client": client,
+                    "tool": event.tool,
+                    "decision": event.decision,
+                    "rule": event.rule,
+                    "reason": event.reason,
+                    "status": status,
+                }
+            )[1:-1]
+            if key is not None:
+                if len(self._middles) >= _CACHED:
+                    self._middles.clear()
+                self._middles[key] = text
+        return text
+
+    def _keys(self, arguments: Mapping[str, Any]) -> str:
+        """The argument names, sorted, as a JSON list; encoded once per distinct set of names."""
+        key = tuple(arguments)
+        text = self._arg_keys.get(key)
+        if text is None:
+            text = _ENCODE(sorted(arguments))
+            if len(self._arg_keys) >= _CACHED:
+                self._arg_keys.clear()
+            self._arg_keys[key] = text
+        return text
 
     def _fingerprint(self, arguments: Mapping[str, Any]) -> str:
         """HMAC-SHA-256 of the canonical arguments under the installation's secret.
@@ -240,11 +288,11 @@ class AuditLog:
         A plain hash of a small value (an amount, a 4-digit PIN) could be reversed by
         hashing every candidate; without the secret (mode 0600) it cannot.
         """
-        if self._key is None:
-            self._key = self._load_key()
-        from mcp_guard.integrity.fingerprint import keyed_fingerprint
-
-        return keyed_fingerprint(arguments, self._key)
+        if self._digest is None:
+            if self._key is None:
+                self._key = self._load_key()
+            self._digest = KeyedDigest(self._key)
+        return self._digest(arguments)
 
     def _load_key(self) -> bytes:
         from mcp_guard.integrity.fingerprint import SecretError, load_or_create_secret

@@ -18,11 +18,37 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
-_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+_CANONICAL_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+_CANONICAL: Callable[[Any], str] = _CANONICAL_ENCODER.encode
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _reusable_encoder() -> Callable[[Any], str] | None:
+    """The C encoder behind ``_CANONICAL``, built once (``encode`` builds one per call: 2.5x the cost for
+    the small values the audit log fingerprints per call). Without a circular-reference check: values
+    read from JSON have no cycles. None where CPython's ``_json`` is not there; then ``encode`` is used."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        iterencode = make(
+            None, _CANONICAL_ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, True
+        )
+    except TypeError:  # another signature than CPython's
+        return None
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    probe = {"b": [1, 2.5, None, True, "é\ud800"], "a": {"y": "x", "x": -0.0}}
+    return encode if encode(probe) == _CANONICAL(probe) else None
+
+
+_CANONICAL = _reusable_encoder() or _CANONICAL
 
 
 def escape_surrogates(text: str) -> str:
@@ -60,3 +86,22 @@ def sha256_hex(value: Any) -> str:
 def keyed_digest(value: Any, key: bytes) -> str:
     """HMAC-SHA-256 (hex) of the canonical JSON of ``value`` under ``key``."""
     return hmac.new(key, canonical_json(value), hashlib.sha256).hexdigest()
+
+
+class KeyedDigest:
+    """:func:`keyed_digest` under one key, for many values: HMAC (RFC 2104) with its two padded-key
+    hashes computed once, half the cost of ``hmac.new`` per value (the audit log makes one per call)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:  # SHA-256's block size
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def __call__(self, value: Any) -> str:
+        inner = self._inner.copy()
+        inner.update(canonical_json(value))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()

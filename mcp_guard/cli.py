@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,11 +14,13 @@ from mcp_guard import __version__, exits
 from mcp_guard.paths import policy_path as default_policy_path
 
 if TYPE_CHECKING:
+    from mcp_guard.audit import AuditLog
     from mcp_guard.config import GuardConfig
     from mcp_guard.flows.guard import FlowGuard
     from mcp_guard.limits.base import Limiter
     from mcp_guard.pipeline import Snapshot
     from mcp_guard.policy.model import Policy
+    from mcp_guard.session import Session
 
 EXIT_USAGE = exits.USAGE
 
@@ -230,25 +232,73 @@ def _guard(config: GuardConfig) -> int:
 
     import anyio
 
+    from mcp_guard.relay import relay, stderr_line
+    from mcp_guard.upstream import Upstream
+
+    built = build_session(config)
+    if isinstance(built, int):
+        return built
+    session, audit, background = built
+    watchers = None
+    if config.record is not None or config.otel:
+        from mcp_guard.watching import WatchError, watch
+
+        try:
+            watchers = watch(config, session, stderr_line)
+        except WatchError as exc:
+            _err(str(exc))
+            if audit is not None:
+                audit.close()
+            return EXIT_USAGE
+    # Said before the server starts, so it comes before anything the server writes to the same stderr.
+    _err(_start_line(config, session.judge.store_name))
+    flows = session.snapshot.flows
+    if config.policy.flows and flows is not None:
+        _err(f"flow rules: this guard's client is {flows.client_id} (from {flows.client_source}); {flows.where()}")
+    # Started last: a configuration error above must not leave a server running.
+    try:
+        upstream = Upstream(resolved)
+    except OSError as exc:
+        _err(f"could not start {config.command[0]!r}: {exc.strerror or exc}")
+        if audit is not None:
+            audit.close()
+        if watchers is not None:
+            watchers.close()
+        return exits.CANNOT_RUN
+    try:
+        return anyio.run(relay, upstream, session, 0, background, watchers.tap if watchers is not None else None)
+    except KeyboardInterrupt:
+        # Ctrl-C before the relay watches signals: the server must not outlive the guard (no parent-death
+        # signal outside Linux).
+        upstream.kill_now()
+        _err("interrupted")
+        return exits.INTERRUPTED
+    finally:
+        if audit is not None:
+            audit.close()
+        if watchers is not None:
+            watchers.close()
+
+
+def build_session(
+    config: GuardConfig,
+) -> tuple[Session, AuditLog | None, list[Callable[[], Coroutine[Any, Any, None]]]] | int:
+    """The session the guard relays with, its audit log and its background tasks (the policy watcher),
+    exactly as configured; an exit status after a configuration error (said on stderr).
+    ``benchmarks/session.py`` measures the session built here."""
     from mcp_guard.approval.flow import ApprovalSettings
     from mcp_guard.approval.lazy import LazyApprovalStore
     from mcp_guard.judge import Judge
     from mcp_guard.pipeline import Snapshot
     from mcp_guard.policy.engine import Engine
-    from mcp_guard.relay import relay, stderr_line
+    from mcp_guard.relay import stderr_line
     from mcp_guard.session import Session
-    from mcp_guard.upstream import Upstream
 
     limiter, store_name = _limiter(config.state_url, config.policy, config.server_name)
     if limiter is None:
         return EXIT_USAGE
     engine = Engine(config.policy)
     judge = Judge(engine, limiter, force_monitor=config.monitor, warn=stderr_line, store_name=store_name)
-    audit = None
-    if config.audit_log is not None:
-        from mcp_guard.audit import AuditLog
-
-        audit = AuditLog(config.audit_log, stderr_line)
     approvals = ApprovalSettings(
         channels=config.approval.channels,
         timeout_s=config.approval.timeout_s,
@@ -258,6 +308,11 @@ def _guard(config: GuardConfig) -> int:
     integrity = _integrity(config, config.policy, approvals.store.path)
     if integrity is False:
         return EXIT_USAGE
+    audit = None
+    if config.audit_log is not None:
+        from mcp_guard.audit import AuditLog
+
+        audit = AuditLog(config.audit_log, stderr_line)
     flows = _flow_guard(config, lambda: session.snapshot)
     session = Session(
         judge,
@@ -268,7 +323,7 @@ def _guard(config: GuardConfig) -> int:
         server_identity=config.server_identity,
         approvals=approvals,
     )
-    background = []
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
     if config.reload and config.policy_path is not None:
         from functools import partial
 
@@ -296,40 +351,7 @@ def _guard(config: GuardConfig) -> int:
                 apply,
             )
         )
-    watchers = None
-    if config.record is not None or config.otel:
-        from mcp_guard.watching import WatchError, watch
-
-        try:
-            watchers = watch(config, session, stderr_line)
-        except WatchError as exc:
-            _err(str(exc))
-            return EXIT_USAGE
-    # Said before the server starts, so it comes before anything the server writes to the same stderr.
-    _err(_start_line(config, store_name))
-    if config.policy.flows:
-        _err(f"flow rules: this guard's client is {flows.client_id} (from {flows.client_source}); {flows.where()}")
-    # Started last: a configuration error above must not leave a server running.
-    try:
-        upstream = Upstream(resolved)
-    except OSError as exc:
-        _err(f"could not start {config.command[0]!r}: {exc.strerror or exc}")
-        if watchers is not None:
-            watchers.close()
-        return exits.CANNOT_RUN
-    try:
-        return anyio.run(relay, upstream, session, 0, background, watchers.tap if watchers is not None else None)
-    except KeyboardInterrupt:
-        # Ctrl-C before the relay watches signals: the server must not outlive the guard (no parent-death
-        # signal outside Linux).
-        upstream.kill_now()
-        _err("interrupted")
-        return exits.INTERRUPTED
-    finally:
-        if audit is not None:
-            audit.close()
-        if watchers is not None:
-            watchers.close()
+    return session, audit, background
 
 
 def _flow_guard(config: GuardConfig, snapshot: Callable[[], Snapshot]) -> FlowGuard:

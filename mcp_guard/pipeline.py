@@ -592,6 +592,8 @@ def _new_record(call: CallIn, rule: str | None, reason: str | None, word: str) -
     record = Call(call.name, rule, reason, word, call.arguments, time.time(), time.perf_counter())
     if call.kind != "tool":
         record.kind = call.kind
+    if call.modern:
+        record.modern = True
     return record
 
 

@@ -57,11 +57,13 @@ from mcp_guard.wire.jsonrpc import (
     INVALID_REQUEST,
     SERVER_ERROR,
     FrameError,
+    answer_status,
     encode,
     error_answer,
     error_frame,
     id_key,
     is_modern,
+    loads_or_none,
     strict_loads,
 )
 from mcp_guard.wire.peek import classify, peek
@@ -82,6 +84,9 @@ MAX_IN_FLIGHT = 4096
 # Answers up to this size are parsed to learn whether the call failed (refund, audit). Larger ones are
 # parsed only when a refund depends on it: reading 20 MB for an audit word costs more than relaying it.
 _STATUS_PARSE_LIMIT = 1 << 20
+# Answers up to this size go to the audit writer unread when only the audit log wants their status: bounded
+# so the writer's backlog (0.2 s of calls) holds little memory.
+_DEFERRED_STATUS_LIMIT = 2048
 _LIST_TIMEOUT_S = 10.0
 
 
@@ -902,21 +907,29 @@ class Session:
         needs_refund = call.refund is not None and not call.cancelled
         snap = self.snapshot
         inspect = settled_stages_wanted(call, snap)
+        if not needs_refund and not call.modern and not call.modern_approval and not inspect:
+            # Only the audit log wants the answer's status: a small answer is read by the audit writer, off
+            # the relay's path (it costs as much as the rest of the answer's handling), a larger one here.
+            # A 2026-07-28 answer is read here: it may open an input round (issued_state, below).
+            if self._audit is None:
+                return line
+            if len(line) <= _DEFERRED_STATUS_LIMIT:
+                self._audit_outcome(call, None, line)
+                return line
         message: JSON = None
         if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval or inspect:
-            try:
-                message = json.loads(line)
-            except (ValueError, RecursionError):
-                message = None
+            message = loads_or_none(line)
         status = (
-            _status(message) if message is not None else ("ok" if len(line) > _STATUS_PARSE_LIMIT else "unreadable")
+            answer_status(message)
+            if message is not None
+            else ("ok" if len(line) > _STATUS_PARSE_LIMIT else "unreadable")
         )
         if inspect and isinstance(message, dict):
             replaced = run_settled_stages(call, message, snap)
             if replaced is not None:
                 message = replaced
                 line = encode(replaced)
-                status = _status(message)
+                status = answer_status(message)
         if call.modern_approval and self.desk is not None and isinstance(message, dict):
             line = self.desk.wrap_upstream_state(message, call) or line
         elif status == "ok" and isinstance(message, dict):
@@ -929,7 +942,8 @@ class Session:
         self._audit_outcome(call, status)
         return line
 
-    def _audit_outcome(self, call: Call, status: str) -> None:
+    def _audit_outcome(self, call: Call, status: str | None, answer: bytes | None = None) -> None:
+        """Refund and audit a relayed call; ``status`` None: the audit writer reads it from ``answer``."""
         if call.refund is not None and status in ("error", "rpc_error") and not call.cancelled:
             try:
                 self.judge.limiter.refund(call.refund)
@@ -951,6 +965,7 @@ class Session:
                 status=status,
                 duration_ms=(time.perf_counter() - call.started) * 1000,
                 when=call.when,
+                answer=answer,
                 result=call.inspected,
                 kind=call.kind,
                 rounds=call.rounds,
@@ -1231,18 +1246,6 @@ def _probe_name(kind: str, token: str) -> str:
 def _method(call: CallIn) -> str:
     method = call.message.get("method")
     return method if isinstance(method, str) else "tools/call"
-
-
-def _status(message: JSON) -> str:
-    """ok, error (a result with ``isError: true``) or rpc_error (a JSON-RPC error), from the parsed answer."""
-    if not isinstance(message, dict):
-        return "unreadable"
-    if "error" in message:
-        return "rpc_error"
-    result = message.get("result")
-    if isinstance(result, dict) and result.get("isError") is True:
-        return "error"
-    return "ok"
 
 
 def _from_template(template: tuple[str, JSONObject], call: CallIn) -> JSONObject:

@@ -7,12 +7,14 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from conftest import PYTHON, RECORDER_SERVER, Start, handshake, tool_call, write_policy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mcp_guard.integrity import protect
 from mcp_guard.integrity.guard import IntegritySettings, ToolIntegrity
 from mcp_guard.integrity.protect import MAX_CHARS, MAX_VALUES, ProtectedPaths, guard_paths_for
 from mcp_guard.policy.decision import Deny
@@ -366,6 +368,35 @@ def test_any_mix_of_spellings_is_found(layout: dict[str, Path], data: st.DataObj
     command = f"cd {head} && cat {tail}" if cut or data.draw(st.booleans()) else f"cat {head}/{tail}"
     padding = "echo " + "word " * data.draw(st.sampled_from([0, 10, 1200]))
     refused(protected, {"command": padding + "; " + command})
+
+
+_PIECES = [
+    *("policy.json", "mcp-guard", "rules", "cfg", "cat ", "cd ", "pushd ", "--directory=", "-C "),
+    *("/", "~", "$", "%", "*", "?", "[", "'", '"', "`", "\\", "word", " ", "..", "state", "chdir("),
+]
+
+
+@pytest.mark.parametrize("where", ["project", "config", "state"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_quick_look_at_short_strings_never_changes_a_verdict(
+    layout: dict[str, Path], where: str, data: st.DataObject
+) -> None:
+    """Short strings are searched once for anything worth reading; the full reading must agree on each."""
+    project = layout["project"]
+    if not (project / "cfg").is_symlink():
+        (project / "cfg").symlink_to(layout["config"], target_is_directory=True)
+        (project / "rules").symlink_to(layout["policy"])
+    cwd = layout[where]
+    protected = ProtectedPaths([layout["policy"]], cwd, directories=[layout["state"]], home=layout["home"])
+    name = data.draw(st.sampled_from(["policy.json", "rules", "cfg", "mcp-guard", "word"]))
+    at = data.draw(st.integers(0, len(name)))
+    name = name[:at] + data.draw(st.sampled_from(["", "'", '"', "`", "\\", "''"])) + name[at:]
+    before, after = (data.draw(st.lists(st.sampled_from(_PIECES), max_size=2)) for _ in range(2))
+    text = "".join([*before, name, *after])
+    quick = protected.refusal({"a": text})
+    with patch.object(protect, "_QUICK_CHARS", -1):  # every string read in full
+        assert protected.refusal({"a": text}) == quick
 
 
 # --- end to end -----------------------------------------------------------------------------------

@@ -416,3 +416,41 @@ def test_the_approval_desk_alone_holds_asks_and_approves() -> None:
     mute = ApprovalDesk(FakePort(None, elicitation=False), desk.settings)
     nobody = mute.consider(_pending(), decision)
     assert isinstance(nobody, Refuse) and "cannot show questions" in nobody.deny.reason
+
+
+def test_the_audit_log_records_each_answers_status_and_refunds_still_happen(tmp_path: Path) -> None:
+    """Small answers reach the audit writer unread (it reads their status); large ones and those a refund
+    depends on are read on the relay's path. Every status ends up the same either way."""
+    from mcp_guard.audit import AuditLog
+
+    policy = {
+        "version": "1",
+        "default": "allow",
+        "tools": {"pay": {"limits": [{"counter": "p", "window": "minute", "max": 5, "refund_on_error": True}]}},
+    }
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    engine = Engine(load_policy(path))
+    limiter = MemoryLimiter()
+    log = AuditLog(tmp_path / "audit.jsonl", lambda _: None, key=b"k" * 32)
+    session = Session(Judge(engine, limiter), Snapshot(engine), lambda _: None, audit=log)
+    big = "x" * 5000
+    answers = {
+        1: b'{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":false}}\n',
+        2: b'{"jsonrpc":"2.0","id":2,"result":{"content":[],"isError":true}}\n',
+        3: b'{"jsonrpc":"2.0","id":3,"error":{"code":-32000,"message":"no"}}\n',
+        4: b'{"jsonrpc":"2.0","id":4,"result":{"content":[]} trailing\n',
+        5: b'{"jsonrpc":"2.0","id":5,"result":{"content":[],"is\\u0045rror":true}}\n',
+        6: b'{"jsonrpc":"2.0","id":6,"result":{"content":[{"type":"text","text":"%s"}],"isError":true}}\n'
+        % big.encode(),
+        7: b'{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":true}}\n',
+        8: b'{"jsonrpc":"2.0","id":8,"result":{"content":[],"isError":false}}\n',
+    }
+    for ident, answer in answers.items():
+        tool = "pay" if ident >= 7 else "echo"
+        assert session.from_client(json.dumps(call(ident, tool)).encode() + b"\n") != []
+        assert session.from_upstream(answer) == [ToClient(answer)]
+    log.close()
+    statuses = [json.loads(line)["status"] for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert statuses == ["ok", "error", "rpc_error", "unreadable", "error", "error", "error", "ok"]
+    assert limiter.counters() == ["p"] and limiter.usage("p", 60.0) == 1.0  # the failed call was given back

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcp_guard.wire import jsonrpc
 from mcp_guard.wire.frames import Refused, read_frame
-from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, strict_loads
+from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, loads_or_none, strict_loads
 from mcp_guard.wire.peek import classify, peek
 from mcp_guard.wire.tools_list import filter_tools_result
 
@@ -134,6 +136,104 @@ def test_strict_parse_accepts_crlf_and_escapes() -> None:
         "method": "tools/call",
         "n": 2**53,
     }
+
+
+# The strict reader's fast path (no Python hook per object and integer) must read exactly what the hooked
+# decoder reads, and refuse exactly what it refuses, with the same words.
+
+_KEYS = ["a", "A", "a:", "A:", ":", "\\/", "/", "\\u0061", "s", "\\u017f", "k", "\\u212a", "\u017f", 'x\\"y']
+_SCALARS = [
+    "1",
+    "-0",
+    "9007199254740992",
+    "-9007199254740992",
+    "9007199254740993",
+    "-9007199254740993",
+    "1" * 5000,
+    "1.5",
+    "1e400",
+    "NaN",
+    "true",
+    "null",
+    '"x:y"',
+    '":"',
+    '"\\u003a"',
+    '"\\/"',
+    '"\\ud800"',
+    '""',
+]
+
+
+@st.composite
+def json_texts(draw: st.DrawFn, depth: int = 0) -> str:
+    """JSON source text (or something close to it) built to trip the fast path: repeated keys in several
+    spellings, colons in keys and strings, escapes, integers at the edge of ±2^53, trailing data."""
+    if depth < 3 and draw(st.booleans()):
+        if draw(st.booleans()):
+            items = draw(st.lists(json_texts(depth + 1), max_size=3))
+            return "[" + ",".join(items) + "]"
+        pairs = draw(st.lists(st.tuples(st.sampled_from(_KEYS), json_texts(depth + 1)), max_size=4))
+        return "{" + ",".join(f'"{key}":{value}' for key, value in pairs) + "}"
+    return draw(st.sampled_from(_SCALARS))
+
+
+def _outcome(line: bytes) -> tuple[Any, ...]:
+    try:
+        value = strict_loads(line)
+    except FrameError as exc:
+        return ("refused", exc.code, exc.message)
+    return ("read", json.dumps(value), repr(value))  # repr tells 1 from 1.0 and True
+
+
+@given(text=json_texts(), trailing=st.sampled_from(["", " ", ' {"a":1}', ' {"a":1,"a":2}', ":", "\r\n"]))
+@settings(max_examples=600, deadline=None)
+def test_the_fast_strict_reader_reads_and_refuses_as_the_hooked_one(text: str, trailing: str) -> None:
+    line = (text + trailing).encode()
+    fast = _outcome(line)
+    with patch.object(jsonrpc, "_same_as_strict", lambda value, colons: False):  # the hooked decoder only
+        assert _outcome(line) == fast
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"a":"x:y","a":1}',  # the dropped value held a colon
+        b'{"a:":1,"a:":2}',  # so did the dropped key
+        b'{"\\/":1,"/":2}',  # one key, two spellings, no \\u escape
+        b'{"a":{"b":1,"b":{"c:":":"}}}',
+        b'{"a":1} {"b":2}',
+        b'{"a":9007199254740993}',
+        b"9007199254740993",
+        b"[[1],[-9007199254740993]]",
+    ],
+)
+def test_the_fast_strict_reader_catches_what_a_dict_hides(line: bytes) -> None:
+    with pytest.raises(FrameError):
+        strict_loads(line)
+
+
+def test_a_plain_call_is_read_without_the_hooked_decoder() -> None:
+    line = b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"url":"https://x"}}}'
+    with patch.object(jsonrpc, "_SCAN", None):  # calling it would fail
+        assert strict_loads(line)["params"]["arguments"] == {"url": "https://x"}
+
+
+def _json_loads_or_none(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
+@given(
+    text=json_texts(),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"]),
+    around=st.sampled_from(["", " ", "\n", " \t\r\n", "x", " 1", "\x00"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_bookkeeping_reads_what_json_loads_reads(text: str, encoding: str, around: str) -> None:
+    line = (" " + text + around).encode(encoding, "surrogatepass")
+    assert repr(loads_or_none(line)) == repr(_json_loads_or_none(line))
 
 
 def test_tools_list_filter_keeps_every_other_field() -> None:

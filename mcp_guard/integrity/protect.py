@@ -74,6 +74,7 @@ SHORT_STRING = 4096
 """Strings up to this long have each plain path looked up; in longer ones, only if one could lead anywhere."""
 MAX_LINK_NAMES = 256
 """Symbolic links in the working directory looked for by name in a string; with more, every word is read."""
+_QUICK_CHARS = 4096  # strings up to this long are first searched once for anything that needs reading
 _MAX_LINK_DEPTH = 40  # as the kernel's ELOOP limit
 _LIST_AFTER = 16  # lookups into one directory in a call after which it is listed once instead
 
@@ -341,6 +342,14 @@ class ProtectedPaths:
         # Inside a protected directory, any relative name may point into it: no needle can filter.
         here = {self._fold(self._cwd_norm), self._fold(self._cwd_real)}
         self._scan_all = any(self._inside_dir(form) is not None for form in here)
+        # Anything in a string that makes _scan read it further, but a link's name: a protected name, a
+        # directory change's literal, a trigger (a glob too where the working directory holds protected
+        # files), a quote or backslash (names are looked for with quotes removed). One search instead of
+        # one per needle, literal and trigger, for the short strings most arguments are.
+        quick = {*self._needles, *(literal for literal, _, _ in self._moves), *_TRIGGERS, *"'\"`\\"}
+        if self._cwd_is_parent:
+            quick.update(_TRIGGERS_AND_GLOBS)
+        self._quick = re.compile("|".join(re.escape(part) for part in sorted(quick, key=len, reverse=True)))
 
     # --- the public check --------------------------------------------------------------------
 
@@ -409,7 +418,13 @@ class ProtectedPaths:
 
     def _scan(self, text: str, call: _Call, seen: set[str]) -> tuple[str, Path] | None:
         folded = self._fold(text)
-        named = any(needle in _unquoted(folded) for needle in self._needles)
+        if len(folded) <= _QUICK_CHARS and not self._scan_all and self._quick.search(folded) is None:
+            # Not named, no directory change, no trigger: only a link's name in it could lead to a path.
+            links = self._cwd_links(call)
+            if not links or (len(links) <= MAX_LINK_NAMES and not any(name in folded for name in links)):
+                return None
+        unquoted = _unquoted(folded)
+        named = any(needle in unquoted for needle in self._needles)
         moves = bool(self._move_positions(folded))
         links = self._cwd_links(call)
         linked = bool(links) and (len(links) > MAX_LINK_NAMES or any(name in folded for name in links))

@@ -134,7 +134,7 @@ def read_frame(line: bytes) -> Frame | None:
     body = line[:-1] if line.endswith(b"\n") else line
     if body.endswith(b"\r"):
         body = body[:-1]
-    if b"\r" in body:
+    if body.find(b"\r") >= 0:  # not `in`: on bytes it raises and clears a TypeError first (CPython 3.11)
         # Read as the readers that split here would: each part's requests get an answer.
         ids, lone, batch = _probe(body.replace(b"\r", b" "))  # CR as whitespace, as JSON reads it
         if not ids and not lone:  # or as two lines, as the universal-newline readers do
@@ -154,7 +154,7 @@ def read_frame(line: bytes) -> Frame | None:
     except FrameError as exc:
         ids, lone, batch = _probe(body)
         raise Refused(exc.code, exc.message, ids, lone, batch) from None
-    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+    if len(body) > MAX_DEPTH and body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         ids, lone, _ = _probe(body)
         raise Refused(
             INVALID_REQUEST,
@@ -162,7 +162,7 @@ def read_frame(line: bytes) -> Frame | None:
             ids,
             lone,
         )
-    if _SURROGATE_ESCAPE.search(body) is not None and _has_lone_surrogate(value):
+    if body.find(b"\\u") >= 0 and _SURROGATE_ESCAPE.search(body) is not None and _has_lone_surrogate(value):
         ids, lone, _ = _probe(body)
         raise Refused(
             INVALID_REQUEST,
@@ -198,16 +198,15 @@ def _valid_id(ident: JSON) -> TypeGuard[RequestId]:
     return isinstance(ident, str) or (isinstance(ident, int) and not isinstance(ident, bool))
 
 
-def _check_keys(obj: JSONObject, folded: dict[str, str], where: str, ids: list[JSON], lone: bool) -> None:
+def _check_keys(obj: JSONObject, folded: dict[str, str], where: str, message: JSONObject) -> None:
+    """Refuse a key that is a member's name (a value of ``folded``) in another case (``message``: whose)."""
     for key in obj:
         known = folded.get(fold(key))
         if known is not None and known != key:
-            raise Refused(
-                INVALID_REQUEST,
+            raise _refused(
+                message,
                 f"{where} key {key!r} is {known!r} in another case: some readers (Go's encoding/json) would read it "
                 f"as {known!r}, others would not",
-                ids,
-                lone,
             )
 
 
@@ -218,6 +217,8 @@ def _answers_to(ident: JSON) -> bool:
 
 def _looks_like_response(obj: JSONObject) -> bool:
     """No method in any spelling: the client answering the server (a response, well-formed or not)."""
+    if "method" in obj:
+        return False
     return not any(fold(key) == "method" for key in obj)
 
 
@@ -237,35 +238,36 @@ def _lone(obj: JSONObject) -> bool:
     return _looks_like_response(obj)
 
 
+def _refused(obj: JSONObject, message: str) -> Refused:
+    """The refusal of message ``obj``, addressed as :func:`_request_ids` and :func:`_lone` read it."""
+    return Refused(INVALID_REQUEST, message, _request_ids(obj), _lone(obj))
+
+
 def _message(obj: JSONObject) -> Message:
     ident = obj.get("id")
     method = obj.get("method")
-    ids = _request_ids(obj)
-    note = _lone(obj)
-    _check_keys(obj, _FOLDED_ENVELOPE, "the message's", ids, note)
+    if not obj.keys() <= _ENVELOPE:  # only the members' own spellings: nothing to check (decided in C)
+        _check_keys(obj, _FOLDED_ENVELOPE, "the message's", obj)
     if obj.get("jsonrpc") != "2.0":
-        raise Refused(INVALID_REQUEST, 'the message lacks "jsonrpc": "2.0"', ids, note)
+        raise _refused(obj, 'the message lacks "jsonrpc": "2.0"')
     if "method" in obj:
         if not isinstance(method, str):
-            raise Refused(INVALID_REQUEST, "the message's method is not a string", ids, note)
+            raise _refused(obj, "the message's method is not a string")
         if "result" in obj or "error" in obj:
-            raise Refused(
-                INVALID_REQUEST, "the message is both a request (method) and a response (result/error)", ids, note
-            )
+            raise _refused(obj, "the message is both a request (method) and a response (result/error)")
         if "params" in obj:
             params = obj["params"]
             if not isinstance(params, dict):
-                raise Refused(
-                    INVALID_REQUEST, "the message's params is not an object (MCP params are objects)", ids, note
-                )
-            _check_keys(params, _FOLDED_PARAMS, "a params", ids, note)
+                raise _refused(obj, "the message's params is not an object (MCP params are objects)")
+            if not params.keys() <= _PARAMS:
+                _check_keys(params, _FOLDED_PARAMS, "a params", obj)
         if "id" not in obj:
             return Message("notification", None, method, obj)
         if not _valid_id(ident):
-            raise Refused(INVALID_REQUEST, "the request id must be a string or an integer", ids or [None])
+            raise Refused(INVALID_REQUEST, "the request id must be a string or an integer", _request_ids(obj) or [None])
         return Message("request", ident, method, obj)
     if "id" not in obj or ("result" in obj) == ("error" in obj):
-        raise Refused(INVALID_REQUEST, "the message is neither a request, a notification nor a response", ids, note)
+        raise _refused(obj, "the message is neither a request, a notification nor a response")
     if not (_valid_id(ident) or (ident is None and "error" in obj)):
         raise Refused(INVALID_REQUEST, "the response id must be a string or an integer", [], True)
     return Message("response", ident, None, obj)
