@@ -242,27 +242,42 @@ class LimitSet(_Strict):
     )
 
 
-class ToolRule(_Strict):
-    """What the policy says about one tool (or a glob of tools). ``{}`` allows it."""
+class _Rule(_Strict):
+    """What a tool rule and a prompt or resource rule share (a request: a tool call, a prompts/get, a
+    resources/read)."""
 
     action: Literal["allow", "deny", "approve"] = Field(
         default="allow", description="allow, deny, or approve (ask a person first)."
     )
-    reason: str | None = Field(default=None, description="Shown to the model when this rule refuses a call.")
+    reason: str | None = Field(default=None, description="Shown to the model when this rule refuses a request.")
     note: str | None = Field(default=None, description=NOTE_HELP)
-    deny_if: list[ConditionEntry] = Field(default_factory=list, description="Any match refuses the call.")
-    require: list[ConditionEntry] = Field(default_factory=list, description="All must hold, else the call is refused.")
+    deny_if: list[ConditionEntry] = Field(default_factory=list, description="Any match refuses the request.")
+    require: list[ConditionEntry] = Field(
+        default_factory=list, description="All must hold, else the request is refused."
+    )
     approve_if: list[ConditionEntry] = Field(default_factory=list, description="Any match asks a person first.")
     remember: WindowSpec | None = Field(
         default=None,
-        description="After a person approves a call, identical calls (same tool and arguments) pass without "
+        description="After a person approves a request, identical ones (same name and arguments) pass without "
         "asking for this long, e.g. '10m'.",
     )
+    limits: list[Limit] = Field(default_factory=list)
+
+    @field_validator("remember")
+    @classmethod
+    def _check_remember(cls, value: WindowSpec | None) -> WindowSpec | None:
+        if value is not None:
+            window_seconds(value)
+        return value
+
+
+class ToolRule(_Rule):
+    """What the policy says about one tool (or a glob of tools). ``{}`` allows it."""
+
     validate_arguments: bool | None = Field(
         default=None,
         description="Check this tool's arguments against its declared inputSchema (overrides the top level).",
     )
-    limits: list[Limit] = Field(default_factory=list)
     results: ResultRules | None = Field(
         default=None,
         description="What to do with findings in this tool's results; combined with all_tools.results, the "
@@ -274,13 +289,6 @@ class ToolRule(_Strict):
         "gives the session its labels; a call to it is checked against the flow rules' 'to' labels. Every "
         "matching tool key (name or glob) adds its labels.",
     )
-
-    @field_validator("remember")
-    @classmethod
-    def _check_remember(cls, value: WindowSpec | None) -> WindowSpec | None:
-        if value is not None:
-            window_seconds(value)
-        return value
 
 
 Label = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -318,31 +326,8 @@ class FlowRule(_Strict):
         return value
 
 
-class RequestRule(_Strict):
+class RequestRule(_Rule):
     """What the policy says about one prompt or resource (or a glob of them). ``{}`` allows it."""
-
-    action: Literal["allow", "deny", "approve"] = Field(
-        default="allow", description="allow, deny, or approve (ask a person first)."
-    )
-    reason: str | None = Field(default=None, description="Shown to the model when this rule refuses a request.")
-    note: str | None = Field(default=None, description=NOTE_HELP)
-    deny_if: list[ConditionEntry] = Field(default_factory=list, description="Any match refuses the request.")
-    require: list[ConditionEntry] = Field(
-        default_factory=list, description="All must hold, else the request is refused."
-    )
-    approve_if: list[ConditionEntry] = Field(default_factory=list, description="Any match asks a person first.")
-    remember: WindowSpec | None = Field(
-        default=None,
-        description="After a person approves a request, identical ones pass without asking for this long, e.g. '10m'.",
-    )
-    limits: list[Limit] = Field(default_factory=list)
-
-    @field_validator("remember")
-    @classmethod
-    def _check_remember(cls, value: WindowSpec | None) -> WindowSpec | None:
-        if value is not None:
-            window_seconds(value)
-        return value
 
 
 class RequestSection(_Strict):
