@@ -11,6 +11,7 @@ check).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,23 @@ def inspect_answer(
 
 
 _TASK_FRAME_LIMIT = 8192
+
+# A key that a JSON reader may take for "id": any case (Go's encoding/json folds it), any escapes.
+_ID_KEY = re.compile(rb'"(?:[iI]|\\u00[46]9)(?:[dD]|\\u00[46]4)"[ \t\r\n]*:')
+
+
+def unreadable_routing(line: bytes) -> str | None:
+    """Why this answer cannot be routed the way the client will (a second "id" key, which a reader
+    that lets the last key win takes for another request's answer), or None. Only a frame with two
+    keys that could be "id" is parsed."""
+    keys = _ID_KEY.finditer(line)
+    if next(keys, None) is None or next(keys, None) is None:
+        return None
+    try:
+        strict_loads(line)
+    except FrameError as exc:
+        return exc.message
+    return None
 
 
 def _encode_releasing(message: JSONObject, outcome: ResultOutcome) -> bytes:

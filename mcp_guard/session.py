@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from mcp_guard.actions import Action, Emit, Job, Start, ToClient, ToUpstream
-from mcp_guard.answers import INSPECTED_METHODS, audit_record, inspect_answer
+from mcp_guard.answers import INSPECTED_METHODS, audit_record, inspect_answer, unreadable_routing
 from mcp_guard.approval.flow import ApprovalSettings, GuardIds
 from mcp_guard.calls import Call, InFlight, Waiter
 from mcp_guard.limits.base import StoreUnavailable
@@ -800,6 +800,14 @@ class Session:
             self._warn(f"the server answered {ident!r}, a request the guard sent to the client; dropped")
             return []
         key = id_key(ident)
+        checks_results = self.snapshot.engine.results is not None
+        if checks_results:
+            # The guard routes by the first "id", a client's reader may take another: such an answer
+            # could carry a checked call's result past the check as the answer to an unchecked request.
+            problem = unreadable_routing(line)
+            if problem is not None:
+                self._warn(f"the server's answer to {ident!r} could not be read strictly ({problem}); not passed on")
+                line = error_frame(ident, SERVER_ERROR, f"mcp-guard: the server's answer could not be read ({problem})")
         with self._lock:
             request = self._inflight.pop(key, None)
             if self._tool_listeners:
