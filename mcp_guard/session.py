@@ -815,9 +815,15 @@ class Session:
             is_list = bool(self._list_requests) and key in self._list_requests
             if is_list:
                 self._list_requests.discard(key)
+            held = request is None and key in self._held
         actions: list[Action] = []
         if request is None and self._stopping:
             return []  # the guard answered it already, saying it is stopping: one answer per request
+        if request is None and (held or checks_results):
+            # An answer to a request the server was not sent (a call still held for approval: ids are
+            # easy to guess), or to none at all: nothing checked it, and the client may be waiting.
+            self._warn(f"the server answered {ident!r}, a request it was not sent or answered already; dropped")
+            return []
         if request is not None:
             if is_list:
                 line = (

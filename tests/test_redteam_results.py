@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
 from results_fakes import crc32_token
 from test_session import Wire, call
+
+from mcp_guard.approval.flow import ApprovalSettings
 
 TOKEN = crc32_token(random.Random(7), "ghp_")
 REDACTED = "t=[redacted: secrets/github_token]"
@@ -37,3 +40,25 @@ def test_a_second_id_key_cannot_address_a_checked_call_through_an_unchecked_answ
         wire.answer(f'{{"jsonrpc":"2.0","id":1,"result":{body},{second}}}\n'.encode())
     assert not leaked(wire)
     assert all(m.get("id") == 1 and "error" in m for m in wire.client)
+
+
+def test_an_answer_to_a_call_held_for_approval_is_not_passed_on(tmp_path: Path) -> None:
+    """The server cannot answer a call the guard has not sent it yet (ids are easy to guess): that
+    answer was forwarded as it was, unchecked, and the client took it for the call's result."""
+    policy = {"version": "1", "default": "allow", "tools": {"pay": {"action": "approve"}}}
+    policy["all_tools"] = REDACT["all_tools"]
+    wire = Wire(tmp_path, policy, ApprovalSettings(channels=("client",), timeout_s=5))
+    params = {"protocolVersion": "2025-03-26", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "t"}}
+    wire.send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params})
+    wire.answer({"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "2025-03-26", "capabilities": {}}})
+    wire.send(call(7, "pay", {"amount": 5}))
+    for _ in range(200):
+        if any(m.get("method") == "elicitation/create" for m in wire.client):
+            break
+        threading.Event().wait(0.01)
+    wire.answer({"jsonrpc": "2.0", "id": 7, "result": text(f"t={TOKEN}")})
+    wire.answer({"jsonrpc": "2.0", "id": 99, "result": text(f"t={TOKEN}")})  # an id nobody asked
+    wire.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}})
+    wire.wait_jobs()
+    assert not leaked(wire)
+    assert not any(m.get("id") in (7, 99) for m in wire.client)
