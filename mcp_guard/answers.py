@@ -41,7 +41,8 @@ def inspect_answer(
     if not check.may_match(line):
         # A task-augmented call is answered with a small CreateTaskResult: its taskId says which later
         # tasks/result answer is this tool's result.
-        if method == "tools/call" and len(line) < _TASK_FRAME_LIMIT and b'"taskId"' in line:
+        # (Any size: padding must not hide it; a small frame may spell the key with escapes.)
+        if method == "tools/call" and (b'"taskId"' in line or (len(line) < _TASK_FRAME_LIMIT and b"\\u" in line)):
             return Inspected(line, task=_task_of(line))
         return Inspected(line)
     from mcp_guard.pipeline import ResultIn
@@ -61,8 +62,8 @@ def inspect_answer(
     if not isinstance(message, dict) or not isinstance(result, dict):
         return Inspected(line)  # an error answer: nothing of the tool's reaches the model
     task = _task_id(result)
-    if task is not None:
-        return Inspected(line, task=task)
+    if task is not None and result.keys() <= {"task", "_meta"}:
+        return Inspected(line, task=task)  # a CreateTaskResult: the tool's result comes with tasks/result
     kind = result.get("resultType")
     if kind is not None and kind != "complete":
         return Inspected(line)  # a 2026-07-28 input round, not the result yet
@@ -71,12 +72,13 @@ def inspect_answer(
         snap,
     )
     if outcome.outcome in ("forward", "warn"):
-        return Inspected(line, outcome)
+        return Inspected(line, outcome, task)
     if outcome.result is not None:
         message["result"] = outcome.result
         del result  # the server's own result: not needed past here (a large one is freed before encoding)
-        return Inspected(_encode_releasing(message, outcome), outcome)
-    return Inspected(error_frame(ident, SERVER_ERROR, outcome.message or "mcp-guard withheld this result"), outcome)
+        return Inspected(_encode_releasing(message, outcome), outcome, task)
+    text = outcome.message or "mcp-guard withheld this result"
+    return Inspected(error_frame(ident, SERVER_ERROR, text), outcome, task)
 
 
 _TASK_FRAME_LIMIT = 8192
@@ -122,7 +124,7 @@ def _task_of(line: bytes) -> str | None:
 def _task_id(result: JSONObject) -> str | None:
     """The taskId of a ``CreateTaskResult`` (a call made with ``params.task``), else None."""
     task = result.get("task")
-    if not isinstance(task, dict) or "content" in result:
+    if not isinstance(task, dict):
         return None
     ident = task.get("taskId")
     return ident if isinstance(ident, str) else None

@@ -62,3 +62,41 @@ def test_an_answer_to_a_call_held_for_approval_is_not_passed_on(tmp_path: Path) 
     wire.wait_jobs()
     assert not leaked(wire)
     assert not any(m.get("id") in (7, 99) for m in wire.client)
+
+
+def _tasked(wire: Wire, created: dict[str, Any]) -> None:
+    tasked = call(1, "echo")
+    tasked["params"]["task"] = {"ttl": 60000}
+    wire.send(tasked)
+    wire.answer({"jsonrpc": "2.0", "id": 1, "result": created})
+    wire.send({"jsonrpc": "2.0", "id": 2, "method": "tasks/result", "params": {"taskId": "t-1"}})
+    wire.answer({"jsonrpc": "2.0", "id": 2, "result": text(f"t={TOKEN}")})
+
+
+TASK = {"taskId": "t-1", "status": "working", "createdAt": "2026-12-03T00:00:00Z", "ttl": 60000}
+STRICT = {
+    "version": "1",
+    "default": "allow",
+    "tools": {"echo": {"results": {"redact": ["secrets"]}}},
+}
+
+
+def test_a_padded_task_creation_still_ties_the_task_to_its_tool(tmp_path: Path) -> None:
+    """A CreateTaskResult over 8 KB (padding in _meta) was not read, so the task's result, fetched
+    later, was taken for one of an unknown tool and passed on unchecked."""
+    wire = Wire(tmp_path, STRICT)
+    _tasked(wire, {"task": TASK, "_meta": {"pad": "x" * 9000}})
+    assert wire.client[1] == {"jsonrpc": "2.0", "id": 2, "result": text(REDACTED)}
+
+
+def test_a_task_creation_with_content_still_ties_the_task_to_its_tool(tmp_path: Path) -> None:
+    wire = Wire(tmp_path, STRICT)
+    _tasked(wire, {"task": TASK, "content": []})
+    assert wire.client[1] == {"jsonrpc": "2.0", "id": 2, "result": text(REDACTED)}
+
+
+def test_the_result_of_a_task_the_guard_does_not_know_gets_the_all_tools_rules(tmp_path: Path) -> None:
+    wire = Wire(tmp_path, REDACT)
+    wire.send({"jsonrpc": "2.0", "id": 2, "method": "tasks/result", "params": {"taskId": "made-up"}})
+    wire.answer({"jsonrpc": "2.0", "id": 2, "result": text(f"t={TOKEN}")})
+    assert wire.client == [{"jsonrpc": "2.0", "id": 2, "result": text(REDACTED)}]
