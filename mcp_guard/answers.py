@@ -65,8 +65,10 @@ def inspect_answer(
     if task is not None and result.keys() <= {"task", "_meta"}:
         return Inspected(line, task=task)  # a CreateTaskResult: the tool's result comes with tasks/result
     kind = result.get("resultType")
-    if kind is not None and kind != "complete":
-        return Inspected(line)  # a 2026-07-28 input round, not the result yet
+    if kind == "input_required":
+        # A 2026-07-28 input round, not the result yet. Only that kind: a client may take any other
+        # (a misspelt "Complete", a kind it does not know) for the result.
+        return Inspected(line)
     outcome = pipeline.judge_result(
         ResultIn("tools/call" if method == "tasks/result" else method, tool, result, check, kind is not None, ident),
         snap,

@@ -100,3 +100,14 @@ def test_the_result_of_a_task_the_guard_does_not_know_gets_the_all_tools_rules(t
     wire.send({"jsonrpc": "2.0", "id": 2, "method": "tasks/result", "params": {"taskId": "made-up"}})
     wire.answer({"jsonrpc": "2.0", "id": 2, "result": text(f"t={TOKEN}")})
     assert wire.client == [{"jsonrpc": "2.0", "id": 2, "result": text(REDACTED)}]
+
+
+def test_a_result_type_other_than_an_input_round_is_checked(tmp_path: Path) -> None:
+    """Only ``input_required`` is an input round; any other ``resultType`` (a client may take
+    "Complete" or a future kind for the result) was passed on unchecked."""
+    wire = Wire(tmp_path, REDACT)
+    for ident, kind in enumerate(("Complete", "partial", ""), start=1):
+        wire.send(call(ident, "echo"))
+        wire.answer({"jsonrpc": "2.0", "id": ident, "result": {**text(f"t={TOKEN}"), "resultType": kind}})
+    assert not leaked(wire)
+    assert [m["result"]["content"][0]["text"] for m in wire.client] == [REDACTED] * 3
