@@ -111,3 +111,35 @@ def test_a_result_type_other_than_an_input_round_is_checked(tmp_path: Path) -> N
         wire.answer({"jsonrpc": "2.0", "id": ident, "result": {**text(f"t={TOKEN}"), "resultType": kind}})
     assert not leaked(wire)
     assert [m["result"]["content"][0]["text"] for m in wire.client] == [REDACTED] * 3
+
+
+def test_an_unterminated_terminal_sequence_before_another_string_is_still_found(tmp_path: Path) -> None:
+    """The texts of a result are scanned joined by NUL; an OSC or DCS sequence without its terminator
+    ran on through the NUL into the next string (``structuredContent``, which FastMCP adds to every
+    result) and the finding, crossing two strings, was dropped: the escape passed a block rule."""
+    policy = {"version": "1", "default": "allow", "all_tools": {"results": {"block": ["terminal_escapes"]}}}
+    wire = Wire(tmp_path, policy)
+    for ident, sequence in enumerate(("\x1b]0;pwned", "\x1bPq#0;2;0;0;0", "\x9d8;;http://x/"), start=1):
+        wire.send(call(ident, "echo"))
+        result = {**text(f"title {sequence}"), "structuredContent": {"result": "ok"}}
+        wire.answer({"jsonrpc": "2.0", "id": ident, "result": result})
+    assert [m["result"]["isError"] for m in wire.client] == [True, True, True]
+    assert not any(s in json.dumps(wire.client) for s in ("pwned", "0;2;0;0;0", "http://x/"))
+
+
+def test_a_policy_pattern_with_a_negated_class_is_not_cut_off_by_the_next_string(tmp_path: Path) -> None:
+    """``key=[^ ]+`` takes NUL: a match at the end of one string ran into the next one and was
+    dropped (the value passed), or hid a match in the next one."""
+    from mcp_guard.inspect import compile_scanner, inspect_result
+
+    scanner = compile_scanner(["token", "kv"], [("token", "token=[^ ]+"), ("kv", "[^ ]+=[^ ]+")])
+    result = {
+        "content": [{"type": "text", "text": "token=s3cr3t"}, {"type": "text", "text": "a"}],
+        "structuredContent": {"x": "k=v"},
+    }
+    found = inspect_result(result, scanner)
+    assert [(f.detector, f.path, f.start, f.end) for f in found.findings] == [
+        ("kv", "content[0].text", 0, 12),
+        ("kv", "structuredContent.x", 0, 3),
+    ]
+    assert "s3cr3t" not in json.dumps(found.redacted(result))
