@@ -143,3 +143,26 @@ def test_a_policy_pattern_with_a_negated_class_is_not_cut_off_by_the_next_string
         ("kv", "structuredContent.x", 0, 3),
     ]
     assert "s3cr3t" not in json.dumps(found.redacted(result))
+
+
+def test_the_record_file_gets_no_secret_from_duplicate_keys_object_keys_or_escaped_broken_lines(tmp_path: Path) -> None:
+    """The recorder wrote the raw frame whenever the parsed one had nothing to redact: a duplicate
+    key's dropped value and object keys (never scanned) went to the file as they were; a line that
+    is not JSON was scanned without decoding its escapes (``\\u0067hp_…``)."""
+    from mcp_guard.record import Recorder
+
+    path = tmp_path / "rec.jsonl"
+    recorder = Recorder(path, lambda _: None, {"server": "x"})
+    escaped = "\\u0067" + TOKEN[1:]
+    for line in (
+        f'{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"type":"text","text":"{TOKEN}","text":"ok"}}]}}}}',
+        f'{{"jsonrpc":"2.0","id":2,"result":{{"structuredContent":{{"{TOKEN}":1}}}}}}',
+        f'{{"jsonrpc":"2.0","id":3,"result":"{escaped}"}}garbage',
+    ):
+        recorder.upstream_line(line.encode() + b"\n", [])
+    recorder.close()
+    records = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    assert TOKEN[1:] not in path.read_text()
+    assert records[0]["frame"]["result"] == {"content": [{"type": "text", "text": "ok"}]}
+    assert records[1]["frame"]["result"] == {"structuredContent": {"[redacted: secrets/github_token]": 1}}
+    assert records[2]["unparsed"] is True
