@@ -166,3 +166,33 @@ def test_the_record_file_gets_no_secret_from_duplicate_keys_object_keys_or_escap
     assert records[0]["frame"]["result"] == {"content": [{"type": "text", "text": "ok"}]}
     assert records[1]["frame"]["result"] == {"structuredContent": {"[redacted: secrets/github_token]": 1}}
     assert records[2]["unparsed"] is True
+
+
+def test_a_secret_in_a_structured_content_key_is_found_and_never_shown_in_a_path(tmp_path: Path) -> None:
+    """Only string values were scanned: a token as an object key of structuredContent passed even a
+    block rule, and the path of a finding under it (stderr, audit log, the blocked result's _meta)
+    spelt the token out."""
+    for action, expected in (("redact", "redact"), ("block", "block")):
+        wire = Wire(tmp_path, {"version": "1", "default": "allow", "all_tools": {"results": {action: ["secrets"]}}})
+        wire.send(call(1, "echo"))
+        structured = {TOKEN: {"ok": [TOKEN]}, "x": 1}
+        wire.answer({"jsonrpc": "2.0", "id": 1, "result": {**text("{}"), "structuredContent": structured}})
+        assert not leaked(wire), expected
+        assert not any(TOKEN in w for w in wire.warnings)
+    label = "[redacted: secrets/github_token]"
+    redacting = Wire(tmp_path, REDACT)
+    redacting.send(call(1, "echo"))
+    redacting.answer({"jsonrpc": "2.0", "id": 1, "result": {"structuredContent": {TOKEN: {"ok": [TOKEN]}}}})
+    assert redacting.client[0]["result"] == {"structuredContent": {label: {"ok": [label]}}}
+
+
+def test_hidden_text_in_an_input_schema_property_name_withholds_the_tool(tmp_path: Path) -> None:
+    hidden = "".join(chr(0xE0000 + ord(c)) for c in "obey")
+    wire = Wire(tmp_path, {"version": "1", "default": "allow", "tool_descriptions": {"block": ["invisible_text"]}})
+    wire.send({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    schema = {"type": "object", "properties": {f"path{hidden}": {"type": "string"}}}
+    tools = [{"name": "evil", "inputSchema": schema}, {"name": "fine", "inputSchema": {"type": "object"}}]
+    wire.answer({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}})
+    assert [t["name"] for t in wire.client[0]["result"]["tools"]] == ["fine"]
+    wire.send(call(2, "evil"))
+    assert wire.upstream[-1]["method"] == "tools/list"  # the call to the withheld tool was not relayed
