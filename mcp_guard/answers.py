@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mcp_guard.wire.json_types import JSON, JSONObject
-from mcp_guard.wire.jsonrpc import SERVER_ERROR, FrameError, error_frame, strict_loads
+from mcp_guard.wire.jsonrpc import SERVER_ERROR, FrameError, error_frame, strict_loads, utf8_frame
 
 if TYPE_CHECKING:
     from mcp_guard.inspect.plan import ResultCheck
@@ -109,7 +109,7 @@ def _encode_releasing(message: JSONObject, outcome: ResultOutcome) -> bytes:
     text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     message.clear()
     outcome.result = None
-    data = text.encode()
+    data = utf8_frame(text)
     del text
     return data + b"\n"
 

@@ -196,3 +196,18 @@ def test_hidden_text_in_an_input_schema_property_name_withholds_the_tool(tmp_pat
     assert [t["name"] for t in wire.client[0]["result"]["tools"]] == ["fine"]
     wire.send(call(2, "evil"))
     assert wire.upstream[-1]["method"] == "tools/list"  # the call to the withheld tool was not relayed
+
+
+def test_a_lone_surrogate_in_a_redacted_answer_or_an_upstream_batch_does_not_end_the_session(tmp_path: Path) -> None:
+    """``"\\ud800"`` is valid JSON that Python reads as a lone surrogate, which has no UTF-8 form: the
+    re-encoded answer (redacted, or a batch element) raised in the upstream pump, ending the session."""
+    lone = b'{"jsonrpc":"2.0","id":%d,"result":{"content":[{"type":"text","text":"\\ud800 %s"}]}}'
+    for policy in (REDACT, {"version": "1", "default": "allow"}):
+        wire = Wire(tmp_path, policy)
+        wire.send(call(1, "echo"))
+        wire.send(call(2, "echo"))
+        wire.answer(lone % (1, TOKEN.encode()) + b"\n")
+        wire.answer(b"[" + lone % (2, b"x") + b"]\n")
+        assert wire.client[1][0]["result"]["content"][0]["text"] == "\ud800 x"
+        first = wire.client[0]["result"]["content"][0]["text"]
+        assert first == ("\ud800 [redacted: secrets/github_token]" if policy is REDACT else f"\ud800 {TOKEN}")
