@@ -211,3 +211,26 @@ def test_a_lone_surrogate_in_a_redacted_answer_or_an_upstream_batch_does_not_end
         assert wire.client[1][0]["result"]["content"][0]["text"] == "\ud800 x"
         first = wire.client[0]["result"]["content"][0]["text"]
         assert first == ("\ud800 [redacted: secrets/github_token]" if policy is REDACT else f"\ud800 {TOKEN}")
+
+
+def test_the_output_schema_message_does_not_quote_a_secret(tmp_path: Path) -> None:
+    """validate_output's message quoted the rejected value ("'ghp_…' is not of type 'integer'") to the
+    client, in the very result that withholds the server's, past the redact rule; and to stderr."""
+    policy = {
+        "version": "1",
+        "default": "allow",
+        "all_tools": {"results": {"redact": ["secrets"]}},
+        "tools": {"q": {"results": {"validate_output": True}}},
+    }
+    wire = Wire(tmp_path, policy)
+    wire.send({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "additionalProperties": False}
+    tools = [{"name": "q", "inputSchema": {"type": "object"}, "outputSchema": schema}]
+    wire.answer({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}})
+    for ident, structured in ((2, {"n": TOKEN}), (3, {TOKEN: 1})):
+        wire.send(call(ident, "q"))
+        wire.answer({"jsonrpc": "2.0", "id": ident, "result": {**text("x"), "structuredContent": structured}})
+    assert [m["result"]["isError"] for m in wire.client[1:]] == [True, True]
+    assert not leaked(wire)
+    assert not any(TOKEN in w for w in wire.warnings)
+    assert "[redacted: secrets/github_token]" in wire.client[1]["result"]["content"][0]["text"]
