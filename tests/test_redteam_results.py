@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from results_fakes import crc32_token
 from test_session import Wire, call
 
@@ -234,3 +235,43 @@ def test_the_output_schema_message_does_not_quote_a_secret(tmp_path: Path) -> No
     assert not leaked(wire)
     assert not any(TOKEN in w for w in wire.warnings)
     assert "[redacted: secrets/github_token]" in wire.client[1]["result"]["content"][0]["text"]
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_a_second_id_key_through_the_guard_process_and_the_sdk_client(
+    guard_cmd: list[str], tmp_path: Path, env: dict[str, str]
+) -> None:
+    """End to end: the SDK's client (pydantic: the last key wins) read the ping's answer as the
+    call's, secret included; now the ping fails and the call gets its own, clean, answer."""
+    import anyio
+    from conftest import PYTHON, ROOT, write_policy
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    from mcp.types import TextContent
+
+    path = write_policy(tmp_path, REDACT)
+    server = ROOT / "tests" / "servers" / "hostile_results.py"
+    argv = [*guard_cmd, "--policy", str(path), "--", PYTHON, str(server)]
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env={**env, "HOSTILE_SECRET": TOKEN})
+    texts: list[str] = []
+    ping_failed: list[bool] = []
+    with (tmp_path / "stderr.log").open("w") as errlog:
+        async with Client(stdio_client(params, errlog=errlog), mode="legacy") as client:
+
+            async def ping() -> None:
+                with anyio.move_on_after(5):
+                    try:
+                        await client.session.send_ping()
+                        ping_failed.append(False)
+                    except Exception:
+                        ping_failed.append(True)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(ping)
+                await anyio.sleep(0.3)
+                result = await client.call_tool("leak", {})
+                texts.extend(c.text for c in result.content if isinstance(c, TextContent))
+    assert texts == ["fine"]
+    assert ping_failed == [True]
+    assert TOKEN not in (tmp_path / "stderr.log").read_text()
