@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from results_fakes import crc32_token
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from results_fakes import crc32_token, positives
 from test_session import Wire, call
 
 from mcp_guard.approval.flow import ApprovalSettings
@@ -275,3 +277,58 @@ async def test_a_second_id_key_through_the_guard_process_and_the_sdk_client(
     assert texts == ["fine"]
     assert ping_failed == [True]
     assert TOKEN not in (tmp_path / "stderr.log").read_text()
+
+
+def _escaped_string(value: str, rng: random.Random, share: float, upper: bool) -> str:
+    """``value`` as a JSON string literal with a random share of its characters written as \\u escapes
+    (astral ones as surrogate pairs, hex digits in either case) and some "/" as "\\/": all valid JSON."""
+    out = ['"']
+    for ch in value:
+        code = ord(ch)
+        if code < 0x20 or ch in '"\\' or rng.random() < share:
+            units = [code] if code <= 0xFFFF else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + (code & 0x3FF)]
+            out.extend((r"\u%04X" if upper else r"\u%04x") % unit for unit in units)
+        elif ch == "/" and rng.random() < 0.5:
+            out.append("\\/")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
+    st.integers(0, 10**6),
+    st.sampled_from([0.0, 0.05, 0.5, 1.0]),
+    st.booleans(),
+)
+def test_the_raw_prefilter_flags_every_frame_the_full_scan_finds_something_in(
+    noise: str, seed: int, share: float, upper: bool
+) -> None:
+    """frame_may_match False means "forwarded unparsed": for each detector alone, all of them and a
+    policy pattern, it must be True whenever the parsed result holds a finding, however the server
+    escaped the strings (a planted value from the corpus generators, next to random text)."""
+    from mcp_guard.inspect import compile_scanner, inspect_result
+    from mcp_guard.inspect.catalog import DETECTORS
+
+    scanners = [compile_scanner([d]) for d in DETECTORS]
+    scanners += [compile_scanner(DETECTORS), compile_scanner(["emp"], [("emp", "EMP-[0-9]{6}")])]
+    rng = random.Random(seed)
+    planted = rng.choice(positives(rng))
+    value = noise + rng.choice([" ", "", "\n"]) + planted.context + rng.choice(["", " ", "EMP-123456", noise])
+    result = {"content": [{"type": "text", "text": value}], "structuredContent": {noise: value[::-1]}}
+    body = (
+        '{"content":[{"type":"text","text":'
+        + _escaped_string(value, rng, share, upper)
+        + '}],"structuredContent":{'
+        + _escaped_string(noise, rng, share, upper)
+        + ":"
+        + _escaped_string(value[::-1], rng, share, upper)
+        + "}}"
+    )
+    frame = ('{"jsonrpc":"2.0","id":1,"result":' + body + "}").encode("utf-8", "surrogatepass")
+    assert json.loads(frame)["result"] == result
+    for scanner in scanners:
+        if inspect_result(result, scanner):
+            assert scanner.frame_may_match(frame), (sorted(scanner.detectors), planted)
