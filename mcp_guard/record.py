@@ -261,7 +261,11 @@ class Recorder:
         if kind == "session":
             record = {"type": "session", **self._times(now), **item}
         elif kind == "verdict":
-            record = {"type": "verdict", **self._times(now), **verdict_fields(*item)}
+            # A refusal's reason and details may quote an argument (a schema check names the value).
+            fields = self._redactor.value(verdict_fields(*item)) if self._redactor is not None else None
+            if not isinstance(fields, dict):
+                raise RecordError("no secret detectors to redact with")
+            record = {"type": "verdict", **self._times(now), **fields}
         elif kind == "result":
             record = {"type": "result", **self._times(now), **item}
         else:

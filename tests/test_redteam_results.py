@@ -332,3 +332,24 @@ def test_the_raw_prefilter_flags_every_frame_the_full_scan_finds_something_in(
     for scanner in scanners:
         if inspect_result(result, scanner):
             assert scanner.frame_may_match(frame), (sorted(scanner.detectors), planted)
+
+
+def test_a_verdict_line_of_the_record_file_does_not_quote_a_secret(tmp_path: Path) -> None:
+    """Frames were redacted, verdict lines written as they were: a refusal's reason or details that
+    quote an argument (the schema check names the value it rejects) put it in the file."""
+    from mcp_guard.pipeline import CallIn, Refuse
+    from mcp_guard.policy.decision import Deny
+    from mcp_guard.record import Recorder
+
+    path = tmp_path / "rec.jsonl"
+    recorder = Recorder(path, lambda _: None, {"server": "x"})
+    message = call(1, "send", {"to": TOKEN})
+    params = message["params"]
+    deny = Deny(
+        "invalid_arguments", "tools.send.validate_arguments", f"arguments.to: {TOKEN!r} is not an e-mail", {"v": TOKEN}
+    )
+    recorder.verdict(CallIn(1, "send", params["arguments"], params, message, False), Refuse(deny), False)
+    recorder.close()
+    (line,) = path.read_text().splitlines()[1:]
+    assert TOKEN not in line
+    assert json.loads(line)["reason"] == "arguments.to: '[redacted: secrets/github_token]' is not an e-mail"
