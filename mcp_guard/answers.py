@@ -11,11 +11,12 @@ check).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mcp_guard.wire.json_types import JSON, JSONObject
-from mcp_guard.wire.jsonrpc import SERVER_ERROR, FrameError, error_frame, strict_loads
+from mcp_guard.wire.jsonrpc import SERVER_ERROR, FrameError, error_frame, strict_loads, utf8_frame
 
 if TYPE_CHECKING:
     from mcp_guard.inspect.plan import ResultCheck
@@ -40,7 +41,8 @@ def inspect_answer(
     if not check.may_match(line):
         # A task-augmented call is answered with a small CreateTaskResult: its taskId says which later
         # tasks/result answer is this tool's result.
-        if method == "tools/call" and len(line) < _TASK_FRAME_LIMIT and b'"taskId"' in line:
+        # (Any size: padding must not hide it; a small frame may spell the key with escapes.)
+        if method == "tools/call" and (b'"taskId"' in line or (len(line) < _TASK_FRAME_LIMIT and b"\\u" in line)):
             return Inspected(line, task=_task_of(line))
         return Inspected(line)
     from mcp_guard.pipeline import ResultIn
@@ -60,25 +62,45 @@ def inspect_answer(
     if not isinstance(message, dict) or not isinstance(result, dict):
         return Inspected(line)  # an error answer: nothing of the tool's reaches the model
     task = _task_id(result)
-    if task is not None:
-        return Inspected(line, task=task)
+    if task is not None and result.keys() <= {"task", "_meta"}:
+        return Inspected(line, task=task)  # a CreateTaskResult: the tool's result comes with tasks/result
     kind = result.get("resultType")
-    if kind is not None and kind != "complete":
-        return Inspected(line)  # a 2026-07-28 input round, not the result yet
+    if kind == "input_required":
+        # A 2026-07-28 input round, not the result yet. Only that kind: a client may take any other
+        # (a misspelt "Complete", a kind it does not know) for the result.
+        return Inspected(line)
     outcome = pipeline.judge_result(
         ResultIn("tools/call" if method == "tasks/result" else method, tool, result, check, kind is not None, ident),
         snap,
     )
     if outcome.outcome in ("forward", "warn"):
-        return Inspected(line, outcome)
+        return Inspected(line, outcome, task)
     if outcome.result is not None:
         message["result"] = outcome.result
         del result  # the server's own result: not needed past here (a large one is freed before encoding)
-        return Inspected(_encode_releasing(message, outcome), outcome)
-    return Inspected(error_frame(ident, SERVER_ERROR, outcome.message or "mcp-guard withheld this result"), outcome)
+        return Inspected(_encode_releasing(message, outcome), outcome, task)
+    text = outcome.message or "mcp-guard withheld this result"
+    return Inspected(error_frame(ident, SERVER_ERROR, text), outcome, task)
 
 
 _TASK_FRAME_LIMIT = 8192
+
+# A key that a JSON reader may take for "id": any case (Go's encoding/json folds it), any escapes.
+_ID_KEY = re.compile(rb'"(?:[iI]|\\u00[46]9)(?:[dD]|\\u00[46]4)"[ \t\r\n]*:')
+
+
+def unreadable_routing(line: bytes) -> str | None:
+    """Why this answer cannot be routed the way the client will (a second "id" key, which a reader
+    that lets the last key win takes for another request's answer), or None. Only a frame with two
+    keys that could be "id" is parsed."""
+    keys = _ID_KEY.finditer(line)
+    if next(keys, None) is None or next(keys, None) is None:
+        return None
+    try:
+        strict_loads(line)
+    except FrameError as exc:
+        return exc.message
+    return None
 
 
 def _encode_releasing(message: JSONObject, outcome: ResultOutcome) -> bytes:
@@ -87,7 +109,7 @@ def _encode_releasing(message: JSONObject, outcome: ResultOutcome) -> bytes:
     text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     message.clear()
     outcome.result = None
-    data = text.encode()
+    data = utf8_frame(text)
     del text
     return data + b"\n"
 
@@ -104,7 +126,7 @@ def _task_of(line: bytes) -> str | None:
 def _task_id(result: JSONObject) -> str | None:
     """The taskId of a ``CreateTaskResult`` (a call made with ``params.task``), else None."""
     task = result.get("task")
-    if not isinstance(task, dict) or "content" in result:
+    if not isinstance(task, dict):
         return None
     ident = task.get("taskId")
     return ident if isinstance(ident, str) else None

@@ -354,8 +354,16 @@ def _output_schema(answer: ResultIn, snap: Snapshot, state: ResultState) -> bool
     schema = output_schema(answer.tool, snap.integrity, plan)
     if schema is None:
         return False
-    state.problem = check_output(schema, answer.result)
-    return state.problem is not None
+    problem = check_output(schema, answer.result)
+    scanner = answer.check.scanner
+    if problem is not None and scanner is not None:
+        # The validator quotes the value it rejects: what the detectors find in it is not repeated to
+        # the client, stderr and the audit log in the message that withholds the result.
+        from mcp_guard.inspect.findings import redact
+
+        problem = redact(problem, scanner.scan(problem))
+    state.problem = problem
+    return problem is not None
 
 
 def _labels(answer: ResultIn, snap: Snapshot, state: ResultState) -> bool:

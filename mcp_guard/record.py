@@ -31,6 +31,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import stat
 import threading
 import time
@@ -73,12 +74,39 @@ class Redactor:
         return self.scanner.frame_may_match(raw)
 
     def value(self, value: object) -> object:
-        """``value`` with every finding in any string at any depth replaced by its label."""
+        """``value`` with every finding in any string at any depth, keys included, replaced by its label."""
         found = self._inspect(value, self.scanner)
-        return found.redacted(value) if found else value
+        return self._keys(found.redacted(value) if found else value)
+
+    def _keys(self, value: object) -> object:
+        # Object keys are strings a frame carries too ({"<token>": 1} in structuredContent or arguments).
+        if isinstance(value, list):
+            items = [self._keys(v) for v in value]
+            return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+        if not isinstance(value, dict):
+            return value
+        pairs = [(self.text(k), self._keys(v)) for k, v in value.items()]
+        if all(k == k2 and v is v2 for (k2, v2), (k, v) in zip(value.items(), pairs, strict=True)):
+            return value
+        return dict(pairs)
 
     def text(self, text: str) -> str:
         return self._redact(text, self.scanner.scan(text))
+
+    def unparsed(self, text: str, raw: bytes) -> str:
+        """A line that is not JSON, redacted; read with JSON's escapes decoded when they may spell a finding."""
+        if self.may_match(raw):
+            text = _ESCAPE.sub(_unescape, text)
+        return self.text(text)
+
+
+_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescape(m: re.Match[str]) -> str:
+    code = m.group(1)
+    return chr(int(code, 16)) if code is not None else _SHORT[m.group(2)]
 
 
 def open_record(path: Path) -> int:
@@ -233,7 +261,11 @@ class Recorder:
         if kind == "session":
             record = {"type": "session", **self._times(now), **item}
         elif kind == "verdict":
-            record = {"type": "verdict", **self._times(now), **verdict_fields(*item)}
+            # A refusal's reason and details may quote an argument (a schema check names the value).
+            fields = self._redactor.value(verdict_fields(*item)) if self._redactor is not None else None
+            if not isinstance(fields, dict):
+                raise RecordError("no secret detectors to redact with")
+            record = {"type": "verdict", **self._times(now), **fields}
         elif kind == "result":
             record = {"type": "result", **self._times(now), **item}
         else:
@@ -254,9 +286,12 @@ class Recorder:
             value = json.loads(raw)
         except (ValueError, RecursionError):
             text = frame.decode("utf-8", "replace").rstrip("\r\n")
-            return b'"text":' + utf8(_ENCODE(redactor.text(text))) + b',"unparsed":true'
-        redacted = redactor.value(value) if redactor.may_match(raw) else value
-        if redacted is value and b"\r" not in raw and (raw.isascii() or _is_utf8(raw)):
+            return b'"text":' + utf8(_ENCODE(redactor.unparsed(text, raw))) + b',"unparsed":true'
+        matched = redactor.may_match(raw)
+        redacted = redactor.value(value) if matched else value
+        # The raw bytes only when nothing in them may be a finding: a duplicate key's dropped value
+        # ({"text":"<token>","text":"ok"}) is in the raw frame but not in the parsed one.
+        if not matched and b"\r" not in raw and (raw.isascii() or _is_utf8(raw)):
             return b'"frame":' + raw  # valid JSON on one line, nothing to redact: no need to encode it again
         return b'"frame":' + utf8(_ENCODE(redacted))
 

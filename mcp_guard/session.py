@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from mcp_guard.actions import Action, Emit, Job, Start, ToClient, ToUpstream
-from mcp_guard.answers import INSPECTED_METHODS, audit_record, inspect_answer
+from mcp_guard.answers import INSPECTED_METHODS, audit_record, inspect_answer, unreadable_routing
 from mcp_guard.approval.flow import ApprovalSettings, GuardIds
 from mcp_guard.calls import Call, InFlight, Waiter
 from mcp_guard.limits.base import StoreUnavailable
@@ -805,6 +805,14 @@ class Session:
             self._warn(f"the server answered {ident!r}, a request the guard sent to the client; dropped")
             return []
         key = id_key(ident)
+        checks_results = self.snapshot.engine.results is not None
+        if checks_results:
+            # The guard routes by the first "id", a client's reader may take another: such an answer
+            # could carry a checked call's result past the check as the answer to an unchecked request.
+            problem = unreadable_routing(line)
+            if problem is not None:
+                self._warn(f"the server's answer to {ident!r} could not be read strictly ({problem}); not passed on")
+                line = error_frame(ident, SERVER_ERROR, f"mcp-guard: the server's answer could not be read ({problem})")
         with self._lock:
             request = self._inflight.pop(key, None)
             if self._tool_listeners:
@@ -812,9 +820,15 @@ class Session:
             is_list = bool(self._list_requests) and key in self._list_requests
             if is_list:
                 self._list_requests.discard(key)
+            held = request is None and key in self._held
         actions: list[Action] = []
         if request is None and self._stopping:
             return []  # the guard answered it already, saying it is stopping: one answer per request
+        if request is None and (held or checks_results):
+            # An answer to a request the server was not sent (a call still held for approval: ids are
+            # easy to guess), or to none at all: nothing checked it, and the client may be waiting.
+            self._warn(f"the server answered {ident!r}, a request it was not sent or answered already; dropped")
+            return []
         if request is not None:
             if is_list:
                 line = (
@@ -848,8 +862,8 @@ class Session:
         if tool is not None:
             rule = snap.engine.rule_for(tool)
             check = plan.for_rule(rule.key if rule is not None else None)
-        elif request.method in ("resources/read", "prompts/get"):
-            check = plan.other
+        elif request.method in ("resources/read", "prompts/get", "tasks/result"):
+            check = plan.other  # (tasks/result: a task the guard did not see created; all_tools.results)
         else:
             return line
         if check is None:

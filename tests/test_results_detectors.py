@@ -374,7 +374,11 @@ def test_text_slots_cover_every_shape() -> None:
         ("content[3].uri", "file:///b"),
         ("content[3].name", "b"),
         ("content[3].description", "d3"),
+        ("structuredContent.rows{key}", "rows"),  # keys are text too
+        ('structuredContent.rows[0]["e-mail"]{key}', "e-mail"),
         ('structuredContent.rows[0]["e-mail"]', "s0"),
+        ("structuredContent.rows[0].n{key}", "n"),
+        ("structuredContent.note{key}", "note"),
         ("structuredContent.note", "s1"),
         ("contents[0].text", "c0"),
         ("description", "p"),

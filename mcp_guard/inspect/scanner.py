@@ -137,8 +137,11 @@ class Scanner:
         for item in raw:
             i = bisect.bisect_right(starts, item[0]) - 1
             text_end = (starts[i + 1] if i + 1 < len(starts) else len(data)) - 1
-            if item[1] <= text_end:
-                by_text.setdefault(i, []).append(item)
+            # A pattern whose class takes NUL (an OSC sequence runs to its terminator or on) may run
+            # on into the next string: in its own string it ends at that string's end.
+            end = min(item[1], text_end)
+            if item[0] < end:
+                by_text.setdefault(i, []).append(item if end == item[1] else (item[0], end, item[2], item[3]))
         for i, items in by_text.items():
             text = texts[i]
             out[i] = _to_findings(items, data, text.isascii(), starts[i], 0)
@@ -247,8 +250,24 @@ class Scanner:
     def _scan_user(self, data: bytes, found: set[Raw]) -> None:
         if self._user is None or self._user_set is None:
             return
-        for m in self._user.finditer(data):
+        pos = 0
+        n = len(data)
+        while pos <= n:
+            m = self._user.search(data, pos)
+            if m is None:
+                return
             start, end = m.span()
+            nul = data.find(b"\x00", start, end)
+            if nul >= 0:
+                # A policy's pattern may take NUL ("key=[^ ]+"): the texts of a result are joined with it,
+                # so a match must not run from one string into the next (the finding would be dropped,
+                # or hide one in the next string). Search this string alone, then go on after it.
+                m = self._user.search(data, start, nul)
+                if m is None:
+                    pos = nul + 1
+                    continue
+                start, end = m.span()
+            pos = end if end > start else start + 1
             if start == end:
                 continue
             which = self._user_set.Match(data[start:end])

@@ -27,6 +27,9 @@ Key = str | int
 Path = tuple[Key, ...]
 
 _LINK_FIELDS = ("uri", "name", "title", "description")
+# The last element of the path of an object's key (the key itself, scanned like the strings:
+# structuredContent and schemas carry text in keys too). No list index is negative.
+KEY = -1
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -34,7 +37,9 @@ def format_path(path: Path) -> str:
     """``("structuredContent", "rows", 3, "e-mail")`` -> ``structuredContent.rows[3]["e-mail"]``."""
     out: list[str] = []
     for key in path:
-        if isinstance(key, int):
+        if key == KEY:
+            out.append("{key}")
+        elif isinstance(key, int):
             out.append(f"[{key}]")
         elif _IDENT.match(key):
             out.append(f".{key}" if out else key)
@@ -70,7 +75,9 @@ def _strings(value: object, path: Path, out: list[tuple[Path, str]]) -> None:
         if isinstance(item, str):
             out.append((where, item))
         elif isinstance(item, dict):
-            stack.extend((v, (*where, str(k))) for k, v in reversed(list(item.items())))
+            for k, v in reversed(list(item.items())):
+                stack.append((v, (*where, str(k))))
+                stack.append((str(k), (*where, str(k), KEY)))
         elif isinstance(item, list):
             stack.extend((v, (*where, i)) for i, v in reversed(list(enumerate(item))))
 
@@ -125,9 +132,16 @@ class Inspection:
             by_path.setdefault(f.path, []).append(f)
         copies: dict[int, object] = {}
         root = result
+        keys: list[tuple[Path, str]] = []
         for where, items in by_path.items():
             path, text = self._slots[where]
-            root = _replace(root, path, redact(text, items), copies)
+            if path and path[-1] == KEY:
+                keys.append((path[:-1], redact(text, items)))
+            else:
+                root = _replace(root, path, redact(text, items), copies)
+        # Keys last (the strings' paths name them as they were), the deepest first.
+        for path, name in sorted(keys, key=lambda item: -len(item[0])):
+            root = _rename(root, path, name, copies)
         return root
 
 
@@ -147,9 +161,16 @@ def _inspect_slots(slots: list[tuple[Path, str]], scanner: Scanner) -> Inspectio
         return NOTHING
     findings: list[Finding] = []
     named: dict[str, tuple[Path, str]] = {}
+    # A key with a finding is shown redacted in every path through it: paths go to stderr, the audit
+    # log and a blocked result's _meta.
+    shown = {
+        path[:-1]: redact(text, items)
+        for (path, text), items in zip(slots, found, strict=True)
+        if items and path and path[-1] == KEY
+    }
     for (path, text), items in zip(slots, found, strict=True):
         if items:
-            where = format_path(path)
+            where = format_path(_shown(path, shown) if shown else path)
             named[where] = (path, text)
             findings.extend(f.at(where) for f in items)
     return Inspection(tuple(findings), truncated, named)
@@ -162,6 +183,43 @@ def inspect_value(value: object, scanner: Scanner, path: Path = ()) -> Inspectio
     slots: list[tuple[Path, str]] = []
     _strings(value, path, slots)
     return _inspect_slots(slots, scanner)
+
+
+def _shown(path: Path, keys: Mapping[Path, str]) -> Path:
+    return tuple(keys.get(path[: i + 1], key) if isinstance(key, str) else key for i, key in enumerate(path))
+
+
+def _rename(node: object, path: Sequence[Key], name: str, copies: dict[int, object]) -> object:
+    """``node`` with the key at ``path`` (its object's path, then the key) renamed to ``name``."""
+    if len(path) > 1:
+        key, rest = path[0], path[1:]
+        copy = _copy(node, copies)
+        if isinstance(copy, dict):
+            copy[str(key)] = _rename(copy[str(key)], rest, name, copies)
+        elif isinstance(copy, list) and isinstance(key, int):
+            copy[key] = _rename(copy[key], rest, name, copies)
+        return copy
+    old = copies.get(id(node), node)
+    if not isinstance(old, dict):  # pragma: no cover - paths come from the same result
+        raise TypeError("no object for a key")
+    renamed = {(name if k == path[0] else k): v for k, v in old.items()}
+    copies[id(node)] = renamed
+    copies[id(renamed)] = renamed
+    return renamed
+
+
+def _copy(node: object, copies: dict[int, object]) -> object:
+    copy = copies.get(id(node))
+    if copy is None:
+        if isinstance(node, dict):
+            copy = dict(node)
+        elif isinstance(node, list):
+            copy = list(node)
+        else:  # pragma: no cover - paths come from text_slots over the same result
+            raise TypeError("no container")
+        copies[id(node)] = copy
+        copies[id(copy)] = copy
+    return copy
 
 
 def _replace(node: object, path: Sequence[Key], value: str, copies: dict[int, object]) -> object:

@@ -10,6 +10,7 @@ double holds exactly (RFC 7493), valid UTF-8 without a byte-order mark.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 
 from mcp_guard.wire.json_types import JSON, JSONLike, JSONObject, Scalar
@@ -247,7 +248,24 @@ def lenient_id(line: bytes) -> str | int | None:
 
 def encode(message: JSONLike) -> bytes:
     """One compact frame, newline-terminated."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    return utf8_frame(json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)) + b"\n"
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_frame(text: str) -> bytes:
+    """JSON text as UTF-8. A lone surrogate (a server may send "\\ud800", which Python reads as one) has
+    no UTF-8 form: it is written as the escape it came as, rather than failing (and ending the pump)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(_escaped, text).encode()
+
+
+def _escaped(m: re.Match[str]) -> str:
+    char: str = m.group()
+    return f"\\u{ord(char):04x}"
 
 
 def error_answer(ident: JSON, code: int, message: str) -> JSONObject:
