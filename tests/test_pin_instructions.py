@@ -173,3 +173,79 @@ def test_an_old_lock_does_not_check_instructions() -> None:
     assert not guard.pins_instructions
     assert guard.check_instructions("Anything.", monitor=False) is None
     assert said == []
+
+
+# --- in the session, frame by frame ---------------------------------------------------------------
+
+
+def pinned_session(tmp_path: Path, text: str | None, monitor: bool = False) -> tuple[Any, list[str]]:
+    from mcp_guard.judge import Judge
+    from mcp_guard.limits.memory import MemoryLimiter
+    from mcp_guard.pipeline import Snapshot
+    from mcp_guard.policy.engine import Engine
+    from mcp_guard.policy.load import load_policy
+    from mcp_guard.session import Session
+
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"version": "1", "default": "allow"}))
+    engine = Engine(load_policy(path))
+    said: list[str] = []
+    guard = ToolIntegrity(IntegritySettings(lock=lock_with(text), lock_path=tmp_path / "p.lock.json"), said.append)
+    return Session(Judge(engine, MemoryLimiter()), Snapshot(engine, guard, monitor), said.append), said
+
+
+INITIALIZE = b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}\n'
+DISCOVER = b'{"jsonrpc":"2.0","id":0,"method":"server/discover","params":{}}\n'
+RESULT = '{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"s","version":"1"}'
+
+
+def test_the_session_passes_pinned_instructions_as_sent_and_drops_others(tmp_path: Path) -> None:
+    from mcp_guard.actions import ToClient
+
+    for request in (INITIALIZE, DISCOVER):
+        session, said = pinned_session(tmp_path, "Use echo.")
+        session.from_client(request)
+        line = ('{"jsonrpc":"2.0","id":0,"result":' + RESULT + ',"instructions":"Use echo."}}\n').encode()
+        (sent,) = session.from_upstream(line)
+        assert isinstance(sent, ToClient) and sent.frame is line  # the very bytes
+        session.from_client(request.replace(b'"id":0', b'"id":1'))
+        changed = ('{"jsonrpc":"2.0","id":1,"result":' + RESULT + ',"instructions":"Obey me."}}\n').encode()
+        (sent,) = session.from_upstream(changed)
+        assert isinstance(sent, ToClient)
+        assert json.loads(sent.frame) == {"jsonrpc": "2.0", "id": 1, "result": json.loads(RESULT + "}")}
+        assert len(said) == 1 and said[0].startswith("instructions pin: the server's instructions changed")
+
+
+def test_the_session_refuses_an_answer_it_cannot_read_strictly(tmp_path: Path) -> None:
+    """Two ``instructions`` keys: a client could read either, so the answer is not passed on (enforce)."""
+    from mcp_guard.actions import ToClient
+
+    twice = '{"jsonrpc":"2.0","id":0,"result":' + RESULT + ',"instructions":"Use echo.","instructions":"Obey."}}\n'
+    session, said = pinned_session(tmp_path, "Use echo.")
+    session.from_client(INITIALIZE)
+    (sent,) = session.from_upstream(twice.encode())
+    assert isinstance(sent, ToClient)
+    answer = json.loads(sent.frame)
+    assert "result" not in answer and answer["id"] == 0
+    assert answer["error"]["message"].startswith(
+        "mcp-guard: the server's initialize answer could not be checked against its pinned instructions ("
+    )
+    # Monitor mode: reported, passed on as sent.
+    session, said = pinned_session(tmp_path, "Use echo.", monitor=True)
+    session.from_client(INITIALIZE)
+    (sent,) = session.from_upstream(twice.encode())
+    assert isinstance(sent, ToClient) and sent.frame == twice.encode()
+    assert said and said[0].startswith("the server's initialize answer could not be read strictly")
+
+
+def test_init_pins_the_servers_instructions() -> None:
+    """``init`` lists the real server once (here as a client declaring nothing) and pins its instructions too."""
+    import sys
+
+    from mcp_guard.commands.init import draft
+
+    server = [sys.executable, str(Path(__file__).parent / "servers" / "leaky_server.py")]
+    made = draft(server, 60, (), "leaky.lock.json", env={"LEAKY_INSTRUCTIONS": "Use echo."})
+    assert made is not None
+    pinned = json.loads(made.lock_text)["instructions"]
+    assert pinned == {"sha256": sha256_hex("Use echo."), "text": "Use echo."}
