@@ -153,7 +153,10 @@ def test_the_guard_drops_unpinned_instructions_and_says_how_to_accept(tmp_path: 
     # Removed: nothing to drop, reported.
     gone = guard.check_instructions(None, monitor=False)
     assert gone is not None and (gone[0].kind, gone[1]) == ("removed", False)
-    assert said[-1].startswith(f"instructions pin: the server no longer sends the instructions pinned in {lock_path} (")
+    assert said[-1].startswith(
+        f"instructions pin: the server no longer sends the instructions pinned in {lock_path} (reported); review "
+        f"with: {diff}; after review, pin that it sends none with: {accept}\n"
+    )
 
 
 def test_warn_and_monitor_only_report() -> None:

@@ -166,7 +166,7 @@ class ToolIntegrity:
         server = shlex.join(command) if command else "COMMAND [ARGS...]"
         review = f"mcp-guard pins diff{lock_option} -- {server}"
         accept = f"mcp-guard pins accept --instructions{lock_option} -- {server}"
-        verb = "drop them from the lock" if finding.kind == "removed" else "pin them as sent now"
+        verb = "pin that it sends none" if finding.kind == "removed" else "pin them as sent now"
         return (
             f"instructions pin: {finding.summary}{where} ({action}); review with: {review}; "
             f"after review, {verb} with: {accept}\n{finding.diff}"
