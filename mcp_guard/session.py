@@ -840,6 +840,8 @@ class Session:
                 self._remember_server_meta(line)
             elif request.method == "initialize":
                 self._remember_version(line)
+            if request.method in ("initialize", "server/discover"):
+                line = self._pin_instructions(line, ident, request.method)
             if request.method in ("initialize", "server/discover") and self.snapshot.engine.results is not None:
                 line = self._screen_instructions(line)
             checked = line
@@ -1086,6 +1088,54 @@ class Session:
             self._warn(f"tool {name!r} {verb}: its definition contains {report.summary}")
             self._audit_screened(name, "withheld" if withhold else "allowed", report.summary, report.findings)
         return tools if monitor else cast("list[JSON]", kept)
+
+    def _pin_instructions(self, line: bytes, ident: JSON, method: str) -> bytes:
+        """With a lock that pins the server's ``instructions``: ones that differ are dropped (enforce) or reported."""
+        integrity = self.snapshot.integrity
+        if integrity is None or not integrity.pins_instructions:
+            return line
+        monitor = self.snapshot.monitor
+        try:
+            message = strict_loads(line)
+        except FrameError as exc:
+            self._warn(f"the server's {method} answer could not be read strictly ({exc.message})")
+            if monitor or not integrity.enforces_pins:
+                return line
+            return error_frame(
+                ident,
+                SERVER_ERROR,
+                f"mcp-guard: the server's {method} answer could not be checked against its pinned instructions "
+                f"({exc.message}), so it was not passed on",
+            )
+        result = message.get("result") if isinstance(message, dict) else None
+        if not isinstance(result, dict):
+            return line  # an error answer carries no instructions
+        verdict = integrity.check_instructions(result.get("instructions"), monitor)
+        if verdict is None:
+            return line
+        finding, withhold = verdict
+        if self._audit is not None:
+            from mcp_guard.audit import Event
+
+            no_arguments: JSONObject = {}
+            decision = "withheld" if withhold else "allowed"
+            self._audit.record(
+                Event(
+                    self.server_name,
+                    self.client.name,
+                    "(instructions)",
+                    decision,
+                    "pins",
+                    finding.summary,
+                    no_arguments,
+                    status="listed",
+                    when=time.time(),
+                )
+            )
+        if not withhold:
+            return line
+        del result["instructions"]
+        return encode(message)
 
     def _screen_instructions(self, line: bytes) -> bytes:
         """``tool_descriptions`` on the server's ``instructions``: dropped when a block rule finds something."""

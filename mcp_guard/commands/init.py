@@ -191,6 +191,7 @@ def draft(
     # One listing, as raw JSON: the rules come from its annotations and the pins from its definitions
     # (the SDK's models would drop fields a pin must cover).
     from mcp_guard.commands.listing import fetch_listing
+    from mcp_guard.integrity.instructions import PinnedInstructions
     from mcp_guard.integrity.lockfile import LockFile
 
     listing = fetch_listing(command, timeout, capabilities, env, cwd)
@@ -210,7 +211,8 @@ def draft(
         **policy,
     }
     text = json.dumps(policy, indent=2, ensure_ascii=False) + "\n"
-    lock_text = LockFile.from_tools(listing.tools, server=listing.server).dumps()
+    lock = LockFile.from_tools(listing.tools, listing.server, PinnedInstructions.of(listing.instructions))
+    lock_text = lock.dumps()
     return Draft(text, lock_text, rows, listing)
 
 

@@ -42,6 +42,7 @@ class Listing:
     prompts: list[dict[str, Any]] | None = None
     resources: list[dict[str, Any]] | None = None
     templates: list[dict[str, Any]] | None = None
+    instructions: str | None = None  # the server's instructions (initialize or server/discover), pinned too
 
 
 def say(message: str) -> None:
@@ -143,6 +144,7 @@ async def list_raw_tools(
     prompts: list[dict[str, Any]] | None = None
     resources: list[dict[str, Any]] | None = None
     templates: list[dict[str, Any]] | None = None
+    instructions: str | None = None
     server: dict[str, Any] = {}
     with anyio.fail_after(timeout):
         async with Client(params, mode="auto", **_callbacks(capabilities)) as client:
@@ -151,6 +153,7 @@ async def list_raw_tools(
                 server["name"] = info.name
                 server["version"] = info.version
             server["protocolVersion"] = client.protocol_version
+            instructions = client.instructions
 
             async def every_page(kind: Any, method: str, field: str) -> list[Any]:
                 entries: list[Any] = []
@@ -193,7 +196,7 @@ async def list_raw_tools(
             problems.append(f"the server lists {name!r} more than once; the first definition is pinned")
         else:
             names.add(name)
-    return Listing(tools, server, problems, tuple(capabilities), prompts, resources, templates)
+    return Listing(tools, server, problems, tuple(capabilities), prompts, resources, templates, instructions)
 
 
 def fetch_listing(

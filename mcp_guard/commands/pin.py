@@ -90,6 +90,7 @@ def lock_path_for(lock: str | None, policy: str | None) -> tuple[Path, bool] | N
 
 def run(args: argparse.Namespace) -> int:
     from mcp_guard.integrity.diff import compare
+    from mcp_guard.integrity.instructions import PinnedInstructions, compare_instructions
     from mcp_guard.integrity.lockfile import LockFile, LockFileError
 
     command = strip_dashes(list(args.command))
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     listing = fetch_listing(command, args.timeout, capabilities)
     if listing is None:
         return exits.FAILED
-    lock = LockFile.from_tools(listing.tools, server=listing.server)
+    lock = LockFile.from_tools(listing.tools, listing.server, PinnedInstructions.of(listing.instructions))
     try:
         lock.save(output)
     except OSError as exc:
@@ -122,18 +123,22 @@ def run(args: argparse.Namespace) -> int:
         return exits.FAILED
 
     count = len(lock.tools)
+    said = "and its instructions" if listing.instructions is not None else "(it sends no instructions)"
     say(
-        f"pinned {count} tool{'s' if count != 1 else ''} of {server_label(listing.server)}, as "
+        f"pinned {count} tool{'s' if count != 1 else ''} of {server_label(listing.server)} {said}, as "
         f"{describe_capabilities(capabilities)} lists them, in {output}"
     )
     if previous is not None:
-        findings = compare(previous, listing.tools)
-        if not findings:
+        changes: list[tuple[str, str]] = [(f.kind, f.summary) for f in compare(previous, listing.tools)]
+        differs = compare_instructions(previous.instructions, listing.instructions)
+        if differs is not None:
+            changes.append((differs.kind, differs.summary))
+        if not changes:
             say("no changes since the previous lock file")
         else:
-            say(f"{len(findings)} change{'s' if len(findings) != 1 else ''} since the previous lock file:")
-            for finding in findings:
-                sys.stderr.write(f"  {finding.kind}: {finding.summary}\n")
+            say(f"{len(changes)} change{'s' if len(changes) != 1 else ''} since the previous lock file:")
+            for kind, summary in changes:
+                sys.stderr.write(f"  {kind}: {summary}\n")
     if args.policy is not None and not named:
         say(
             f'the policy does not use this lock file yet: add "pins": {{"file": {json.dumps(output.name)}}} '

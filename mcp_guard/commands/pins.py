@@ -6,9 +6,13 @@
   print a unified diff of every definition that differs from its pin (and of tools added or
   removed); exit 0 if there is none, 1 if there are differences, 2 if the comparison could
   not be made. The lock file may also be given as a word before ``--`` (the older spelling).
-* ``mcp-guard pins accept [TOOL...] [--lock FILE] -- COMMAND [ARGS...]``: list the server's
-  tools and update the lock for the named tools (all when none is named): changed and new
-  tools are pinned as listed now, removed ones are dropped from the lock.
+* ``mcp-guard pins accept [TOOL...] [--instructions] [--lock FILE] -- COMMAND [ARGS...]``: list
+  the server's tools and update the lock for the named tools (all when none is named): changed
+  and new tools are pinned as listed now, removed ones are dropped from the lock.
+  ``--instructions`` (or naming nothing) also pins the server's instructions as sent now.
+
+The server's ``instructions`` are pinned beside the tools (a lock made before they were does
+not pin them: ``diff`` says so, and ``accept`` with nothing named pins them).
 
 ``--policy P`` means P's own ``pins.file``. Like ``create``, ``diff`` and ``accept`` list the
 server as a client declaring roots, sampling and elicitation (``--capabilities`` to choose),
@@ -49,8 +53,8 @@ DIFF_USAGE = (
     "mcp-guard pins diff [--lock FILE] [--policy FILE] [--capabilities LIST] [--timeout SECONDS] -- COMMAND [ARGS...]"
 )
 ACCEPT_USAGE = (
-    "mcp-guard pins accept [TOOL...] [--lock FILE] [--policy FILE] [--capabilities LIST] [--timeout SECONDS] "
-    "-- COMMAND [ARGS...]"
+    "mcp-guard pins accept [TOOL...] [--instructions] [--lock FILE] [--policy FILE] [--capabilities LIST] "
+    "[--timeout SECONDS] -- COMMAND [ARGS...]"
 )
 
 
@@ -66,6 +70,15 @@ def _options(parser: argparse.ArgumentParser) -> None:
     )
     add_capabilities(parser)
     add_timeout(parser)
+
+
+def _accept_options(parser: argparse.ArgumentParser) -> None:
+    _options(parser)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="pin the server's instructions as it sends them now (with no TOOL named, they are pinned anyway)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,9 +105,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         usage=ACCEPT_USAGE,
         help="pin what the server lists now, for the named tools or all",
         description="List the server's tools and update the lock file for the named tools (all when none is "
-        "named): changed and new tools are pinned as listed now, removed ones are dropped.",
+        "named): changed and new tools are pinned as listed now, removed ones are dropped. The server's "
+        "instructions are pinned as sent now with --instructions, or when no tool is named.",
     )
-    _options(accept)
+    _accept_options(accept)
     accept.add_argument("words", nargs=argparse.REMAINDER, metavar="[TOOL...] -- COMMAND [ARGS...]")
 
 
@@ -137,6 +151,7 @@ def _lock_path(args: argparse.Namespace) -> Path | None:
 
 def _diff(args: argparse.Namespace) -> int:
     from mcp_guard.integrity.diff import compare
+    from mcp_guard.integrity.instructions import compare_instructions
 
     split = _split_words(args, "mcp-guard pins diff", DIFF_USAGE, _options)
     if split is None:
@@ -154,18 +169,27 @@ def _diff(args: argparse.Namespace) -> int:
     if loaded is None:
         return exits.USAGE
     lock, listing = loaded
-    findings = compare(lock, listing.tools)
+    findings: list[tuple[str, str, str]] = [(f.kind, f.summary, f.diff) for f in compare(lock, listing.tools)]
+    differs = compare_instructions(lock.instructions, listing.instructions)
+    if differs is not None:
+        findings.append((differs.kind, differs.summary, differs.diff))
+    if lock.instructions is None:
+        say(
+            f"note: {path} does not pin the server's instructions (made before they were pinned), so they are not "
+            "checked; `pins accept --instructions` pins them"
+        )
     if not findings:
         count = len(lock.tools)
+        also = " and the pinned instructions" if lock.instructions is not None else ""
         say(
-            f"no differences: the {count} pinned tool{'s' if count != 1 else ''} of {path} match what the server "
-            f"lists to {describe_capabilities(listing.capabilities)}"
+            f"no differences: the {count} pinned tool{'s' if count != 1 else ''}{also} of {path} match what the "
+            f"server lists to {describe_capabilities(listing.capabilities)}"
         )
         return exits.OK
     out = sys.stdout
-    for finding in findings:
-        out.write(f"# {finding.kind}: {finding.summary}\n")
-        out.write(finding.diff)
+    for kind, summary, diff in findings:
+        out.write(f"# {kind}: {summary}\n")
+        out.write(diff)
     out.flush()
     say(
         f"{len(findings)} difference{'s' if len(findings) != 1 else ''} from {path}; "
@@ -215,9 +239,10 @@ def _lock_and_listing(path: Path, command: list[str], args: argparse.Namespace) 
 
 def _accept(args: argparse.Namespace) -> int:
     from mcp_guard.integrity.diff import NO_NAME, compare
+    from mcp_guard.integrity.instructions import PinnedInstructions, compare_instructions
     from mcp_guard.integrity.lockfile import PinnedTool
 
-    split = _split_words(args, "mcp-guard pins accept", ACCEPT_USAGE, _options)
+    split = _split_words(args, "mcp-guard pins accept", ACCEPT_USAGE, _accept_options)
     if split is None:
         return exits.USAGE
     names, command = split
@@ -258,6 +283,18 @@ def _accept(args: argparse.Namespace) -> int:
     for name in names:
         if name not in accepted:
             sys.stdout.write(f"unchanged: {name} already matches its pin\n")
+    if args.instructions or not names:
+        # Named, or everything accepted: the instructions as sent now (a lock that did not pin them starts to).
+        differs = compare_instructions(lock.instructions, listing.instructions)
+        if lock.instructions is None:
+            sys.stdout.write("accepted instructions: pinned for the first time\n")
+            accepted.append("(instructions)")
+        elif differs is not None:
+            sys.stdout.write(f"accepted instructions {differs.kind}: {differs.summary}\n")
+            accepted.append("(instructions)")
+        elif args.instructions:
+            sys.stdout.write("unchanged: the server's instructions already match their pin\n")
+        lock.instructions = PinnedInstructions.of(listing.instructions)
     sys.stdout.flush()
     if not accepted:
         say(f"nothing to accept: {path} is up to date")
@@ -268,5 +305,9 @@ def _accept(args: argparse.Namespace) -> int:
     except OSError as exc:
         say(f"cannot write {path}: {exc.strerror or exc}")
         return exits.USAGE
-    say(f"updated {path}: {len(accepted)} tool{'s' if len(accepted) != 1 else ''} of {server_label(lock.server)}")
+    tools = [name for name in accepted if name != "(instructions)"]
+    what = f"{len(tools)} tool{'s' if len(tools) != 1 else ''}"
+    if len(tools) != len(accepted):
+        what = "the server's instructions" if not tools else f"{what} and the server's instructions"
+    say(f"updated {path}: {what} of {server_label(lock.server)}")
     return exits.OK

@@ -18,6 +18,7 @@ from mcp_guard.wire.json_types import JSON
 
 if TYPE_CHECKING:
     # Imported when a feature is on, not at every start (the default guard only protects its files).
+    from mcp_guard.integrity.instructions import InstructionsFinding
     from mcp_guard.integrity.pins import Finding, LockFile
     from mcp_guard.integrity.protect import ProtectedPaths
 
@@ -115,6 +116,61 @@ class ToolIntegrity:
             )
         verb = "drop it from the lock" if finding.kind == "removed" else "pin it as listed now"
         return f"tool pin: {finding.summary} ({action}); after review, {verb} with: {accept}{detail}"
+
+    @property
+    def pins_instructions(self) -> bool:
+        """The lock pins the server's instructions (a lock made before they were pinned does not)."""
+        lock = self.settings.lock
+        return lock is not None and lock.instructions is not None
+
+    def check_instructions(self, value: JSON, monitor: bool) -> tuple[InstructionsFinding, bool] | None:
+        """The server's ``instructions`` as sent (None: it sent none) against the pinned ones.
+
+        None when they match (or the lock does not pin them); else the finding and whether the
+        instructions are to be dropped (enforce mode, not monitoring, and there are some). Each
+        difference is said on stderr once per session.
+        """
+        from mcp_guard.integrity.instructions import compare_instructions
+
+        lock = self.settings.lock
+        finding = compare_instructions(lock.instructions if lock is not None else None, value)
+        if finding is None:
+            return None
+        enforce = self.settings.pin_mode == "enforce"
+        withhold = enforce and not monitor and finding.kind != "removed"
+        key = ("(instructions)", finding.kind, finding.current_sha256)
+        with self._lock:
+            fresh = key not in self._reported
+            self._reported.add(key)
+        if fresh:
+            self._warn(self._describe_instructions(finding, enforce, withhold))
+        return finding, withhold
+
+    def _describe_instructions(self, finding: InstructionsFinding, enforce: bool, withhold: bool) -> str:
+        """The stderr line for instructions that differ from their pin, with the commands to review and pin them."""
+        import os
+        import shlex
+
+        if withhold:
+            action = "dropped: the client does not see them"
+        elif finding.kind == "removed":
+            action = "reported"
+        elif enforce:
+            action = "passed on: monitor mode; they would be dropped"
+        else:
+            action = "reported"
+        path = self.settings.lock_path
+        where = f" in {os.path.abspath(path)}" if path is not None else ""
+        lock_option = f" --lock {shlex.quote(os.path.abspath(path))}" if path is not None else ""
+        command = self.settings.lock.server_command if self.settings.lock is not None else None
+        server = shlex.join(command) if command else "COMMAND [ARGS...]"
+        review = f"mcp-guard pins diff{lock_option} -- {server}"
+        accept = f"mcp-guard pins accept --instructions{lock_option} -- {server}"
+        verb = "pin that it sends none" if finding.kind == "removed" else "pin them as sent now"
+        return (
+            f"instructions pin: {finding.summary}{where} ({action}); review with: {review}; "
+            f"after review, {verb} with: {accept}\n{finding.diff}"
+        )
 
     def forget_listing(self) -> None:
         """The server said its tools changed: calls wait for a fresh listing."""

@@ -2,13 +2,16 @@
 
 The definition serves the human-readable diff; the digest is what is compared. ``server``
 says which server the lock was made for (its argv) and as which client (the capabilities the
-listing client declared: servers offer some tools only to clients that declare one)::
+listing client declared: servers offer some tools only to clients that declare one). ``instructions``
+pins the server's instructions (``null``: it sent none); a lock without the key does not pin them
+(:mod:`~mcp_guard.integrity.instructions`)::
 
     {
       "version": 1,
       "server": {"command": ["npx", "some-server"], "clientCapabilities": ["roots", "sampling", "elicitation"],
                  "name": "some-server", "version": "1.2.0", "protocolVersion": "2025-11-25"},
       "created": "2026-01-31T12:00:00+00:00",
+      "instructions": {"sha256": "…", "text": "Use send_money only when asked."},
       "tools": {"send_money": {"sha256": "…", "definition": {"name": "send_money", …}}}
     }
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_guard.integrity.digest import json_path, tool_digest, tool_name
+from mcp_guard.integrity.instructions import PinnedInstructions, instructions_digest
 
 LOCK_VERSION = 1
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
@@ -69,7 +73,7 @@ def _sorted(value: Any) -> Any:
     return value
 
 
-_TOP_KEYS = frozenset({"version", "server", "created", "tools"})
+_TOP_KEYS = frozenset({"version", "server", "created", "instructions", "tools"})
 
 
 @dataclass
@@ -80,22 +84,30 @@ class LockFile:
     listing client declared) and, when the server said, ``name``, ``version`` (its
     ``serverInfo``) and ``protocolVersion`` (the protocol revision the listing was read under).
     Locks written before ``clientCapabilities`` was recorded were listed as a client declaring none.
+    ``instructions`` None: the server's instructions are not pinned (a lock made before they were).
     """
 
     tools: dict[str, PinnedTool]
     server: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=_now)
     version: int = LOCK_VERSION
+    instructions: PinnedInstructions | None = None
 
     @classmethod
-    def from_tools(cls, tools: Iterable[Any], server: Mapping[str, Any] | None = None) -> LockFile:
-        """Pin every named tool of a listing (the first definition of a duplicated name wins)."""
+    def from_tools(
+        cls,
+        tools: Iterable[Any],
+        server: Mapping[str, Any] | None = None,
+        instructions: PinnedInstructions | None = None,
+    ) -> LockFile:
+        """Pin every named tool of a listing (the first definition of a duplicated name wins), and the
+        server's instructions when given."""
         pinned: dict[str, PinnedTool] = {}
         for tool in tools:
             name = tool_name(tool)
             if name is not None and name not in pinned:
                 pinned[name] = PinnedTool.of(tool)
-        return cls(tools=pinned, server=dict(server or {}))
+        return cls(tools=pinned, server=dict(server or {}), instructions=instructions)
 
     @property
     def server_command(self) -> list[str] | None:
@@ -189,21 +201,22 @@ class LockFile:
                     "run `mcp-guard pins create` or `mcp-guard pins accept`",
                 )
             pinned[name] = PinnedTool(sha, definition)
-        return cls(tools=pinned, server=server, created=created, version=version)
+        instructions = _instructions(document, fail) if "instructions" in document else None
+        return cls(tools=pinned, server=server, created=created, version=version, instructions=instructions)
 
     # writing ---------------------------------------------------------------------------
 
     def to_document(self) -> dict[str, Any]:
         """The JSON document: fixed top-level order, every nested object's keys sorted."""
-        return {
-            "version": self.version,
-            "server": _sorted(self.server),
-            "created": self.created,
-            "tools": {
-                name: {"sha256": self.tools[name].sha256, "definition": _sorted(self.tools[name].definition)}
-                for name in sorted(self.tools)
-            },
+        document: dict[str, Any] = {"version": self.version, "server": _sorted(self.server), "created": self.created}
+        if self.instructions is not None:
+            pinned = self.instructions
+            document["instructions"] = None if pinned.text is None else {"sha256": pinned.sha256, "text": pinned.text}
+        document["tools"] = {
+            name: {"sha256": self.tools[name].sha256, "definition": _sorted(self.tools[name].definition)}
+            for name in sorted(self.tools)
         }
+        return document
 
     def dumps(self) -> str:
         document = self.to_document()
@@ -219,6 +232,29 @@ class LockFile:
         from mcp_guard import atomic
 
         atomic.write(Path(path), self.dumps().encode("utf-8"))
+
+
+def _instructions(document: dict[str, Any], fail: Any) -> PinnedInstructions:
+    """The lock's ``instructions``: null (the server sent none) or ``{sha256, text}``."""
+    entry = document["instructions"]
+    if entry is None:
+        return PinnedInstructions(None, None)
+    if not isinstance(entry, dict):
+        raise fail("instructions", "expected null or an object with sha256 and text")
+    extra = sorted(set(entry) - {"sha256", "text"})
+    if extra:
+        raise fail("instructions", f"unknown key(s) {', '.join(map(repr, extra))}; expected sha256 and text")
+    sha, text = entry.get("sha256"), entry.get("text")
+    if not isinstance(sha, str) or not _HEX64.match(sha):
+        raise fail("instructions.sha256", "expected 64 lowercase hexadecimal digits")
+    if not isinstance(text, str):
+        raise fail("instructions.text", "expected a string (the server's instructions)")
+    if instructions_digest(text) != sha:
+        raise fail(
+            "instructions.sha256",
+            "does not match its text (edited by hand?); run `mcp-guard pins create` or `mcp-guard pins accept`",
+        )
+    return PinnedInstructions(text, sha)
 
 
 DEFAULT_LOCK_NAME = "mcp-guard.lock.json"
