@@ -595,6 +595,13 @@ class Section:
                 globs.append(compiled)
             else:
                 self._exact[key] = compiled
+        if kind == "resource":
+            from mcp_guard.policy.uris import whatwg
+
+            # A URI is also read as a URL parser serialises it (https://a.example is https://a.example/):
+            # an exact key stands for that form too, so its own requests do not read as under two rules.
+            for key, compiled in list(self._exact.items()):
+                self._exact.setdefault(whatwg(key) or key, compiled)
         self._globs = tuple(sorted(globs, key=lambda t: -literal_length(t.key)))
         self.problems = compiler.problems
 

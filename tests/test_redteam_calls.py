@@ -1,0 +1,93 @@
+"""Red-team attacks on the 2026-07-28 features (input rounds, prompts/resources under policy, flow rules,
+keyed limits, hidden tools), each driven against a real SDK server behind the guard with raw JSON lines,
+as a hostile client or agent would send them. Each test is an attack that worked before its fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PYTHON, ROOT, Start, guard_command, handshake, write_policy
+
+PROMPTS_SERVER = ROOT / "tests" / "servers" / "prompts_server.py"
+TS_RESOURCES = ROOT / "tests" / "node" / "ts_resources.mjs"
+
+
+@pytest.fixture(params=["python", "typescript"])
+def resource_server(request: pytest.FixtureRequest) -> list[str]:
+    """The command of an SDK server with file:///etc/hostname, file:///srv/notes.txt and
+    https://example.com/page/{n} (its log file is appended)."""
+    if request.param == "python":
+        return [PYTHON, str(PROMPTS_SERVER)]
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("the TypeScript server needs Node.js (node) on PATH")
+    return [node, str(TS_RESOURCES)]
+
+
+def acted(log: Path) -> list[str]:
+    return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+
+
+def read_resource(ident: int, uri: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": ident, "method": "resources/read", "params": {"uri": uri}}
+
+
+# --- resources: a URI the server reads as a denied one ------------------------------------------------
+
+RESOURCE_POLICY: dict[str, Any] = {
+    "version": "1",
+    "default": "allow",
+    "resources": {"default": "allow", "rules": {"file:///etc/*": {"action": "deny"}}},
+}
+
+# Each of these the Python SDK server reads (pydantic's URL, the WHATWG parser: the TypeScript SDK's
+# `new URL` reads them the same) as file:///etc/hostname, a resource the policy denies.
+ETC_SPELLINGS = [
+    "file:///et\tc/hostname",  # tabs and newlines are removed anywhere in a URL
+    "file:///etc/host\nname",
+    " file:///etc/hostname",  # leading and trailing spaces and control characters are stripped
+    "file:etc/hostname",  # no slashes after the scheme
+    "file:///srv\\..\\etc\\hostname",  # a backslash is a slash in a special scheme
+    "file:///srv/%2e%2e/etc/hostname",  # %2e%2e is a dot segment
+    "FILE://LOCALHOST/etc/hostname",
+]
+
+
+@pytest.mark.parametrize("uri", ETC_SPELLINGS)
+def test_a_resource_uri_spelt_the_way_the_server_normalises_cannot_step_around_a_deny(
+    start: Start, tmp_path: Path, uri: str, resource_server: list[str]
+) -> None:
+    log = tmp_path / "acted.log"
+    policy = write_policy(tmp_path, RESOURCE_POLICY)
+    session = start([*guard_command(), "--policy", str(policy), "--", *resource_server, str(log)])
+    handshake(session)
+    answer = session.request(read_resource(1, uri))
+    assert "error" in answer, answer
+    assert answer["error"]["message"].startswith("mcp-guard refused this resources/read"), answer
+    # The session goes on, and the guard saw nothing else read.
+    assert "result" in session.request(read_resource(2, "file:///srv/notes.txt"))
+    session.finish()
+    assert acted(log) == ["read file:///srv/notes.txt"]
+
+
+def test_a_resource_limit_counts_the_uri_in_any_case(start: Start, tmp_path: Path, resource_server: list[str]) -> None:
+    log = tmp_path / "acted.log"
+    doc = {
+        "version": "1",
+        "resources": {
+            "default": "allow",
+            "rules": {"https://*": {"limits": [{"counter": "web", "window": "minute", "max": 1}]}},
+        },
+    }
+    policy = write_policy(tmp_path, doc)
+    session = start([*guard_command(), "--policy", str(policy), "--", *resource_server, str(log)])
+    handshake(session)
+    assert "result" in session.request(read_resource(1, "https://example.com/page/1"))
+    for ident, uri in enumerate(["HTTPS://example.com/page/2", "https:example.com/page/3"], start=2):
+        answer = session.request(read_resource(ident, uri))
+        assert answer["error"]["message"].startswith("mcp-guard refused this resources/read"), (uri, answer)
+    session.finish()
+    assert acted(log) == ["read https://example.com/page/1"]
