@@ -212,8 +212,13 @@ def _own_files(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None
     integrity = snap.integrity
     if integrity is None:
         return None
-    # A resource names what it reads by its URI (file:///…/policy.json): checked like an argument.
-    subject: JSONObject = {"uri": call.name} if call.kind == "resource" else call.arguments
+    # A resource names what it reads by its URI (file:///…/policy.json): checked like an argument, also as a
+    # URL parser reads it (the TypeScript SDK's: file:///…/pol<TAB>icy.json is …/policy.json there).
+    subject: JSONObject = call.arguments
+    if call.kind == "resource":
+        from mcp_guard.policy.uris import whatwg
+
+        subject = {"uri": call.name, "url": whatwg(call.name) or call.name}
     deny = integrity.check_own_files(subject)
     return Refuse(deny) if deny is not None else None
 

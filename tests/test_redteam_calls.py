@@ -91,3 +91,25 @@ def test_a_resource_limit_counts_the_uri_in_any_case(start: Start, tmp_path: Pat
         assert answer["error"]["message"].startswith("mcp-guard refused this resources/read"), (uri, answer)
     session.finish()
     assert acted(log) == ["read https://example.com/page/1"]
+
+
+@pytest.mark.parametrize("spelling", ["tab", "backslashes", "no-slashes"])
+def test_a_resource_uri_naming_the_guards_own_policy_in_a_url_parsers_spelling_is_refused(
+    start: Start, tmp_path: Path, spelling: str
+) -> None:
+    log = tmp_path / "acted.log"
+    policy = write_policy(tmp_path, RESOURCE_POLICY)
+    path = str(policy)
+    uri = {
+        "tab": "file://" + path.replace("policy.json", "pol\ticy.json"),
+        "backslashes": "file://" + path.replace("/", "\\"),
+        "no-slashes": "file:" + path.lstrip("/"),
+    }[spelling]
+    node = shutil.which("node")
+    assert node is not None
+    session = start([*guard_command(), "--policy", str(policy), "--", node, str(TS_RESOURCES), str(log)])
+    handshake(session)
+    answer = session.request(read_resource(1, uri))
+    assert "(policy rule protect_own_files)" in answer["error"]["message"], answer
+    session.finish()
+    assert acted(log) == []
