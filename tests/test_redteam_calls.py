@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PYTHON, ROOT, Start, guard_command, handshake, write_policy
+from conftest import PYTHON, ROOT, Start, guard_command, handshake, tool_call, write_policy
 
 PROMPTS_SERVER = ROOT / "tests" / "servers" / "prompts_server.py"
 TS_RESOURCES = ROOT / "tests" / "node" / "ts_resources.mjs"
@@ -113,3 +113,31 @@ def test_a_resource_uri_naming_the_guards_own_policy_in_a_url_parsers_spelling_i
     assert "(policy rule protect_own_files)" in answer["error"]["message"], answer
     session.finish()
     assert acted(log) == []
+
+
+# --- keyed limits: keys that differ for the guard but not for the server ------------------------------
+
+CHARGE_SERVER = ROOT / "tests" / "servers" / "charge_server.py"
+PER_CUSTOMER_POLICY: dict[str, Any] = {
+    "version": "1",
+    "default": "allow",
+    "tools": {
+        "create_charge": {"limits": [{"counter": "per_customer", "key": "args.customer_id", "window": "1h", "max": 2}]}
+    },
+}
+
+
+def test_a_keyed_limit_counts_one_customer_however_the_agent_spells_the_id(start: Start, tmp_path: Path) -> None:
+    log = tmp_path / "acted.log"
+    policy = write_policy(tmp_path, PER_CUSTOMER_POLICY)
+    session = start([*guard_command(), "--policy", str(policy), "--", PYTHON, str(CHARGE_SERVER), str(log)])
+    handshake(session)
+    spellings: list[Any] = [1, "1", " 1", "01", "+1", "1.0", True, "1.00"]
+    outcomes = []
+    for ident, customer in enumerate(spellings, start=1):
+        answer = session.request(tool_call(ident, "create_charge", {"customer_id": customer, "amount": 5}))
+        outcomes.append("refused" if answer.get("result", {}).get("isError") else "charged")
+    session.finish()
+    # pydantic reads every spelling as customer 1: two charges, then the limit.
+    assert acted(log) == ["charge 1 5.0", "charge 1 5.0"]
+    assert outcomes == ["charged", "charged"] + ["refused"] * (len(spellings) - 2)
