@@ -141,3 +141,50 @@ def test_a_keyed_limit_counts_one_customer_however_the_agent_spells_the_id(start
     # pydantic reads every spelling as customer 1: two charges, then the limit.
     assert acted(log) == ["charge 1 5.0", "charge 1 5.0"]
     assert outcomes == ["charged", "charged"] + ["refused"] * (len(spellings) - 2)
+
+
+# --- flows: the agent clears its own ledger through a shell tool ------------------------------------------
+
+SELF_COMMANDS = [
+    "mcp-guard flows clear",
+    "cd /tmp && mcp-guard --state sqlite:/tmp/x.db flows clear --client 1",
+    "python3 -m mcp_guard flows clear",
+    "mcp-guard approvals approve 3f2a",
+    "'mcp-guard' pins accept",
+    "mcp-guard unwrap",
+]
+
+
+@pytest.mark.parametrize("command", SELF_COMMANDS)
+def test_a_tool_call_cannot_run_the_guards_own_commands_that_undo_its_protection(
+    start: Start, tmp_path: Path, command: str
+) -> None:
+    """A shell tool the policy allows would otherwise let the agent clear the flow ledger (its 'private'
+    label gone, the 'external' send passes), approve its own held call by the id the refusal names, accept
+    a changed tool's pin, or take the guard out of the client's configuration."""
+    from conftest import RECORDER_SERVER
+
+    record = tmp_path / "received.jsonl"
+    policy = write_policy(tmp_path, {"version": "1", "default": "allow"})
+    session = start([*guard_command(), "--policy", str(policy), "--", PYTHON, str(RECORDER_SERVER), str(record)])
+    answer = session.request(tool_call(1, "run_command", {"command": command}))
+    result = answer["result"]
+    assert result["isError"] is True, answer
+    assert result["_meta"]["mcp-guard/violation"]["rule"] == "protect_own_files", answer
+    assert "run_command" not in (record.read_text() if record.exists() else "")
+    # Text that only mentions the guard passes.
+    assert answer_ok(session.request(tool_call(2, "write_file", {"text": "Run mcp-guard to see the flows."})))
+
+
+def answer_ok(answer: dict[str, Any]) -> bool:
+    return answer.get("result", {}).get("isError") is False
+
+
+def test_looking_for_the_guards_commands_stays_linear() -> None:
+    import time
+
+    from mcp_guard.integrity.protect import _self_command
+
+    started = time.thread_time()
+    assert _self_command(" mcp-guard -a" * 80_000) is None  # 1 MB of mentions, each followed by options
+    assert time.thread_time() - started < 3.0
