@@ -225,3 +225,44 @@ def test_a_prompt_that_sends_data_out_is_under_the_flow_rules(start: Start, tmp_
     session.finish()
     assert "error" in answer, answer
     assert acted(log) == ["tool fetch https://example.com/"]
+
+
+CONFIRMING_SERVER = ROOT / "tests" / "servers" / "confirming_server.py"
+TRIFECTA_SERVER = ROOT / "tests" / "servers" / "trifecta_server.py"
+ROUND_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "mcp-guard-tests", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+}
+
+
+def pay_frame(ident: int, **extra: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": "pay", "arguments": {"amount": 6}, "_meta": ROUND_META, **extra}
+    return {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": params}
+
+
+def test_a_private_read_between_an_input_round_and_its_retry_stops_the_external_call(
+    start: Start, tmp_path: Path
+) -> None:
+    flows = [{"from": ["private"], "to": ["external"], "action": "deny"}]
+    pay_policy = write_policy(
+        tmp_path, {"version": "1", "tools": {"pay": {"labels": ["external"]}}, "flows": flows}, "pay.json"
+    )
+    mail_policy = write_policy(
+        tmp_path, {"version": "1", "tools": {"read_email": {"labels": ["private"]}}, "flows": flows}, "mail.json"
+    )
+    ledger = tmp_path / "ledger.txt"
+    pay = start(
+        [*guard_command(), "--policy", str(pay_policy), "--", PYTHON, str(CONFIRMING_SERVER), "--ledger", str(ledger)]
+    )
+    mail = start([*guard_command(), "--policy", str(mail_policy), "--", PYTHON, str(TRIFECTA_SERVER), "mail"])
+    first = pay.request(pay_frame(1))["result"]
+    assert first["resultType"] == "input_required", first
+    handshake(mail)
+    assert mail.request(tool_call(1, "read_email", {}))["result"]["isError"] is False  # 'private' now held
+    fresh = pay.request(pay_frame(3))  # a new call to pay is refused by the flow across the two guards
+    assert fresh["result"]["_meta"]["mcp-guard/violation"]["kind"] == "flow", fresh
+    yes = {key: {"action": "accept", "content": {"confirm": True}} for key in first["inputRequests"]}
+    retry = pay.request(pay_frame(2, inputResponses=yes, requestState=first["requestState"]))
+    assert retry["result"]["_meta"]["mcp-guard/violation"]["kind"] == "flow", retry
+    assert not ledger.exists()
