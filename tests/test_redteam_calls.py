@@ -266,3 +266,27 @@ def test_a_private_read_between_an_input_round_and_its_retry_stops_the_external_
     retry = pay.request(pay_frame(2, inputResponses=yes, requestState=first["requestState"]))
     assert retry["result"]["_meta"]["mcp-guard/violation"]["kind"] == "flow", retry
     assert not ledger.exists()
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://example.com/page/\t1", "https://example.com/page/x/%2e%2e/1", "https://example.com/page/x\\..\\1"]
+)
+def test_a_condition_on_a_resource_uri_holds_for_the_uri_as_the_server_reads_it(
+    start: Start, tmp_path: Path, uri: str, resource_server: list[str]
+) -> None:
+    log = tmp_path / "acted.log"
+    doc = {
+        "version": "1",
+        "resources": {
+            "rules": {
+                "https://*": {"deny_if": [{"path": "uri", "op": "regex", "value": "https://example\\.com/page/1"}]}
+            }
+        },
+    }
+    policy = write_policy(tmp_path, doc)
+    session = start([*guard_command(), "--policy", str(policy), "--", *resource_server, str(log)])
+    handshake(session)
+    answer = session.request(read_resource(1, uri))
+    session.finish()
+    assert answer["error"]["message"].startswith("mcp-guard refused this resources/read"), answer
+    assert acted(log) == []

@@ -671,6 +671,11 @@ class Section:
                     f"{what} is not allowed: the policy does not list it and its default is deny.",
                 )
             return Allow(None)
+        for other in readings[1:]:
+            # Conditions on 'uri' hold for every reading too: a server reads https://a/ad<TAB>min as https://a/admin.
+            refused = _decide_rule(rule, other, arguments, (), self.noun.lower())
+            if isinstance(refused, Deny):
+                return refused
         return _decide_rule(rule, name, arguments, (), self.noun.lower())
 
 
