@@ -8,7 +8,7 @@ A call goes through these stages, each one able to stop it:
 
 0. **rounds**: a 2026-07-28 retry that carries on a call the guard admitted (same tool and
    arguments, the ``requestState`` the server issued for it) is relayed as that call, with no
-   second decision or charge (:mod:`mcp_guard.rounds`).
+   second decision or charge (:mod:`mcp_guard.rounds`), unless a deny flow rule now refuses it.
 1. **hidden**: a tool the policy hides is answered as if the server did not have it; a tool whose
    definition ``tool_descriptions`` withheld from the listing is refused (**descriptions**).
 2. **own files**: arguments that name the guard's own files or folders are refused
@@ -173,6 +173,13 @@ def _rounds(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     continued = call.continues
     if continued is None:
         return None
+    flows = snap.flows
+    if flows is not None and snap.engine.flows and not snap.monitor:
+        # Except a deny flow: the server acts only now, so a 'from' label acquired since the first round (data
+        # the client may put in its inputResponses) stops the call, as it stops a new one. Nothing is re-charged.
+        verdict = flows.check(snap.engine, call.name, snap.engine.policy.on_store_error)
+        if isinstance(verdict, Deny):
+            return Refuse(verdict)
     continued.rounds += 1
     return Relay(continued)
 
@@ -212,8 +219,13 @@ def _own_files(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None
     integrity = snap.integrity
     if integrity is None:
         return None
-    # A resource names what it reads by its URI (file:///…/policy.json): checked like an argument.
-    subject: JSONObject = {"uri": call.name} if call.kind == "resource" else call.arguments
+    # A resource names what it reads by its URI (file:///…/policy.json): checked like an argument, also as a
+    # URL parser reads it (the TypeScript SDK's: file:///…/pol<TAB>icy.json is …/policy.json there).
+    subject: JSONObject = call.arguments
+    if call.kind == "resource":
+        from mcp_guard.policy.uris import whatwg
+
+        subject = {"uri": call.name, "url": whatwg(call.name) or call.name}
     deny = integrity.check_own_files(subject)
     return Refuse(deny) if deny is not None else None
 

@@ -98,7 +98,18 @@ def test_each_key_value_charges_its_own_counter() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [("x", '"x"'), (7, "7"), (7.0, "7"), (2.5, "2.5"), (True, "true"), ("ü", '"ü"'), ('a"b', '"a\\"b"')],
+    [
+        ("x", '"x"'),
+        (7, "7"),
+        (7.0, "7"),
+        (2.5, "2.5"),
+        (True, "1"),
+        (" 07 ", "7"),
+        ("+7.0", "7"),
+        ("cus_7", '"cus_7"'),
+        ("ü", '"ü"'),
+        ('a"b', '"a\\"b"'),
+    ],
 )
 def test_key_values_have_one_canonical_text(value: Any, text: str) -> None:
     assert key_value(value) == text

@@ -94,7 +94,9 @@ def test_resource_spellings_cannot_step_around_a_rule(uri: str) -> None:
 
 def test_uri_readings() -> None:
     assert readings("file:///tmp/../etc/passwd") == ["file:///tmp/../etc/passwd", "file:///etc/passwd"]
-    assert readings("https://a/../b") == ["https://a/../b"]
+    assert readings("https://a/../b") == ["https://a/../b", "https://a/b"]  # as a URL parser reads it
+    assert readings("file:///srv\\..\\etc\\x") == ["file:///srv\\..\\etc\\x", "file:///etc/x"]
+    assert readings("custom:opaque") == ["custom:opaque"]
     assert readings("file:///a%00b") == []
 
 

@@ -263,6 +263,30 @@ class _Reading:
 _Pending = dict[str, dict[str, list[tuple[str, str]]]]
 
 
+# The guard's own commands that undo its protection (clear the flow ledger, approve a held call, accept a
+# changed tool, unwrap the client's config), run by name (mcp-guard, python -m mcp_guard), options allowed
+# before the subcommand. Like the paths, a best effort against shell commands: one may build the name at run
+# time; the plain spelling, the one the refusal and the README show, is caught. Only a few words after each
+# mention are read, so the work stays linear in the text.
+_GUARD_NAME = re.compile(r"""(?i)(?:^|[\s;&|(`'"/=])mcp[-_]guard(?:\.exe)?['"]?(?=\s)""")
+_UNDOING = {"flows": ("clear",), "approvals": ("approve",), "pins": ("accept", "create"), "unwrap": ()}
+_UNDOING.update({"approval": _UNDOING["approvals"], "pin": _UNDOING["pins"]})
+_WORDS_READ = 12
+
+
+def _self_command(text: str) -> str | None:
+    """The guard command in ``text`` that undoes its protection (``mcp-guard flows clear``), else None."""
+    for m in _GUARD_NAME.finditer(text):
+        words = [w.strip("'\"").lower() for w in text[m.end() : m.end() + 24 * _WORDS_READ].split()[:_WORDS_READ]]
+        for i, word in enumerate(words):
+            verbs = _UNDOING.get(word)
+            if verbs is None:
+                continue
+            if not verbs or (i + 1 < len(words) and words[i + 1] in verbs):
+                return " ".join(["mcp-guard", *words[: i + 1 + bool(verbs)]])
+    return None
+
+
 class ProtectedPaths:
     """Files and folders that tool-call arguments must not name.
 
@@ -369,7 +393,7 @@ class ProtectedPaths:
                 "refused; send smaller arguments (a large file in several parts, for example).",
             )
         if found is None:
-            return None
+            return self._self_command(arguments)
         token, path = found
         return Deny(
             "protected",
@@ -377,6 +401,22 @@ class ProtectedPaths:
             f"This call's arguments name the guard's own file or folder {path} ({token!r}); a tool may not read "
             "or change the guard's policy, lock file, stores, audit log or secret.",
         )
+
+    def _self_command(self, arguments: object) -> Deny | None:
+        """The refusal for arguments that run one of the guard's own commands undoing its protection."""
+        for text in self._strings(arguments):
+            if "guard" not in text and "GUARD" not in text.upper():
+                continue  # the one regex search below only where it can match
+            command = _self_command(text)
+            if command is not None:
+                return Deny(
+                    "protected",
+                    "protect_own_files",
+                    f"This call's arguments run the guard's own command {command!r}, which clears flow "
+                    "labels, approves calls, accepts pins or takes the guard out of a client: that is for a person "
+                    "at a terminal, never for a tool.",
+                )
+        return None
 
     def find_reference(self, arguments: object) -> tuple[str, Path] | None:
         """The first piece of text that refers to a protected path, and that path; None if none does.

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from mcp_guard.canonical import canonical_json
@@ -159,9 +160,17 @@ _KEY_TEXT_LIMIT = 96
 def key_value(value: Any) -> str | None:
     """The canonical text of a limit's key value, or None when it cannot be a key (missing, null, a list or
     an object, a number that is not finite). ``1`` and ``1.0`` are one key; a long value is its digest, so
-    store keys stay short."""
+    store keys stay short.
+
+    One value, one key, however the agent spells it to a server that coerces: a server reading its
+    arguments leniently (every Python SDK tool: pydantic's lax mode; zod's ``coerce``) takes ``"1"``,
+    ``" 01 "``, ``"+1.0"`` and ``true`` for the number 1, so each would otherwise be a fresh counter for
+    the same customer. A string that reads as a number is keyed as that number, ``true``/``false`` as 1/0.
+    Distinct ids that are only numbers apart in spelling are counted together: the safe side."""
     if isinstance(value, bool):
-        return "true" if value else "false"
+        value = int(value)
+    if isinstance(value, str):
+        value = _numeric(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
@@ -171,6 +180,23 @@ def key_value(value: Any) -> str | None:
         return None
     text = canonical_json(value).decode()
     return text if len(text) <= _KEY_TEXT_LIMIT else f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d[\d_]*)?(?:\.\d[\d_]*|\.)?(?:[eE][+-]?\d+)?")
+
+
+def _numeric(text: str) -> str | int | float:
+    """``text`` as the number a lenient reader takes it for (exactly, for long digit strings), else as is."""
+    stripped = text.strip()
+    if not stripped or len(stripped) > _KEY_TEXT_LIMIT or not _NUMBER.fullmatch(stripped):
+        return text
+    try:
+        number = Decimal(stripped.replace("_", ""))
+    except InvalidOperation:
+        return text
+    if not number.is_finite() or abs(number.adjusted()) > _KEY_TEXT_LIMIT:
+        return text  # no int() of 1e999999: a string that large is no id a server coerces anyway
+    return int(number) if number == number.to_integral_value() else float(number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,6 +621,13 @@ class Section:
                 globs.append(compiled)
             else:
                 self._exact[key] = compiled
+        if kind == "resource":
+            from mcp_guard.policy.uris import whatwg
+
+            # A URI is also read as a URL parser serialises it (https://a.example is https://a.example/):
+            # an exact key stands for that form too, so its own requests do not read as under two rules.
+            for key, compiled in list(self._exact.items()):
+                self._exact.setdefault(whatwg(key) or key, compiled)
         self._globs = tuple(sorted(globs, key=lambda t: -literal_length(t.key)))
         self.problems = compiler.problems
 
@@ -638,6 +671,11 @@ class Section:
                     f"{what} is not allowed: the policy does not list it and its default is deny.",
                 )
             return Allow(None)
+        for other in readings[1:]:
+            # Conditions on 'uri' hold for every reading too: a server reads https://a/ad<TAB>min as https://a/admin.
+            refused = _decide_rule(rule, other, arguments, (), self.noun.lower())
+            if isinstance(refused, Deny):
+                return refused
         return _decide_rule(rule, name, arguments, (), self.noun.lower())
 
 
