@@ -313,7 +313,8 @@ def build_session(
         from mcp_guard.audit import AuditLog
 
         audit = AuditLog(config.audit_log, stderr_line)
-    flows = _flow_guard(config, lambda: session.snapshot)
+    # Built only for a policy with flow rules (its modules cost start-up time); a reload that adds some builds it.
+    flows = _flow_guard(config, lambda: session.snapshot) if config.policy.flows else None
     session = Session(
         judge,
         Snapshot(engine, integrity or None, config.monitor, flows),
@@ -331,6 +332,9 @@ def build_session(
 
         def apply(new_policy: Policy, new_engine: Engine) -> bool:
             """Pins, validation and self-protection follow the reloaded policy, in the same snapshot."""
+            nonlocal flows
+            if new_policy.flows and flows is None:
+                flows = _flow_guard(config, lambda: session.snapshot)
             rebuilt = _integrity(config, new_policy, approvals.store.path, reloading=True)
             if rebuilt is False:
                 return False

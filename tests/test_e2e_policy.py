@@ -205,3 +205,25 @@ def test_hot_reload_turns_on_argument_validation(guard_cmd: list[str], start: St
     assert violation(session.request(tool_call(3, "add", {"a": "one", "b": 2})))["kind"] == "invalid_arguments"
     session.close_stdin()
     assert session.wait() == 0
+
+
+def test_hot_reload_that_adds_flow_rules_enforces_them(guard_cmd: list[str], start: Start, tmp_path: Path) -> None:
+    # A guard started without flow rules builds no flow checks; the reload that adds some must build them.
+    record = tmp_path / "received.jsonl"
+    first = {"version": "1", "default": "allow"}
+    policy = write_policy(tmp_path, first)
+    session = start([*guard_cmd, "--policy", str(policy), "--", PYTHON, str(RECORDER_SERVER), str(record)])
+    assert session.request(tool_call(1, "read_email"))["result"] == {"content": [], "isError": False}
+    with_flows = {
+        **first,
+        "tools": {"read_email": {"labels": ["private"]}, "send_email": {"labels": ["external"]}},
+        "flows": [{"from": ["private"], "to": ["external"], "scope": "grant"}],
+    }
+    _rewrite(policy, with_flows)
+    _wait_for_stderr(session, f"policy reloaded from {policy}")
+    assert session.request(tool_call(2, "send_email"))["result"] == {"content": [], "isError": False}
+    assert session.request(tool_call(3, "read_email"))["result"] == {"content": [], "isError": False}
+    refused = violation(session.request(tool_call(4, "send_email")))
+    assert (refused["kind"], refused["rule"]) == ("flow", "flows[0]")
+    assert [name for name, _ in recorded_calls(record)] == ["read_email", "send_email", "read_email"]
+    session.close_stdin()
