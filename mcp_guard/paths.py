@@ -18,6 +18,7 @@ A relative ``sqlite:`` counter store (``--state sqlite:counters.db``) lives in `
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 APP = "mcp-guard"
@@ -59,3 +60,16 @@ def secret_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir(APP, appauthor=False)) / SECRET_FILE
+
+
+# Here, not in integrity.lockfile: the guard protects the default lock at every start, and importing the lock
+# file format for its name alone would cost start-up time.
+DEFAULT_LOCK_NAME = "mcp-guard.lock.json"
+
+
+def default_lock_path(policy: str | os.PathLike[str] | None = None) -> Path:
+    """Beside the policy as ``NAME.lock.json`` (``policy.json``: ``policy.lock.json``), else ``mcp-guard.lock.json``."""
+    if policy is None or not os.fspath(policy):
+        return Path(DEFAULT_LOCK_NAME)
+    policy_path = Path(policy).expanduser()
+    return policy_path.with_name(f"{policy_path.stem}.lock.json")

@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         _say(f"cannot write {output}: directory {output.parent} does not exist")
         return exits.FAILED
 
-    from mcp_guard.integrity.lockfile import default_lock_path
+    from mcp_guard.paths import default_lock_path
 
     lock_path = default_lock_path(output)
     capabilities = DEFAULT_CAPABILITIES if args.capabilities is None else args.capabilities

@@ -202,7 +202,7 @@ class PolicyMaker:
 
     def _paths(self, folder: Path, name: str) -> tuple[Path, Path]:
         """``NAME.json`` and ``NAME.lock.json`` in ``folder``, never the same pair twice in one run."""
-        from mcp_guard.integrity.lockfile import default_lock_path
+        from mcp_guard.paths import default_lock_path
 
         stem, n = file_stem(name), 1
         while True:

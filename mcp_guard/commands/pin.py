@@ -68,7 +68,7 @@ def lock_path_for(lock: str | None, policy: str | None) -> tuple[Path, bool] | N
     policy, as the guard reads it); else ``NAME.lock.json`` beside the policy; else
     ``mcp-guard.lock.json`` here. None, after saying why, when the policy cannot be read.
     """
-    from mcp_guard.integrity.lockfile import default_lock_path
+    from mcp_guard.paths import default_lock_path
 
     given = Path(os.path.abspath(Path(lock).expanduser())) if lock else None
     if not policy:

@@ -255,14 +255,3 @@ def _instructions(document: dict[str, Any], fail: Any) -> PinnedInstructions:
             "does not match its text (edited by hand?); run `mcp-guard pins create` or `mcp-guard pins accept`",
         )
     return PinnedInstructions(text, sha)
-
-
-DEFAULT_LOCK_NAME = "mcp-guard.lock.json"
-
-
-def default_lock_path(policy: str | os.PathLike[str] | None = None) -> Path:
-    """Beside the policy as ``NAME.lock.json`` (``policy.json``: ``policy.lock.json``), else ``mcp-guard.lock.json``."""
-    if policy is None or not os.fspath(policy):
-        return Path(DEFAULT_LOCK_NAME)
-    policy_path = Path(policy).expanduser()
-    return policy_path.with_name(f"{policy_path.stem}.lock.json")

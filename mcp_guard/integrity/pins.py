@@ -27,7 +27,8 @@ from mcp_guard.integrity.diff import (
     unseen_finding,
 )
 from mcp_guard.integrity.digest import json_path, tool_digest, tool_name
-from mcp_guard.integrity.lockfile import LockFile, LockFileError, PinnedTool, default_lock_path
+from mcp_guard.integrity.lockfile import LockFile, LockFileError, PinnedTool
+from mcp_guard.paths import default_lock_path
 
 __all__ = [
     "Finding",

@@ -1014,7 +1014,7 @@ def guard_paths_for(
     folders = [paths.config_dir(), paths.state_dir(), paths.secret_path().parent, paths.audit_log_path().parent]
     files = [path for path in (policy_path, lock_file, audit_path, store_path, record) if path is not None]
     if policy_path is not None:
-        from mcp_guard.integrity.lockfile import default_lock_path
+        from mcp_guard.paths import default_lock_path
 
         files.append(default_lock_path(policy_path))
     if state_url is not None and state_url.startswith("sqlite:"):
