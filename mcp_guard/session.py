@@ -136,7 +136,8 @@ class Session:
         self._rounds = Rounds()
         self._stopping = False
         self._tasks: dict[str, str] = {}  # taskId -> tool, for task-augmented calls whose results are checked
-        # Detectors that found something in what came back this session (flow rules read them).
+        # Detectors that found something in what came back this session (for inspection; flow rules acquire
+        # labels through Call.labels and their ledger, not from here).
         self.labels: set[str] = set()
         self._version: str | None = None  # negotiated in the handshake era's initialize
         self._announces_tool_changes = False  # the server declared capabilities.tools.listChanged
