@@ -60,21 +60,25 @@ def pin_to_cpu0(no_pin: bool = False) -> str:
 
     Re-executes the script under ``taskset -c 0`` when taskset exists (children
     inherit the affinity, so no per-spawn ``taskset`` adds to start-up times),
-    else falls back to ``os.sched_setaffinity``.
+    else falls back to ``os.sched_setaffinity``. ``MCP_GUARD_BENCH_CPU=N`` picks
+    another CPU (e.g. to keep a quick check off a CPU that a long run uses).
     """
     if no_pin:
         return "not pinned (--no-pin)"
+    cpu = os.environ.get("MCP_GUARD_BENCH_CPU", "0")
+    if not cpu.isdigit():
+        raise SystemExit(f"MCP_GUARD_BENCH_CPU must be a CPU number, not {cpu!r}")
     if os.environ.get(_PIN_ENV) == "taskset":
-        return "taskset -c 0"
+        return f"taskset -c {cpu}"
     taskset = shutil.which("taskset")
     if taskset is not None:
         os.environ[_PIN_ENV] = "taskset"
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(taskset, [taskset, "-c", "0", sys.executable, *sys.argv])  # noqa: S606 (a fixed argv)
+        os.execv(taskset, [taskset, "-c", cpu, sys.executable, *sys.argv])  # noqa: S606 (a fixed argv)
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {0})
-        return "os.sched_setaffinity({0})"
+        os.sched_setaffinity(0, {int(cpu)})
+        return f"os.sched_setaffinity({{{cpu}}})"
     return "not pinned (no taskset, no sched_setaffinity)"
 
 

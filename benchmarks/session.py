@@ -1,7 +1,7 @@
 """The session alone, in process (no pipes, no threads of the relay): CPU µs per tools/call + answer pair.
 
     python benchmarks/session.py                 # every variant, interleaved rounds, medians
-    python benchmarks/session.py --profile limit # a cProfile of one variant (top 25 by own time)
+    python benchmarks/session.py --profile limit # a cProfile of one variant (--sort, --top)
     python benchmarks/session.py --once limit    # one fixed run of one variant (for valgrind/callgrind)
 
 Measured with ``time.process_time`` (CPU time of the whole process, the audit writer thread
@@ -130,6 +130,8 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--profile", choices=VARIANTS)
     parser.add_argument("--once", choices=VARIANTS)
+    parser.add_argument("--sort", default="tottime", help="--profile's order: tottime (own time) or cumulative")
+    parser.add_argument("--top", type=int, default=25, help="--profile's number of rows")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.calls = 3, 5000
@@ -145,7 +147,7 @@ def main() -> int:
 
             profiler = cProfile.Profile()
             profiler.runcall(run_pairs, session, pairs)
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
         else:
             run_pairs(session, pairs)
         close()
