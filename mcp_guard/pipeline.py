@@ -303,6 +303,18 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("flows", _flows),
 )
 
+# Whether a stage can stop or change any call under a snapshot. A stage that cannot (no pins, no validation,
+# nothing hidden...) is left out of the walk: judged once per snapshot, not once per call. Stages not named
+# here always run.
+_CAN_ACT: dict[str, Callable[[Snapshot], bool]] = {
+    "hidden": lambda snap: not snap.monitor and (snap.engine.hides_any or bool(snap.engine.sections)),
+    "descriptions": lambda snap: snap.engine.results is not None,
+    "own files": lambda snap: snap.integrity is not None and snap.integrity.settings.protected is not None,
+    "pins": lambda snap: snap.integrity is not None and snap.integrity.checks_pins,
+    "schema": lambda snap: snap.integrity is not None and snap.integrity.checks_arguments,
+    "flows": lambda snap: snap.flows is not None and bool(snap.engine.flows),
+}
+
 # The result side ---------------------------------------------------------------------------------
 
 
@@ -467,13 +479,27 @@ class Pipeline:
         self.approvals = approvals
         self._warn = warn
         self._stages = stages
+        self._walked: tuple[Snapshot, tuple[tuple[int, str, Stage], ...]] | None = None
+
+    def _walk(self, snap: Snapshot) -> tuple[tuple[int, str, Stage], ...]:
+        """The stages that can act under ``snap``, with their index in the whole list."""
+        walked = self._walked
+        if walked is not None and walked[0] is snap:
+            return walked[1]
+        walk = tuple(
+            (index, name, stage)
+            for index, (name, stage) in enumerate(self._stages)
+            if name not in _CAN_ACT or _CAN_ACT[name](snap)
+        )
+        self._walked = (snap, walk)  # one assignment: a pump thread reading it sees the old pair or the new
+        return walk
 
     def judge_call(self, call: CallIn, snap: Snapshot, skip: int = 0) -> Verdict:
         """Walk the stages from ``skip`` (the index to resume at after a hold) and return the verdict."""
         state = CallState()
-        stages = self._stages
-        for index in range(skip, len(stages)):
-            name, stage = stages[index]
+        for index, name, stage in self._walk(snap):
+            if index < skip:
+                continue
             try:
                 verdict = stage(call, snap, state)
             except Exception as exc:  # one call's failure, never the session's

@@ -59,6 +59,14 @@ class ToolIntegrity:
         self._reported: set[tuple[str, str, str | None]] = set()
 
     @property
+    def checks_pins(self) -> bool:
+        return self._pins is not None
+
+    @property
+    def checks_arguments(self) -> bool:
+        return self._validator is not None
+
+    @property
     def watches_listings(self) -> bool:
         return self._pins is not None or self._validator is not None
 

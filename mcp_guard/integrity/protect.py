@@ -384,7 +384,8 @@ class ProtectedPaths:
     def refusal(self, arguments: object) -> Deny | None:
         """The refusal for a call with these arguments, or None when they stay clear of the guard's files."""
         try:
-            found = self.find_reference(arguments)
+            strings = self._strings(arguments)  # walked once for both checks
+            found = self._find(strings)
         except ScanLimitExceeded as exc:
             return Deny(
                 "protected",
@@ -393,7 +394,7 @@ class ProtectedPaths:
                 "refused; send smaller arguments (a large file in several parts, for example).",
             )
         if found is None:
-            return self._self_command(arguments)
+            return self._self_command(strings)
         token, path = found
         return Deny(
             "protected",
@@ -402,9 +403,10 @@ class ProtectedPaths:
             "or change the guard's policy, lock file, stores, audit log or secret.",
         )
 
-    def _self_command(self, arguments: object) -> Deny | None:
-        """The refusal for arguments that run one of the guard's own commands undoing its protection."""
-        for text in self._strings(arguments):
+    def _self_command(self, strings: list[str]) -> Deny | None:
+        """The refusal for arguments (their ``strings``) that run one of the guard's own commands undoing its
+        protection."""
+        for text in strings:
             if "guard" not in text and "GUARD" not in text.upper():
                 continue  # the one regex search below only where it can match
             command = _self_command(text)
@@ -423,9 +425,12 @@ class ProtectedPaths:
 
         Raises :class:`ScanLimitExceeded` when the arguments are too large to read whole.
         """
+        return self._find(self._strings(arguments))
+
+    def _find(self, strings: list[str]) -> tuple[str, Path] | None:
         call = _Call(self.max_fs_lookups)
         seen: set[str] = set()  # pieces already checked against the working directory alone
-        for text in self._strings(arguments):
+        for text in strings:
             found = self._scan(text, call, seen)
             if found is not None:
                 return found

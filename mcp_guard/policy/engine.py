@@ -552,6 +552,11 @@ class Engine:
             self._label_cache[tool] = labels
         return labels
 
+    @property
+    def hides_any(self) -> bool:
+        """Whether the policy hides any tool."""
+        return bool(self._hide_exact or self._hide_globs)
+
     def is_hidden(self, tool: str) -> bool:
         hidden = self._hidden_cache.get(tool)
         if hidden is None:
