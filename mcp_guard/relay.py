@@ -48,7 +48,10 @@ _SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+    written = os.write(fd, data)
+    if written == len(data):  # nearly always: a pipe takes a whole frame up to its free space
+        return
+    view = memoryview(data)[written:]
     while view:
         written = os.write(fd, view)
         view = view[written:]
