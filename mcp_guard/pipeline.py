@@ -486,11 +486,14 @@ class Pipeline:
         walked = self._walked
         if walked is not None and walked[0] is snap:
             return walked[1]
-        walk = tuple(
-            (index, name, stage)
-            for index, (name, stage) in enumerate(self._stages)
-            if name not in _CAN_ACT or _CAN_ACT[name](snap)
-        )
+        try:
+            walk = tuple(
+                (index, name, stage)
+                for index, (name, stage) in enumerate(self._stages)
+                if name not in _CAN_ACT or _CAN_ACT[name](snap)
+            )
+        except Exception:  # a snapshot the table cannot read: every stage runs (each one catches its own faults)
+            walk = tuple((index, name, stage) for index, (name, stage) in enumerate(self._stages))
         self._walked = (snap, walk)  # one assignment: a pump thread reading it sees the old pair or the new
         return walk
 

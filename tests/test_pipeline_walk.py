@@ -68,3 +68,28 @@ def test_own_files_still_refuses_when_nothing_else_is_checked(tmp_path: Path) ->
         call("read_file", {"path": str(policy)}), Snapshot(plain, protected)
     )
     assert isinstance(verdict, Refuse) and verdict.deny.rule == "protect_own_files"
+
+
+def test_a_snapshot_the_table_cannot_read_walks_every_stage() -> None:
+    plain = engine({"default": "allow"})
+    pipeline = Pipeline(Judge(plain, MemoryLimiter()))
+
+    class Broken:
+        @property
+        def settings(self) -> object:
+            raise RuntimeError("no settings")
+
+    snap = Snapshot(plain, Broken())  # type: ignore[arg-type]
+    assert walked(pipeline, snap) == [
+        "rounds",
+        "hidden",
+        "descriptions",
+        "own files",
+        "pins",
+        "schema",
+        "rule",
+        "flows",
+    ]
+    # Each stage then fails on its own, refusing the one call, never ending the session.
+    verdict = pipeline.judge_call(call("echo"), snap)
+    assert isinstance(verdict, Refuse) and "own files" in verdict.deny.reason
