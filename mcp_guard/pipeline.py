@@ -18,8 +18,8 @@ A call goes through these stages, each one able to stop it:
 4. **schema**: arguments that do not match the tool's ``inputSchema`` are refused
    (``validate_arguments``).
 5. **rule**: the policy's rule for the tool: ``deny``, ``deny_if``, ``require``, the default.
-6. **flows**: a flow rule refuses the call (or asks a person) when the tool carries a ``to`` label
-   while the client session holds a ``from`` label (:mod:`mcp_guard.flows`).
+6. **flows**: a flow rule refuses the call (or asks a person) when the tool (prompt, resource) carries a
+   ``to`` label while the client session holds a ``from`` label (:mod:`mcp_guard.flows`).
 7. **approval**: a rule that says ``approve`` (or an ``approve_if`` that matched) asks a person
    (a standing grant, an in-band question, a command, the terminal, or an async approval id).
 8. **limits**: the call's charges are recorded with the limiter, or a full window refuses it.
@@ -35,7 +35,8 @@ schema** (``validate_output``: ``structuredContent`` against the tool's ``output
 **labels** (the detectors that found something, for flow rules). A stage returns True to withhold
 the result; one that raises withholds it too, saying so.
 Once the answer is final, :data:`SETTLED_STAGES` run on the call: **labels** gives the session the
-labels of a successful call's tool and those the detectors found (``Call.labels``), for flow rules.
+labels of a successful call's tool (prompt, resource) and those the detectors found (``Call.labels``), for
+flow rules.
 """
 
 from __future__ import annotations
@@ -280,9 +281,10 @@ def _rule(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 def _flows(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     flows = snap.flows
-    if flows is None or not snap.engine.flows or call.kind != "tool":
-        return None  # labels are given to tools (prompts and resources have no labels of their own)
-    verdict = flows.check(snap.engine, call.name, snap.engine.policy.on_store_error)
+    if flows is None or not snap.engine.flows:
+        return None
+    # A prompt or resource carries its own section's labels (the prompt 'fetch' is not the tool 'fetch').
+    verdict = flows.check(snap.engine, call.name, snap.engine.policy.on_store_error, call.kind)
     if isinstance(verdict, Deny):
         return Refuse(verdict)
     decision = state.decision
@@ -416,7 +418,7 @@ def _acquire_labels(call: Call, message: JSONObject, snap: Snapshot) -> JSONObje
     if isinstance(result, dict) and result.get("isError") is True:
         return None  # a failed call put no data in the agent's context
     try:
-        flows.acquire(snap.engine, call.tool, call.labels, own=call.kind == "tool")
+        flows.acquire(snap.engine, call.tool, call.labels, kind=call.kind)
     except StoreUnavailable as exc:
         # The data must not reach the agent unrecorded: answer with an error in its place (fail closed).
         return withheld(
@@ -454,12 +456,12 @@ def run_settled_stages(call: Call, message: JSONObject, snap: Snapshot) -> JSONO
 
 def settled_stages_wanted(call: Call, snap: Snapshot) -> bool:
     """Whether the server's answer to ``call`` must be read for the settled stages (any stage wanting it):
-    its tool has a label a flow rule watches, or the detectors found one in the answer."""
+    its tool (prompt, resource) has a label a flow rule watches, or the detectors found one in the answer."""
     flows = snap.flows
     if flows is None:
         return False
     found = bool(call.labels & snap.engine.flow_sources)
-    return found or (call.kind == "tool" and flows.wants_result(snap.engine, call.tool))
+    return found or flows.wants_result(snap.engine, call.tool, call.kind)
 
 
 class Pipeline:

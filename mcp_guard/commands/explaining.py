@@ -131,7 +131,7 @@ def explain_call(
         {"rule": c.rule, "counter": c.counter, "window_s": c.window_s, "max": c.max, "cost": c.cost} for c in charges
     ]
     if snapshot.flows is not None and (engine.flows or held):
-        out["labels"] = sorted(snapshot.flows.labels(engine, tool))
+        out["labels"] = sorted(snapshot.flows.labels(engine, tool, kind))  # a prompt's or resource's own
         out["held"] = sorted(set(held))
     if kind != "tool":
         out["kind"] = kind
