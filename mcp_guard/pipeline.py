@@ -417,6 +417,8 @@ def _acquire_labels(call: Call, message: JSONObject, snap: Snapshot) -> JSONObje
     result = message.get("result")
     if isinstance(result, dict) and result.get("isError") is True:
         return None  # a failed call put no data in the agent's context
+    if call.kind == "resource" and not (isinstance(result, dict) and "contents" in result):
+        return None  # nor did a resources/subscribe (only a read's answer carries contents)
     try:
         flows.acquire(snap.engine, call.tool, call.labels, kind=call.kind)
     except StoreUnavailable as exc:

@@ -543,6 +543,10 @@ def settled(kind: str, name: str) -> Call:
     return record
 
 
+def read_answer(ident: int, text: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": ident, "result": {"contents": [{"uri": "x:", "text": text}]}}
+
+
 def test_a_resource_read_acquires_its_labels_and_a_prompt_is_judged_by_its_own() -> None:
     clock = Clock(1_700_000_000.0)
     e = engine(KINDS_POLICY)
@@ -559,10 +563,14 @@ def test_a_resource_read_acquires_its_labels_and_a_prompt_is_judged_by_its_own()
     assert settled_stages_wanted(settled("resource", "file:///srv/notes.txt"), snap)
     assert not settled_stages_wanted(settled("prompt", "fetch"), snap)  # 'external' is only ever a 'to'
     assert not settled_stages_wanted(settled("prompt", "read_email"), snap)  # a tool's labels, not the prompt's
-    # A failed read acquires nothing; a successful one gives the session 'private'.
-    assert run_settled_stages(settled("resource", "file:///srv/notes.txt"), answered(1, "x", error=True), snap) is None
+    # A failed read acquires nothing, nor does a subscription (no data); a successful read gives 'private'.
+    notes = settled("resource", "file:///srv/notes.txt")
+    assert (
+        run_settled_stages(notes, {"jsonrpc": "2.0", "id": 1, "error": {"code": -32002, "message": "no"}}, snap) is None
+    )
+    assert run_settled_stages(notes, {"jsonrpc": "2.0", "id": 1, "result": {}}, snap) is None
     assert shared.entries() == []
-    assert run_settled_stages(settled("resource", "file:///srv/notes.txt"), answered(1, "notes"), snap) is None
+    assert run_settled_stages(notes, read_answer(1, "notes"), snap) is None
     assert [(h.holder, h.label, h.tool, h.server) for h in shared.entries()] == [
         ("client:c1", "private", "resource:file:///srv/notes.txt", "mail")
     ]
@@ -584,7 +592,7 @@ def test_an_approve_flow_asks_about_a_prompt_under_its_own_name() -> None:
     e = engine({**KINDS_POLICY, "flows": [{"from": ["untrusted"], "to": ["external"], "action": "approve"}]})
     flows, _ = guards(Clock(time.time()))
     snap = Snapshot(e, flows=flows)
-    run_settled_stages(settled("resource", "https://example.com/page"), answered(1, "page"), snap)
+    run_settled_stages(settled("resource", "https://example.com/page"), read_answer(1, "page"), snap)
     asked: list[CallIn] = []
 
     class Desk:
