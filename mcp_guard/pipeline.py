@@ -53,6 +53,7 @@ from mcp_guard.limits.base import StoreUnavailable
 from mcp_guard.policy.decision import Allow, Approve, Deny
 from mcp_guard.policy.engine import Engine
 from mcp_guard.wire.json_types import JSON, JSONObject, RequestId
+from mcp_guard.wire.jsonrpc import SERVER_ERROR, error_answer
 
 if TYPE_CHECKING:
     # The result side's modules load RE2: imported when a policy has results rules, not at every start.
@@ -427,12 +428,16 @@ def _acquire_labels(call: Call, message: JSONObject, snap: Snapshot) -> JSONObje
             message,
             f"mcp-guard withheld the answer of {call.tool!r}: the flow ledger that records which labels this "
             f"session holds is unavailable ({exc}). Try again shortly.",
+            call.kind,
         )
     return None
 
 
-def withheld(message: JSONObject, text: str) -> JSONObject:
-    """An error result saying ``text``, in place of the server's answer ``message`` (in the answer's era)."""
+def withheld(message: JSONObject, text: str, kind: str = "tool") -> JSONObject:
+    """An error result saying ``text``, in place of the server's answer ``message`` (in the answer's era); for a
+    prompt or resource, whose results have no ``isError``, a JSON-RPC error (as for a result the detectors block)."""
+    if kind != "tool":
+        return error_answer(message.get("id"), SERVER_ERROR, text)
     failed: JSONObject = {"content": [{"type": "text", "text": text}], "isError": True}
     result = message.get("result")
     if isinstance(result, dict) and "resultType" in result:
@@ -450,7 +455,7 @@ def run_settled_stages(call: Call, message: JSONObject, snap: Snapshot) -> JSONO
         try:
             out = stage(call, message, snap)
         except Exception as exc:  # one answer's failure, never the session's: it is withheld
-            out = withheld(message, _stage_failed(name, exc).reason.replace("was refused", "was withheld"))
+            out = withheld(message, _stage_failed(name, exc).reason.replace("was refused", "was withheld"), call.kind)
         if out is not None:
             message = replaced = out
     return replaced

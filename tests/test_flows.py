@@ -642,3 +642,15 @@ def test_explain_and_test_cases_show_and_walk_prompt_and_resource_labels(cli: An
     path.write_text(json.dumps({**KINDS_POLICY, "tests": cases}))
     out = cli("test", str(path))
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_read_whose_labels_cannot_be_recorded_is_withheld_with_an_error_the_client_reads() -> None:
+    # A resources/read or prompts/get answer has no isError: a CallToolResult in its place would fail the client's
+    # parsing instead of saying why. It is a JSON-RPC error, as for a result the detectors block.
+    snap = Snapshot(engine(KINDS_POLICY), flows=FlowGuard("mail", client_id="c", shared=DownLedger()))
+    replaced = run_settled_stages(settled("resource", "file:///srv/notes.txt"), read_answer(7, "PIN 4242"), snap)
+    assert replaced is not None and set(replaced) == {"jsonrpc", "id", "error"} and replaced["id"] == 7
+    error = replaced["error"]
+    assert isinstance(error, dict) and error["code"] == -32000
+    assert str(error["message"]).startswith("mcp-guard withheld the answer of 'file:///srv/notes.txt': the flow ledger")
+    assert "PIN" not in str(replaced)
