@@ -18,8 +18,8 @@ A call goes through these stages, each one able to stop it:
 4. **schema**: arguments that do not match the tool's ``inputSchema`` are refused
    (``validate_arguments``).
 5. **rule**: the policy's rule for the tool: ``deny``, ``deny_if``, ``require``, the default.
-6. **flows**: a flow rule refuses the call (or asks a person) when the tool carries a ``to`` label
-   while the client session holds a ``from`` label (:mod:`mcp_guard.flows`).
+6. **flows**: a flow rule refuses the call (or asks a person) when the tool (prompt, resource) carries a
+   ``to`` label while the client session holds a ``from`` label (:mod:`mcp_guard.flows`).
 7. **approval**: a rule that says ``approve`` (or an ``approve_if`` that matched) asks a person
    (a standing grant, an in-band question, a command, the terminal, or an async approval id).
 8. **limits**: the call's charges are recorded with the limiter, or a full window refuses it.
@@ -35,7 +35,8 @@ schema** (``validate_output``: ``structuredContent`` against the tool's ``output
 **labels** (the detectors that found something, for flow rules). A stage returns True to withhold
 the result; one that raises withholds it too, saying so.
 Once the answer is final, :data:`SETTLED_STAGES` run on the call: **labels** gives the session the
-labels of a successful call's tool and those the detectors found (``Call.labels``), for flow rules.
+labels of a successful call's tool (prompt, resource) and those the detectors found (``Call.labels``), for
+flow rules.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from mcp_guard.limits.base import StoreUnavailable
 from mcp_guard.policy.decision import Allow, Approve, Deny
 from mcp_guard.policy.engine import Engine
 from mcp_guard.wire.json_types import JSON, JSONObject, RequestId
+from mcp_guard.wire.jsonrpc import SERVER_ERROR, error_answer
 
 if TYPE_CHECKING:
     # The result side's modules load RE2: imported when a policy has results rules, not at every start.
@@ -280,9 +282,10 @@ def _rule(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
 
 def _flows(call: CallIn, snap: Snapshot, state: CallState) -> Verdict | None:
     flows = snap.flows
-    if flows is None or not snap.engine.flows or call.kind != "tool":
-        return None  # labels are given to tools (prompts and resources have no labels of their own)
-    verdict = flows.check(snap.engine, call.name, snap.engine.policy.on_store_error)
+    if flows is None or not snap.engine.flows:
+        return None
+    # A prompt or resource carries its own section's labels (the prompt 'fetch' is not the tool 'fetch').
+    verdict = flows.check(snap.engine, call.name, snap.engine.policy.on_store_error, call.kind)
     if isinstance(verdict, Deny):
         return Refuse(verdict)
     decision = state.decision
@@ -415,20 +418,26 @@ def _acquire_labels(call: Call, message: JSONObject, snap: Snapshot) -> JSONObje
     result = message.get("result")
     if isinstance(result, dict) and result.get("isError") is True:
         return None  # a failed call put no data in the agent's context
+    if call.kind == "resource" and not (isinstance(result, dict) and "contents" in result):
+        return None  # nor did a resources/subscribe (only a read's answer carries contents)
     try:
-        flows.acquire(snap.engine, call.tool, call.labels, own=call.kind == "tool")
+        flows.acquire(snap.engine, call.tool, call.labels, kind=call.kind)
     except StoreUnavailable as exc:
         # The data must not reach the agent unrecorded: answer with an error in its place (fail closed).
         return withheld(
             message,
             f"mcp-guard withheld the answer of {call.tool!r}: the flow ledger that records which labels this "
             f"session holds is unavailable ({exc}). Try again shortly.",
+            call.kind,
         )
     return None
 
 
-def withheld(message: JSONObject, text: str) -> JSONObject:
-    """An error result saying ``text``, in place of the server's answer ``message`` (in the answer's era)."""
+def withheld(message: JSONObject, text: str, kind: str = "tool") -> JSONObject:
+    """An error result saying ``text``, in place of the server's answer ``message`` (in the answer's era); for a
+    prompt or resource, whose results have no ``isError``, a JSON-RPC error (as for a result the detectors block)."""
+    if kind != "tool":
+        return error_answer(message.get("id"), SERVER_ERROR, text)
     failed: JSONObject = {"content": [{"type": "text", "text": text}], "isError": True}
     result = message.get("result")
     if isinstance(result, dict) and "resultType" in result:
@@ -446,7 +455,7 @@ def run_settled_stages(call: Call, message: JSONObject, snap: Snapshot) -> JSONO
         try:
             out = stage(call, message, snap)
         except Exception as exc:  # one answer's failure, never the session's: it is withheld
-            out = withheld(message, _stage_failed(name, exc).reason.replace("was refused", "was withheld"))
+            out = withheld(message, _stage_failed(name, exc).reason.replace("was refused", "was withheld"), call.kind)
         if out is not None:
             message = replaced = out
     return replaced
@@ -454,12 +463,12 @@ def run_settled_stages(call: Call, message: JSONObject, snap: Snapshot) -> JSONO
 
 def settled_stages_wanted(call: Call, snap: Snapshot) -> bool:
     """Whether the server's answer to ``call`` must be read for the settled stages (any stage wanting it):
-    its tool has a label a flow rule watches, or the detectors found one in the answer."""
+    its tool (prompt, resource) has a label a flow rule watches, or the detectors found one in the answer."""
     flows = snap.flows
     if flows is None:
         return False
     found = bool(call.labels & snap.engine.flow_sources)
-    return found or (call.kind == "tool" and flows.wants_result(snap.engine, call.tool))
+    return found or flows.wants_result(snap.engine, call.tool, call.kind)
 
 
 class Pipeline:

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from conftest import PYTHON, ROOT, write_policy
 from mcp import Client, StdioServerParameters
-from mcp.types import CallToolResult, TextContent
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, TextContent, TextResourceContents
 from test_keyed_limits import redis_server  # noqa: F401 - the fixture `state` asks for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -160,6 +161,39 @@ async def test_a_private_read_through_one_server_stops_a_send_through_another(
         assert violation(done) is None and text_of(done) == "deleted home"
         # The same call through the first client's guard is not asked about: that client read no untrusted page.
         assert violation(await web.call_tool("delete_page", {"page": "home"})) is None
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_private_resource_read_through_one_server_stops_a_send_through_another(
+    guard_cmd: list[str], env: dict[str, str], tmp_path: Path, mode: str
+) -> None:
+    # Resources carry labels of their own (the resources section's rules): reading one is like calling read_email.
+    doc = {
+        **POLICY,
+        "tools": {"send_email": {"labels": ["external"]}},
+        "resources": {"rules": {"mail://*": {"labels": ["private"]}}},
+    }
+    policy = write_policy(tmp_path, doc)
+    async with AsyncExitStack() as stack:
+        mail = await stack.enter_async_context(guard(guard_cmd, env, policy, "mail", mode=mode))
+        web = await stack.enter_async_context(guard(guard_cmd, env, policy, "web", mode=mode))
+        assert violation(await web.call_tool("send_email", {"to": "eve@example.com", "body": "hi"})) is None
+        # A read that fails puts nothing in the agent's context: no label.
+        with pytest.raises(MCPError):
+            await mail.read_resource("mail://broken")
+        assert violation(await web.call_tool("send_email", {"to": "eve@example.com", "body": "hi"})) is None
+
+        read = await mail.read_resource("mail://inbox/latest")
+        [content] = read.contents
+        assert isinstance(content, TextResourceContents) and "PIN" in content.text
+
+        refused = await web.call_tool("send_email", {"to": "eve@example.com", "body": "the PIN is 4242"})
+        meta = violation(refused)
+        assert refused.is_error and meta is not None
+        assert (meta["kind"], meta["rule"], meta["labels"]) == ("flow", "flows[0]", ["external"])
+        [held] = meta["held"]
+        assert (held["label"], held["tool"], held["server"]) == ("private", "resource:mail://inbox/latest", "mail")
+        assert "acquired when 'resource:mail://inbox/latest' (server 'mail') answered at" in text_of(refused)
 
 
 def test_keyed_limits_through_guards_sharing_a_store(guard_cmd: list[str], start: Any, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from mcp_guard.flows.ledger import Held, Ledger, MemoryLedger, RedisLedger, Sqli
 from mcp_guard.judge import Judge
 from mcp_guard.limits import MemoryLimiter, StoreUnavailable
 from mcp_guard.limits.sqlite import SqliteLimiter
-from mcp_guard.pipeline import CallIn, Pipeline, Refuse, Relay, Snapshot, run_settled_stages
+from mcp_guard.pipeline import CallIn, Pipeline, Refuse, Relay, Snapshot, run_settled_stages, settled_stages_wanted
 from mcp_guard.policy.decision import Approve, Deny
 from mcp_guard.policy.engine import Engine
 from mcp_guard.policy.model import Policy
@@ -468,7 +468,10 @@ def test_check_counts_flow_rules_and_warns_of_a_label_nothing_gives(cli: Any, tm
     assert out.returncode == 0
     assert "5 tool rules, 1 flow rule, 0 hidden" in out.stdout
     warnings = [line for line in out.stderr.splitlines() if "warning" in line]
-    assert len(warnings) == 1 and "flows[0].from[0]: no tool rule gives the label 'privat'" in warnings[0]
+    assert (
+        len(warnings) == 1
+        and "flows[0].from[0]: no tool, prompt or resource rule gives the label 'privat'" in warnings[0]
+    )
 
 
 def test_flows_commands_create_no_ledger(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -516,3 +519,138 @@ def test_only_answers_that_can_give_a_watched_label_are_read() -> None:
     assert not flows.wants_result(e, "send_email")  # 'external' is only ever a 'to'
     assert not flows.wants_result(e, "unlisted")
     assert not FlowGuard("x", client_id="c", shared=MemoryLedger()).wants_result(engine({"version": "1"}), "read_email")
+
+
+# --- prompts and resources carry labels of their own ------------------------------------------------------
+
+KINDS_POLICY: dict[str, Any] = {
+    **POLICY,
+    "tools": {**POLICY["tools"], "fetch": {"labels": ["private"]}},
+    "prompts": {"rules": {"fetch": {"labels": ["external"]}}},
+    "resources": {"rules": {"file:///srv/*": {"labels": ["private"]}, "https://*": {"labels": ["untrusted"]}}},
+}
+
+
+def request(kind: str, name: str) -> CallIn:
+    from mcp_guard.commands.explaining import request_in
+
+    return request_in(name, {}, kind)  # type: ignore[arg-type]
+
+
+def settled(kind: str, name: str) -> Call:
+    record = Call(name, None, None, "allowed", {}, time.time(), 0.0)
+    record.kind = kind
+    return record
+
+
+def read_answer(ident: int, text: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": ident, "result": {"contents": [{"uri": "x:", "text": text}]}}
+
+
+def test_a_resource_read_acquires_its_labels_and_a_prompt_is_judged_by_its_own() -> None:
+    clock = Clock(1_700_000_000.0)
+    e = engine(KINDS_POLICY)
+    flows, shared = guards(clock)
+    snap = Snapshot(e, flows=flows)
+    pipeline = Pipeline(Judge(e, MemoryLimiter()))
+    # The prompt 'fetch' has the prompts section's labels, never the tool 'fetch''s (and the reverse).
+    assert flows.labels(e, "fetch", "prompt") == {"external"}
+    assert flows.labels(e, "fetch") == {"private"}
+    assert flows.labels(e, "file:///srv/../srv/notes.txt", "resource") == {"private"}
+    assert flows.labels(e, "read_email", "prompt") == frozenset()
+    assert isinstance(pipeline.judge_call(request("prompt", "fetch"), snap), Relay)
+    # Only an answer that can give a watched label is read for the settled stages.
+    assert settled_stages_wanted(settled("resource", "file:///srv/notes.txt"), snap)
+    assert not settled_stages_wanted(settled("prompt", "fetch"), snap)  # 'external' is only ever a 'to'
+    assert not settled_stages_wanted(settled("prompt", "read_email"), snap)  # a tool's labels, not the prompt's
+    # A failed read acquires nothing, nor does a subscription (no data); a successful read gives 'private'.
+    notes = settled("resource", "file:///srv/notes.txt")
+    assert (
+        run_settled_stages(notes, {"jsonrpc": "2.0", "id": 1, "error": {"code": -32002, "message": "no"}}, snap) is None
+    )
+    assert run_settled_stages(notes, {"jsonrpc": "2.0", "id": 1, "result": {}}, snap) is None
+    assert shared.entries() == []
+    assert run_settled_stages(notes, read_answer(1, "notes"), snap) is None
+    assert [(h.holder, h.label, h.tool, h.server) for h in shared.entries()] == [
+        ("client:c1", "private", "resource:file:///srv/notes.txt", "mail")
+    ]
+    # Now the prompt that sends data out is refused, and says which request it is.
+    verdict = pipeline.judge_call(request("prompt", "fetch"), snap)
+    assert isinstance(verdict, Refuse) and (verdict.deny.kind, verdict.deny.rule) == ("flow", "flows[0]")
+    assert verdict.deny.reason == (
+        "No leaks. This request for the prompt 'fetch' carries the label 'external', and this client session holds "
+        "'private', acquired when 'resource:file:///srv/notes.txt' (server 'mail') answered at 2023-11-14 22:13:20 "
+        "UTC; it is held until 2023-11-14 23:13:20 UTC (for 1h after it was acquired), so the request is refused."
+    )
+    # So is a tool labelled 'external'; the tool 'fetch' (private) is not.
+    verdict = pipeline.judge_call(call_in("send_email"), snap)
+    assert isinstance(verdict, Refuse) and verdict.deny.kind == "flow"
+    assert isinstance(pipeline.judge_call(call_in("fetch"), snap), Relay)
+
+
+def test_an_approve_flow_asks_about_a_prompt_under_its_own_name() -> None:
+    e = engine({**KINDS_POLICY, "flows": [{"from": ["untrusted"], "to": ["external"], "action": "approve"}]})
+    flows, _ = guards(Clock(time.time()))
+    snap = Snapshot(e, flows=flows)
+    run_settled_stages(settled("resource", "https://example.com/page"), read_answer(1, "page"), snap)
+    asked: list[CallIn] = []
+
+    class Desk:
+        def consider(self, call: CallIn, decision: Approve) -> Any:
+            asked.append(call)
+            return Refuse(Deny("approval_required", decision.rule, decision.reason))
+
+    verdict = Pipeline(Judge(e, MemoryLimiter()), Desk()).judge_call(request("prompt", "fetch"), snap)
+    assert isinstance(verdict, Refuse) and verdict.deny.rule == "flows[0]"
+    assert [call.name for call in asked] == ["prompt:fetch"]
+    assert "This request for the prompt 'fetch' carries the label 'external'" in verdict.deny.reason
+    assert verdict.deny.reason.endswith("so the request needs a person's approval.")
+
+
+def test_explain_and_test_cases_show_and_walk_prompt_and_resource_labels(cli: Any, tmp_path: Path) -> None:
+    import json
+
+    from conftest import write_policy
+
+    path = write_policy(tmp_path, KINDS_POLICY)
+    out = cli("explain", str(path), "--prompt", "fetch", "--labels", "private", "--json")
+    assert out.returncode == 1, out.stdout + out.stderr
+    said = json.loads(out.stdout)
+    assert (said["decision"], said["rule"], said["labels"], said["held"]) == (
+        "deny",
+        "flows[0]",
+        ["external"],
+        ["private"],
+    )
+    out = cli("explain", str(path), "--resource", "file:///srv/notes.txt")
+    assert out.returncode == 0
+    assert "  labels: private; held: (none)" in out.stdout.splitlines()
+    cases = [
+        {
+            "name": "a private resource stops the external prompt",
+            "sequence": [
+                {"call": {"prompt": "fetch", "args": {"url": "u"}}, "expect": "allow"},
+                {"call": {"resource": "file:///srv/notes.txt"}, "result": "error", "expect": "allow"},
+                {"call": {"prompt": "fetch", "args": {"url": "u"}}, "expect": "allow"},
+                {"call": {"resource": "file:///srv/notes.txt"}, "expect": "allow"},
+                {"call": {"prompt": "fetch"}, "expect": {"decision": "deny", "rule": "flows[0]"}},
+                {"call": {"tool": "send_email"}, "expect": {"decision": "deny", "rule": "flows[0]"}},
+                {"call": {"tool": "fetch"}, "expect": "allow"},
+            ],
+        }
+    ]
+    path.write_text(json.dumps({**KINDS_POLICY, "tests": cases}))
+    out = cli("test", str(path))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_read_whose_labels_cannot_be_recorded_is_withheld_with_an_error_the_client_reads() -> None:
+    # A resources/read or prompts/get answer has no isError: a CallToolResult in its place would fail the client's
+    # parsing instead of saying why. It is a JSON-RPC error, as for a result the detectors block.
+    snap = Snapshot(engine(KINDS_POLICY), flows=FlowGuard("mail", client_id="c", shared=DownLedger()))
+    replaced = run_settled_stages(settled("resource", "file:///srv/notes.txt"), read_answer(7, "PIN 4242"), snap)
+    assert replaced is not None and set(replaced) == {"jsonrpc", "id", "error"} and replaced["id"] == 7
+    error = replaced["error"]
+    assert isinstance(error, dict) and error["code"] == -32000
+    assert str(error["message"]).startswith("mcp-guard withheld the answer of 'file:///srv/notes.txt': the flow ledger")
+    assert "PIN" not in str(replaced)

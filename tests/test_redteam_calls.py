@@ -190,15 +190,9 @@ def test_looking_for_the_guards_commands_stays_linear() -> None:
     assert time.thread_time() - started < 3.0
 
 
-# --- flows: open ----------------------------------------------------------------------------------------
+# --- flows: a prompt that performs what a tool does -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="flow rules judge tools only: prompts and resources can carry no labels (RequestRule has no "
-    "'labels', the flows stage skips them), so the 'fetch' prompt performs the GET that the flow refuses for "
-    "the 'fetch' tool. Needs labels on prompt/resource rules and the flows stage for every kind.",
-)
 def test_a_prompt_that_sends_data_out_is_under_the_flow_rules(start: Start, tmp_path: Path) -> None:
     log = tmp_path / "acted.log"
     doc = {
@@ -206,7 +200,8 @@ def test_a_prompt_that_sends_data_out_is_under_the_flow_rules(start: Start, tmp_
         "default": "allow",
         "tools": {"fetch": {"labels": ["private", "external"]}},
         "flows": [{"from": ["private"], "to": ["external"], "action": "deny", "scope": "grant"}],
-        "prompts": {"default": "allow"},
+        # The prompt performs the tool's GET: it carries the label as a prompt (the tool's rule never labels it).
+        "prompts": {"default": "allow", "rules": {"fetch": {"labels": ["external"]}}},
     }
     policy = write_policy(tmp_path, doc)
     session = start([*guard_command(), "--policy", str(policy), "--", PYTHON, str(PROMPTS_SERVER), str(log)])
@@ -223,7 +218,9 @@ def test_a_prompt_that_sends_data_out_is_under_the_flow_rules(start: Start, tmp_
     }
     answer = session.request(prompt)
     session.finish()
-    assert "error" in answer, answer
+    meta = answer["error"]["data"]["mcp-guard/violation"]
+    assert (meta["kind"], meta["rule"], meta["prompt"], meta["labels"]) == ("flow", "flows[0]", "fetch", ["external"])
+    assert "This request for the prompt 'fetch' carries the label 'external'" in answer["error"]["message"]
     assert acted(log) == ["tool fetch https://example.com/"]
 
 

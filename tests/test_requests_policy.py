@@ -283,3 +283,77 @@ def test_check_counts_the_sections(cli: Any, tmp_path: Path) -> None:
     r = cli("check", str(policy))
     assert r.returncode == 0
     assert "1 tool rule, 0 hidden, prompts: 1 rule, 1 hidden, resources: 2 rules, 0 hidden)" in r.stdout
+
+
+# Flow labels on prompt and resource rules ------------------------------------------------------------------
+
+LABELLED = {
+    "default": "allow",
+    "tools": {"fetch": {"labels": ["external"]}},
+    "prompts": {"rules": {"fetch": {"labels": ["external", "untrusted"]}, "summar*": {"labels": ["untrusted"]}}},
+    "resources": {
+        "rules": {
+            "file:///srv/*": {"labels": ["private"]},
+            "file:///srv/mail/*": {"labels": ["mail"], "action": "approve"},
+            "https://example.com": {"labels": ["public"]},
+        }
+    },
+    "flows": [{"from": ["private", "mail"], "to": ["external"]}, {"from": ["untrusted"], "to": ["public"]}],
+}
+
+
+def labels(e: Engine, kind: str, name: str) -> frozenset[str]:
+    section = e.section(kind)
+    assert section is not None
+    return section.labels_for(name)
+
+
+def test_prompt_and_resource_rules_carry_labels_every_matching_key_adds() -> None:
+    e = engine(LABELLED)
+    assert labels(e, "prompt", "fetch") == {"external", "untrusted"}
+    assert labels(e, "prompt", "summarise") == {"untrusted"}
+    assert labels(e, "prompt", "other") == frozenset()
+    # A glob and a more specific glob both match: both add their labels (more labels only stop more requests).
+    assert labels(e, "resource", "file:///srv/mail/1") == {"private", "mail"}
+    assert labels(e, "resource", "file:///srv/notes.txt") == {"private"}
+    # Every reading of a URI counts: a server reads file:///tmp/../srv/x as file:///srv/x.
+    assert labels(e, "resource", "file:///tmp/../srv/x") == {"private"}
+    assert labels(e, "resource", "file:///srv/%6Dail/1") == {"private", "mail"}
+    assert labels(e, "resource", "https://example.com/") == {"public"}  # the URL parser's form of the exact key
+    assert labels(e, "resource", "file:///etc/hostname") == frozenset()
+    # The tool 'fetch' keeps its own: a prompt of the same name is another thing.
+    assert e.labels_for("fetch") == {"external"}
+
+
+def test_labels_on_prompt_and_resource_rules_are_checked_like_tool_labels() -> None:
+    for section in ("prompts", "resources"):
+        good = Policy.model_validate({"version": "1", section: {"rules": {"r": {"labels": ["a.b:c-d_1"]}}}})
+        rules = getattr(good, section).rules
+        assert rules["r"].labels == ["a.b:c-d_1"]
+        for bad in (["a b"], [""], ["x" * 101], [1]):
+            with pytest.raises(ValueError, match=rf"{section}\.rules\.r\.labels\.0\n"):
+                Policy.model_validate({"version": "1", section: {"rules": {"r": {"labels": bad}}}})
+
+
+def test_a_bad_label_on_a_resource_rule_is_reported_at_its_place_in_the_file(tmp_path: Path) -> None:
+    from mcp_guard.policy.load import PolicyError, load_policy
+
+    text = (
+        '{\n  "version": "1",\n  "resources": {\n    "rules": {\n'
+        '      "file:///srv/*": {"labels": ["private", "not ok"]}\n    }\n  }\n}\n'
+    )
+    path = tmp_path / "policy.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    message = str(info.value)
+    # Line 5, column 47: where "not ok" starts.
+    assert f"{path}:5:47: resources.rules.file:///srv/*.labels[1]: String should match pattern" in message, message
+    assert message.endswith("got 'not ok'"), message
+
+
+def test_check_knows_the_labels_prompt_and_resource_rules_give(cli: Any, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path, {"version": "1", **LABELLED})
+    r = cli("check", str(policy))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning" not in r.stderr, r.stderr

@@ -103,7 +103,8 @@ def explain_call(
     """The decision the running guard would reach for this call, as a JSON-ready dict.
 
     The same stages run as in the guard, in the same order: hidden, own files, pins and schema (the
-    lock file stands in for the server's listing), the rule, approval, and limits (an empty counter).
+    lock file stands in for the server's listing), the rule, flows (the labels ``held``; a prompt or resource
+    carries its own section's labels), approval, and limits (an empty counter).
     ValueError when the lock file cannot be used.
     """
     from mcp_guard.judge import Judge
@@ -131,7 +132,7 @@ def explain_call(
         {"rule": c.rule, "counter": c.counter, "window_s": c.window_s, "max": c.max, "cost": c.cost} for c in charges
     ]
     if snapshot.flows is not None and (engine.flows or held):
-        out["labels"] = sorted(snapshot.flows.labels(engine, tool))
+        out["labels"] = sorted(snapshot.flows.labels(engine, tool, kind))  # a prompt's or resource's own
         out["held"] = sorted(set(held))
     if kind != "tool":
         out["kind"] = kind

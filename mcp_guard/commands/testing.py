@@ -281,11 +281,14 @@ class _Session:
         receipt = verdict.record.refund
         if result == "error" and receipt is not None:
             self.limiter.refund(receipt)
-        answer: dict[str, Any] = {
-            "jsonrpc": "2.0",
-            "id": self._ids,
-            "result": {"content": [], "isError": result == "error"},
-        }
+        answer: dict[str, Any] = {"jsonrpc": "2.0", "id": self._ids}
+        kind = verdict.record.kind
+        if kind == "tool":
+            answer["result"] = {"content": [], "isError": result == "error"}
+        elif result == "error":  # a prompts/get or resources/read fails with a JSON-RPC error
+            answer["error"] = {"code": -32603, "message": "the server failed (a test case's result: error)"}
+        else:
+            answer["result"] = {"contents": []} if kind == "resource" else {"messages": []}
         run_settled_stages(verdict.record, answer, self.snapshot)
 
 

@@ -9,6 +9,9 @@ A tool's labels are the policy's (:meth:`Engine.labels_for`) plus those its serv
 ``openWorldHint`` set to true, from the newest ``tools/list`` the guard relayed (or, before one, the tool's
 pinned definition). Only hints the server states count: MCP's defaults (a tool without hints is
 "destructive" and "open world") would label nearly every tool.
+
+A prompt's or resource's labels (``kind`` "prompt" or "resource") are those of its section's rules
+(:meth:`Section.labels_for`) only: the prompt ``fetch`` is not the tool ``fetch``.
 """
 
 from __future__ import annotations
@@ -123,7 +126,10 @@ class FlowGuard:
         with self._lock:
             self._annotations.update(learnt)
 
-    def labels(self, engine: Engine, tool: str) -> frozenset[str]:
+    def labels(self, engine: Engine, tool: str, kind: str = "tool") -> frozenset[str]:
+        if kind != "tool":
+            section = engine.section(kind)
+            return section.labels_for(tool) if section is not None else frozenset()
         given = engine.labels_for(tool)
         with self._lock:
             hinted = self._annotations.get(tool)
@@ -134,12 +140,15 @@ class FlowGuard:
 
     # --- the call side ----------------------------------------------------------------------------
 
-    def check(self, engine: Engine, tool: str, on_store_error: str = "deny") -> Deny | Approve | None:
-        """The first ``deny`` flow rule this call breaks, else the first ``approve`` one, else None."""
+    def check(
+        self, engine: Engine, tool: str, on_store_error: str = "deny", kind: str = "tool"
+    ) -> Deny | Approve | None:
+        """The first ``deny`` flow rule this call breaks, else the first ``approve`` one, else None (``kind``:
+        ``tool`` names a tool, a prompt or a resource)."""
         flows = engine.flows
         if not flows:
             return None
-        labels = self.labels(engine, tool)
+        labels = self.labels(engine, tool, kind)
         rules = [flow for flow in flows if flow.targets & labels]
         if not rules:
             return None
@@ -151,8 +160,8 @@ class FlowGuard:
             return Deny(
                 "store_unavailable",
                 rules[0].rule,
-                f"The flow ledger that says which labels this session holds is unavailable ({exc}), so this call "
-                f"to {tool!r}, which carries the label(s) {_names(labels & rules[0].targets)}, is refused "
+                f"The flow ledger that says which labels this session holds is unavailable ({exc}), so this "
+                f"{_request(kind, tool)}, which carries the label(s) {_names(labels & rules[0].targets)}, is refused "
                 "(fail closed). Try again shortly.",
             )
         approve: Approve | None = None
@@ -168,9 +177,9 @@ class FlowGuard:
             if not found:
                 continue
             if flow.action == "deny":
-                return self._refusal(flow, tool, labels, found, now)
+                return self._refusal(flow, _request(kind, tool), labels, found, now)
             if approve is None:
-                approve = Approve(flow.rule, self._message(flow, tool, labels, found, now, asks=True))
+                approve = Approve(flow.rule, self._message(flow, _request(kind, tool), labels, found, now, asks=True))
         return approve
 
     def _held(self, rules: Sequence[CompiledFlow]) -> tuple[list[Held], float]:
@@ -187,7 +196,7 @@ class FlowGuard:
         return out, now
 
     def _message(
-        self, flow: CompiledFlow, tool: str, labels: frozenset[str], found: list[Held], now: float, asks: bool
+        self, flow: CompiledFlow, request: str, labels: frozenset[str], found: list[Held], now: float, asks: bool
     ) -> str:
         newest = max(found, key=lambda h: h.at)
         whose = {
@@ -206,12 +215,12 @@ class FlowGuard:
         head = (flow.reason.strip().rstrip(".") + ". ") if flow.reason else ""
         what = "needs a person's approval" if asks else "is refused"
         return (
-            f"{head}This call to {tool!r} carries the label {_names(labels & flow.targets)}, and {whose} holds "
+            f"{head}This {request} carries the label {_names(labels & flow.targets)}, and {whose} holds "
             f"{newest.label!r}, acquired when {newest.tool!r} (server {newest.server!r}) answered at "
-            f"{_clock_text(newest.at)}; {until}, so the call {what}."
+            f"{_clock_text(newest.at)}; {until}, so the {request.partition(' ')[0]} {what}."
         )
 
-    def _refusal(self, flow: CompiledFlow, tool: str, labels: frozenset[str], found: list[Held], now: float) -> Deny:
+    def _refusal(self, flow: CompiledFlow, request: str, labels: frozenset[str], found: list[Held], now: float) -> Deny:
         held = [
             {
                 "label": h.label,
@@ -223,19 +232,19 @@ class FlowGuard:
             for h in sorted(found, key=lambda h: -h.at)
         ]
         details: dict[str, Any] = {"flow": flow.rule, "labels": sorted(labels & flow.targets), "held": held}
-        return Deny("flow", flow.rule, self._message(flow, tool, labels, found, now, asks=False), details)
+        return Deny("flow", flow.rule, self._message(flow, request, labels, found, now, asks=False), details)
 
     # --- the result side --------------------------------------------------------------------------
 
-    def acquire(self, engine: Engine, tool: str, extra: Iterable[str] = (), *, own: bool = True) -> None:
+    def acquire(self, engine: Engine, tool: str, extra: Iterable[str] = (), *, kind: str = "tool") -> None:
         """A call to ``tool`` succeeded: record the labels it gives that some flow rule watches (``extra``: those
-        its answer's findings gave; ``own=False``: ``tool`` names a prompt or resource, which has no labels of
-        its own).
+        its answer's findings gave; ``kind``: ``tool`` names a tool, a prompt or a resource, recorded in the
+        ledger as ``prompt:NAME`` or ``resource:URI``).
 
         Raises :class:`StoreUnavailable` when the ledger cannot record them."""
         if not engine.flows:
             return
-        given = self.labels(engine, tool) if own else frozenset()
+        given = self.labels(engine, tool, kind)
         labels = (given | frozenset(extra)) & engine.flow_sources
         if not labels:
             return
@@ -245,12 +254,20 @@ class FlowGuard:
                 holders.setdefault(flow.scope == "grant", set()).add(self.holder(flow.scope))
         for grant, names in holders.items():
             ledger = self.local if grant else self.shared()
-            ledger.acquire(sorted(names), sorted(labels), tool, self.server_name)
+            ledger.acquire(
+                sorted(names), sorted(labels), tool if kind == "tool" else f"{kind}:{tool}", self.server_name
+            )
 
-    def wants_result(self, engine: Engine, tool: str) -> bool:
-        """Whether the answer to a call of ``tool`` must be read to acquire labels: the tool has one a flow rule
-        watches. (Labels found in the answer itself come from a stage that reads every answer anyway.)"""
-        return bool(engine.flow_sources) and bool(self.labels(engine, tool) & engine.flow_sources)
+    def wants_result(self, engine: Engine, tool: str, kind: str = "tool") -> bool:
+        """Whether the answer to a call of ``tool`` (a prompt or resource, by ``kind``) must be read to acquire
+        labels: it has one a flow rule watches. (Labels found in the answer itself come from a stage that reads
+        every answer anyway.)"""
+        return bool(engine.flow_sources) and bool(self.labels(engine, tool, kind) & engine.flow_sources)
+
+
+def _request(kind: str, name: str) -> str:
+    """What a refusal calls the request: "call to 'x'" for a tool, "request for the prompt 'x'" for a prompt."""
+    return f"call to {name!r}" if kind == "tool" else f"request for the {kind} {name!r}"
 
 
 def _names(labels: Iterable[str]) -> str:

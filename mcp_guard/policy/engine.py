@@ -457,10 +457,15 @@ AUTOMATIC_LABELS = ("read_only", "destructive", "open_world")
 
 
 def _flow_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
-    """Flow rules naming a label nothing can give (a typo): no tool rule has it, and the guard never adds it."""
+    """Flow rules naming a label nothing can give (a typo): no tool, prompt or resource rule has it, and the guard
+    never adds it."""
     from mcp_guard.inspect.catalog import DETECTORS
 
     known = {label for rule in policy.tools.values() for label in rule.labels} | set(AUTOMATIC_LABELS)
+    for section, _, _ in SECTIONS.values():
+        rules = getattr(policy, section)
+        if rules is not None:
+            known |= {label for rule in rules.rules.values() for label in rule.labels}
     known |= set(DETECTORS)
     # A named pattern's findings label the session with its name, like a built-in detector's.
     sections = [policy.all_tools.results, *(rule.results for rule in policy.tools.values())]
@@ -473,8 +478,9 @@ def _flow_warnings(policy: Policy) -> list[tuple[PathKey, str]]:
                     warnings.append(
                         (
                             ("flows", i, side, j),
-                            f"no tool rule gives the label {label!r} and the guard never adds it (it adds "
-                            f"{', '.join(AUTOMATIC_LABELS)} from tool annotations and the result detectors' names)",
+                            f"no tool, prompt or resource rule gives the label {label!r} and the guard never "
+                            f"adds it (it adds {', '.join(AUTOMATIC_LABELS)} from tool annotations and the result "
+                            "detectors' names)",
                         )
                     )
     return warnings
@@ -635,6 +641,31 @@ class Section:
                 self._exact.setdefault(whatwg(key) or key, compiled)
         self._globs = tuple(sorted(globs, key=lambda t: -literal_length(t.key)))
         self.problems = compiler.problems
+        # Flow labels, as for tools: every key (name, URI or glob) that matches any reading adds its labels.
+        labelled = [(key, frozenset(rule.labels)) for key, rule in section.rules.items() if rule.labels]
+        if kind == "resource":
+            from mcp_guard.policy.uris import whatwg
+
+            labelled += [(whatwg(key) or key, given) for key, given in labelled if not is_glob(key)]
+        self._labelled = tuple(labelled)
+        self._label_cache: dict[str, frozenset[str]] = {}
+
+    def labels_for(self, name: str) -> frozenset[str]:
+        """The labels the policy gives the prompt or resource ``name``, for flow rules (a tool of the same name
+        is another thing: its labels are the tools section's)."""
+        labels = self._label_cache.get(name)
+        if labels is None:
+            found: set[str] = set()
+            if self._labelled:
+                for reading in self._readings(name):
+                    for key, given in self._labelled:
+                        if key == reading or (is_glob(key) and glob_matches(key, reading)):
+                            found |= given
+            labels = frozenset(found)
+            if len(self._label_cache) >= _CACHE_LIMIT:
+                self._label_cache.clear()
+            self._label_cache[name] = labels
+        return labels
 
     def _readings(self, name: str) -> list[str]:
         if self.kind != "resource":

@@ -329,6 +329,14 @@ class FlowRule(_Strict):
 class RequestRule(_Rule):
     """What the policy says about one prompt or resource (or a glob of them). ``{}`` allows it."""
 
+    labels: list[Label] = Field(
+        default_factory=list,
+        description="Labels this prompt or resource carries for flow rules (e.g. 'private' for a resource, "
+        "'external' for a prompt that fetches a URL), as a tool's do: a successful request gives the session its "
+        "labels; a request for it is checked against the flow rules' 'to' labels. Every matching key (name, URI "
+        "or glob) adds its labels; a tool of the same name gives none.",
+    )
+
 
 class RequestSection(_Strict):
     """``prompts`` or ``resources``: rules for ``prompts/get`` (by prompt name) or ``resources/read`` and

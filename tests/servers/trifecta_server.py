@@ -1,6 +1,7 @@
 """Two small MCP servers for the flow-rule tests (issue 20), chosen by the first argument.
 
-``mail``: ``read_email`` returns private text; ``broken_inbox`` always fails (an error result).
+``mail``: ``read_email`` returns private text; ``broken_inbox`` always fails (an error result); the resource
+``mail://inbox/latest`` is the newest email (private text), ``mail://broken`` always fails.
 ``web``: ``send_email`` sends data out, ``fetch_url`` reads untrusted content (annotated open-world),
 ``delete_page`` is annotated destructive. Nothing leaves the process; ``send_email`` answers "sent".
 """
@@ -27,6 +28,14 @@ if KIND == "mail":
     def broken_inbox() -> str:
         """Always fails."""
         raise ToolError("the inbox is unavailable")
+
+    @app.resource("mail://inbox/latest")
+    def latest_email() -> str:
+        return "From: bank@example.com -- your PIN is 4242"
+
+    @app.resource("mail://broken")
+    def broken_resource() -> str:
+        raise ValueError("the inbox is unavailable")
 
 else:
 
