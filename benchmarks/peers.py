@@ -46,7 +46,10 @@ def main() -> int:
     parser.add_argument("--all", action="store_true", help="every installed candidate, not only DEFAULT_PEERS")
     parser.add_argument("--rounds", type=int, help="rounds (default 7)")
     parser.add_argument(
-        "--budget", type=float, default=1.5, help="seconds of timed calls per size per round per peer (default 1.5)"
+        "--budget",
+        type=float,
+        default=1.5,
+        help="seconds of timed calls per size (and of pipelined calls) per round per variant (default 1.5)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin to CPU 0")
     args = parser.parse_args()

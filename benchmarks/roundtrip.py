@@ -148,13 +148,17 @@ def run_round(
             out["cpu_ns_per_call"][size] = (session.cpu_ns() - cpu_before) / len(times) if cpu_before else None
             out["ctx_per_call"][size] = (session.ctx_switches() - ctx_before) / len(times) if ctx_before else None
         if 16 in wanted:
-            session.pipelined(min(200, plan.pipelined_total), plan.window)  # warm-up
+            warm_rate = session.pipelined(min(200, plan.pipelined_total), plan.window)  # warm-up
+            total = plan.pipelined_total
+            if budget_s is not None:  # a slow relay: about budget_s seconds' worth of calls (at least 4 windows)
+                total = min(total, max(4 * plan.window, int(warm_rate * budget_s)))
             cpu_before, ctx_before = session.cpu_ns(), session.ctx_switches()
-            out["pipelined_cps"] = session.pipelined(plan.pipelined_total, plan.window)
+            out["pipelined_cps"] = session.pipelined(total, plan.window)
+            out["pipelined_calls"] = total
             if cpu_before:
-                out["pipelined_cpu_ns_per_call"] = (session.cpu_ns() - cpu_before) / plan.pipelined_total
+                out["pipelined_cpu_ns_per_call"] = (session.cpu_ns() - cpu_before) / total
             if ctx_before:
-                out["pipelined_ctx_per_call"] = (session.ctx_switches() - ctx_before) / plan.pipelined_total
+                out["pipelined_ctx_per_call"] = (session.ctx_switches() - ctx_before) / total
     return out
 
 
