@@ -44,7 +44,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and calls")
     parser.add_argument("--all", action="store_true", help="every installed candidate, not only DEFAULT_PEERS")
-    parser.add_argument("--rounds", type=int, help="rounds (default 7)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5)")
     parser.add_argument(
         "--budget",
         type=float,
@@ -55,7 +55,7 @@ def main() -> int:
     args = parser.parse_args()
     pinning = setup_driver(args.no_pin)
     base = QUICK if args.quick else FULL
-    rounds = args.rounds or (base.rounds if args.quick else 7)
+    rounds = args.rounds or (base.rounds if args.quick else 5)
     plan = Plan(rounds, 0, base.calls, base.warmup, base.pipelined_total, base.window, spaced_rounds=rounds)
     info = machine(pinning)
     print_machine(info)

@@ -32,11 +32,11 @@ BREAKDOWN = ["allow+audit", "limit+audit", "limit+audit spaced"]  # session.py v
 
 PLAN = {
     "roundtrip": "11 rounds (20 MB in 7): direct, 3 floors, mcp-guard allow-all/--no-audit/limit/conditions, wardn "
-    "(16 B + pipelined); JSON with spaces (16 B + pipelined) in all 11; 4 feature variants in 5",
+    "(16 B + pipelined); JSON with spaces (16 B + pipelined) in 7; 4 feature variants in 5",
     "startup": "15 interleaved spawns per variant and first message, then 3 import profiles",
     "memory": "3 runs per relay",
     "engine": "in process, no pipes",
-    "peers": "7 rounds, 4 default peers, 1.5 s of timed calls per size, compact and spaced",
+    "peers": "5 rounds, 4 default peers, 1.5 s of timed calls per size, compact and spaced",
 }
 
 
