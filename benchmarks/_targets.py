@@ -285,6 +285,51 @@ def all_targets(results: Mapping[str, Mapping[str, Any] | None]) -> list[Target]
     ]
 
 
+# session.py --breakdown variant -> (roundtrip summary key, guard variant): the same configuration through pipes.
+SPLIT = (
+    ("allow+audit", "summary", GUARD_ALLOW, "allow-all, compact"),
+    ("limit+audit", "summary", GUARD_LIMIT, "limit, compact"),
+    ("limit+audit spaced", "summary_spaced", GUARD_LIMIT, "limit, spaced"),
+)
+SPLIT_HEADERS = [
+    "16 B call, guard as installed",
+    "guard process CPU us/call",
+    "thread floor's",
+    "session in process us/pair",
+    "rest (relay threads, pipes, caches)",
+    "ctx sw/call guard / floor",
+]
+
+
+def cpu_split(roundtrip: Mapping[str, Any] | None, session_us: Mapping[str, float]) -> list[list[str]]:
+    """Where the guard process's CPU per 16 B call goes: the session's share (measured in process, no pipes, by
+    ``session.py --breakdown``) and the rest (the relay's threads and pipes, and the caches the client and the
+    upstream evict between calls), beside the thread floor's CPU and both processes' context switches per call."""
+    rows = []
+    for variant, key, name, label in SPLIT:
+        summary = roundtrip.get(key) if roundtrip else None
+        guard = _row(summary, "latency", "16", name)
+        floor = _row(summary, "latency", "16", THREAD_FLOOR)
+        cpu = _num(guard.get("process_cpu_us_per_call")) if guard else None
+        session = session_us.get(variant)
+        if cpu is None or session is None:
+            continue
+        floor_cpu = _num(floor.get("process_cpu_us_per_call")) if floor else None
+        ctx = _num(guard.get("ctx_switches_per_call")) if guard else None
+        floor_ctx = _num(floor.get("ctx_switches_per_call")) if floor else None
+        rows.append(
+            [
+                label,
+                f"{cpu:.1f}",
+                f"{floor_cpu:.1f}" if floor_cpu is not None else "-",
+                f"{session:.1f}",
+                f"{cpu - session:.1f}",
+                f"{ctx:.2f} / {floor_ctx:.2f}" if ctx is not None and floor_ctx is not None else "-",
+            ]
+        )
+    return rows
+
+
 def table_rows(rows: Sequence[Target]) -> list[list[str]]:
     return [[row.goal, row.case, row.measured, row.target, row.verdict] for row in rows]
 

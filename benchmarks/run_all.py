@@ -109,7 +109,7 @@ def targets(since: float, args: argparse.Namespace) -> int:
     """Print issue 21's targets table from this run's results; the session breakdown when one is missed."""
     sys.path.insert(0, str(HERE))
     from _common import print_table, write_results
-    from _targets import HEADERS, all_targets, missed, table_rows
+    from _targets import HEADERS, SPLIT_HEADERS, all_targets, cpu_split, missed, table_rows
 
     results, notes = load_results(JUDGED, since)
     rows = all_targets(results)
@@ -139,6 +139,14 @@ def targets(since: float, args: argparse.Namespace) -> int:
         if subprocess.run(argv, check=False).returncode != 0:
             print("session.py --breakdown failed")
             return 1
+        split, _ = load_results(["session_breakdown"], since)
+        rows = cpu_split(roundtrip, (split.get("session_breakdown") or {}).get("cpu_us_per_pair", {}))
+        if rows:
+            print_table(
+                SPLIT_HEADERS,
+                rows,
+                title="Where the guard process's CPU per 16 B call goes: the session (in process, above) and the rest",
+            )
     return 0
 
 

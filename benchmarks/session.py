@@ -133,7 +133,7 @@ def _where(key: tuple[str, int, str]) -> str:
     return f"{Path(filename).stem}.{name}"
 
 
-def breakdown(variant: str, tmp: Path, calls: int, top: int) -> str:
+def breakdown(variant: str, tmp: Path, calls: int, top: int) -> tuple[str, float]:
     """Where a tools/call + answer pair's time goes: CPU µs per pair unprofiled, then a cProfile of the same
     pairs reduced to the guard's own functions by cumulative time, and the costliest functions outside the
     guard by own time.
@@ -176,13 +176,14 @@ def breakdown(variant: str, tmp: Path, calls: int, top: int) -> str:
         reverse=True,
     )
     rows += [row(f"(outside) {_where(key)}", nc, tt, ct) for key, (_, nc, tt, ct, _) in outside[: max(3, top // 3)]]
-    return print_table(
+    table = print_table(
         ["function (mcp_guard module.function:line)", "cum", "~cum us", "own", "~own us", "calls/pair"],
         rows,
         title=f"session {variant!r} in process: {plain:.1f} CPU us per tools/call + answer pair (unprofiled, "
         f"{calls} pairs); cProfile shares of a pair, and those shares of {plain:.1f} us: the guard's functions "
         "by cumulative time, then the costliest outside it by own time",
     )
+    return table, plain
 
 
 def main() -> int:
@@ -208,8 +209,12 @@ def main() -> int:
     if args.breakdown:
         pinning = setup_driver(args.no_pin)
         print(f"pinning: {pinning}")
+        plain: dict[str, float] = {}
+        tables = []
         for variant in args.breakdown:
-            breakdown(variant, tmp, min(args.calls, 5000), args.top if args.top != 25 else 15)
+            table, plain[variant] = breakdown(variant, tmp, min(args.calls, 5000), args.top if args.top != 25 else 15)
+            tables.append(table)
+        write_results("session_breakdown", {"cpu_us_per_pair": plain, "tables": tables, "pinning": pinning})
         return 0
     if args.once or args.profile:
         variant = args.once or args.profile

@@ -159,3 +159,14 @@ def test_paired_delta_uses_the_rounds_both_ran() -> None:
     row = {"round_indices": [0, 2], "round_medians_us": [12.0, 13.0]}
     assert paired_delta(row, base) == 2.5
     assert paired_delta(None, base) is None
+
+
+def test_cpu_split_subtracts_the_session_from_the_guard_process() -> None:
+    data = roundtrip()
+    for name, cpu, ctx in ((ALLOW, 60.0, 2.6), (LIMIT, 70.0, 2.7), (FLOOR, 12.0, 2.1)):
+        data["summary"]["latency"]["16"][name].update(process_cpu_us_per_call=cpu, ctx_switches_per_call=ctx)
+    rows = _targets.cpu_split(data, {"allow+audit": 25.0, "limit+audit": 31.5})
+    assert rows == [
+        ["allow-all, compact", "60.0", "12.0", "25.0", "35.0", "2.60 / 2.10"],
+        ["limit, compact", "70.0", "12.0", "31.5", "38.5", "2.70 / 2.10"],
+    ]
