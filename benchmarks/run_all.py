@@ -39,6 +39,14 @@ PLAN = {
     "peers": "5 rounds, 4 default peers, at most ~1 s of timed calls per size (--budget 1.0), compact and spaced",
 }
 
+QUICK_PLAN = {
+    "roundtrip": "3 rounds (20 MB in 2), fewer calls; JSON with spaces in 3; feature variants in 2",
+    "startup": "5 interleaved spawns per variant and first message, then 3 import profiles",
+    "memory": "1 run per relay",
+    "engine": "3 rounds x 10 000 decisions per variant",
+    "peers": "3 rounds, 4 default peers, fewer calls, compact and spaced",
+}
+
 
 def load_results(names: list[str], since: float) -> tuple[dict[str, Any], list[str]]:
     """The results files of this run (written after ``since``); older files are left out, saying so."""
@@ -67,9 +75,10 @@ def main() -> int:
     failed: list[str] = []
     timings: list[tuple[str, float]] = []
     since = time.time()
-    print("plan (" + ("--quick: fewer rounds and calls in each" if args.quick else "full") + "):")
+    kind = "--quick: a smoke run" if args.quick else "full, about 10 minutes on a quiet 2-CPU machine"
+    print(f"plan ({kind}):")
     for name in SCRIPTS:
-        print(f"  {name}: {'skipped' if name in args.skip else PLAN[name]}")
+        print(f"  {name}: {'skipped' if name in args.skip else (QUICK_PLAN if args.quick else PLAN)[name]}")
     print("  then: issue 21's targets table from this run's results, and a session breakdown if one is missed")
     print(flush=True)
     for name in SCRIPTS:
