@@ -92,9 +92,24 @@ def setup_driver(no_pin: bool = False) -> str:
     answer happens to do the same.
     """
     pinning = pin_to_cpu0(no_pin)
+    compile_guard()
     block = bytearray(24 * 1024 * 1024)
     del block
     return pinning
+
+
+def compile_guard() -> None:
+    """Byte-compile the measured mcp-guard package, as installing it does (pip writes the .pyc files).
+
+    A source tree run with PYTHONDONTWRITEBYTECODE=1 (or from a fresh checkout) would otherwise compile
+    every module on every start: seconds per spawn, counted in start-up and in every round's spawns. A
+    no-op when the .pyc files are current.
+    """
+    import compileall
+
+    package = Path(guard_source()["path"])
+    if package.is_dir():
+        compileall.compile_dir(str(package), quiet=2)
 
 
 def cpu_model() -> str:
@@ -161,9 +176,11 @@ def guard_command() -> list[str]:
     return [PYTHON, "-m", "mcp_guard"]
 
 
-def upstream_command(sizes: Iterable[int] = ()) -> list[str]:
-    """The benchmark upstream. ``-I``: it ignores PYTHON* variables (such as PYTHONPROFILEIMPORTTIME)."""
-    return [PYTHON, "-I", str(UPSTREAM), "--sizes", ",".join(str(s) for s in sizes)]
+def upstream_command(sizes: Iterable[int] = (), spaced: bool = False) -> list[str]:
+    """The benchmark upstream. ``-I``: it ignores PYTHON* variables (such as PYTHONPROFILEIMPORTTIME).
+
+    ``spaced``: it writes JSON with spaces (``", "`` and ``": "``) instead of the compact layout."""
+    return [PYTHON, "-I", str(UPSTREAM), "--sizes", ",".join(str(s) for s in sizes), *(["--spaced"] if spaced else [])]
 
 
 def build_c_relay() -> tuple[Path | None, str]:
@@ -234,6 +251,8 @@ class Variant:
     env: Mapping[str, str] = field(default_factory=dict)
     suffix: tuple[str, ...] = ()  # for peers that take the upstream elsewhere than at the end
     cwd: str | None = None  # for peers that write files into their working directory
+    sizes: tuple[int, ...] | None = None  # measure only these result sizes (None: every size of the run)
+    rounds: int | None = None  # take part in the first N rounds only (None: every round)
 
     def argv(self, upstream: Sequence[str]) -> list[str]:
         return [*self.prefix, *upstream, *self.suffix]
@@ -287,10 +306,68 @@ def relay_variants(
     return variants, notes
 
 
+POLICIES_DIR = BENCH_DIR / "policies"
+# Issue 21's "no cost for features a policy does not use": each feature switched on by a policy of its own
+# (everything else allow-all), measured beside allow-all (every feature off). Name -> what the policy turns on.
+FEATURES = {
+    "results": "result inspection (policies/results.json: all_tools.results, redact + block)",
+    "flows": "flow rules (policies/flows.json: echo labelled, one flow rule, default scope)",
+    "pins": "tool pins (a lock made with `mcp-guard pins create` of the upstream, enforced)",
+    "validate": "argument validation (policies/validate.json: validate_arguments)",
+}
+
+
+def pins_policy() -> tuple[Path | None, str]:
+    """A policy pinning the upstream's tools: the lock is written by the guard's own ``pins create``."""
+    directory = BUILD_DIR / "policies"
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = directory / "pins.lock.json"
+    lock.unlink(missing_ok=True)
+    done = subprocess.run(
+        [*guard_command(), "pins", "create", "--lock", str(lock), "--", *upstream_command()],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=isolated_env(),
+        timeout=60,
+    )
+    if done.returncode != 0 or not lock.is_file():
+        return None, f"`mcp-guard pins create` failed, the pins variant is skipped: {done.stderr.strip()[-300:]}"
+    policy = {"version": "1", "default": "allow", "pins": {"file": lock.name, "mode": "enforce"}}
+    return write_policy("pins", policy), f"pins: lock written by `mcp-guard pins create` to {lock}"
+
+
+def feature_variants(sizes: tuple[int, ...], rounds: int | None) -> tuple[list[Variant], list[str]]:
+    """One guard variant per feature of :data:`FEATURES` (as installed: audit log on, hot reload on)."""
+    guard = guard_command()
+    notes: list[str] = []
+    found: list[Variant] = []
+    for name in FEATURES:
+        if name == "pins":
+            path, note = pins_policy()
+            notes.append(note)
+            if path is None:
+                continue
+        else:
+            path = POLICIES_DIR / f"{name}.json"
+        found.append(
+            Variant(f"mcp-guard {name}", (*guard, "--policy", str(path), "--"), "guard", sizes=sizes, rounds=rounds)
+        )
+    return found, notes
+
+
 # --- processes and the raw-pipe client --------------------------------------------------
 
 
-def call_frame(ident: int, size: int, pad: int = 0) -> bytes:
+def call_frame(ident: int, size: int, pad: int = 0, spaced: bool = False) -> bytes:
+    """A ``tools/call`` of ``echo``: compact (the SDKs' ``{"jsonrpc":"2.0",...}``) or, with ``spaced``, JSON
+    with spaces after ``,`` and ``:`` (``json.dumps``' default layout: ``{"jsonrpc": "2.0", "id": 1, ...}``)."""
+    if spaced:
+        arguments = f'{{"size": {size}}}' if not pad else f'{{"size": {size}, "pad": "{"p" * pad}"}}'
+        return (
+            f'{{"jsonrpc": "2.0", "id": {ident}, "method": "tools/call", '
+            f'"params": {{"name": "echo", "arguments": {arguments}}}}}\n'
+        ).encode()
     arguments = f'{{"size":{size}}}' if not pad else f'{{"size":{size},"pad":"{"p" * pad}"}}'
     return (
         f'{{"jsonrpc":"2.0","id":{ident},"method":"tools/call","params":{{"name":"echo","arguments":{arguments}}}}}\n'
@@ -337,6 +414,7 @@ class Session:
         env: Mapping[str, str] | None = None,
         stderr: int | IO[Any] | None = None,
         cwd: str | None = None,
+        spaced: bool = False,
     ):
         full_env = isolated_env()
         if env:
@@ -356,6 +434,7 @@ class Session:
         self._reader = open(self.proc.stdout.fileno(), "rb", buffering=_READ_BUFFER, closefd=False)  # noqa: SIM115
         self.readline = self._reader.readline
         self.next_id = 1
+        self.spaced = spaced  # calls written as JSON with spaces (see call_frame)
 
     @property
     def pid(self) -> int:
@@ -411,7 +490,7 @@ class Session:
         """One sequential tools/call round trip; nanoseconds from write to the answer's newline."""
         ident = self.next_id
         self.next_id += 1
-        frame = call_frame(ident, size)
+        frame = call_frame(ident, size, spaced=self.spaced)
         start = time.perf_counter_ns()
         self.send(frame)
         line = self.readline()
@@ -422,9 +501,25 @@ class Session:
             raise BenchError(f"answer to call {ident} has {len(line)} bytes, wanted at least {size}")
         return elapsed
 
+    def check_call(self, size: int) -> None:
+        """One untimed call whose answer must be the echo's success: a relay that refused the call (a policy
+        that does not fit the benchmark, a pin that does not match) must not be timed as if it relayed it."""
+        ident = self.next_id
+        self.next_id += 1
+        self.send(call_frame(ident, size, spaced=self.spaced))
+        line = self.expect(ident)
+        message = json.loads(line)
+        result = message.get("result") if isinstance(message, dict) else None
+        content = result.get("content") if isinstance(result, dict) else None
+        text = (
+            content[0].get("text") if isinstance(content, list) and content and isinstance(content[0], dict) else None
+        )
+        if result is None or result.get("isError") or text != "x" * size:
+            raise BenchError(f"{self.argv[0]}: call {ident} was not relayed as the echo's success: {line[:300]!r}")
+
     def pipelined(self, total: int, window: int, size: int = 16) -> float:
         """``total`` calls with ``window`` in flight; calls per second."""
-        frames = [call_frame(self.next_id + i, size) for i in range(total)]
+        frames = [call_frame(self.next_id + i, size, spaced=self.spaced) for i in range(total)]
         self.next_id += total
         sent = 0
         start = time.perf_counter_ns()
@@ -483,7 +578,8 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> str:
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None, left: int = 1) -> str:
+    """A Markdown table; the first ``left`` columns are aligned left, the rest (figures) right."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = []
     if title:
@@ -491,7 +587,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: st
     lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
-        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)

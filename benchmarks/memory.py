@@ -7,14 +7,16 @@ three no-policy floors), a fresh process set is spawned and, reading the relay's
 ``/proc/PID/status``:
 
 1. idle: after ``initialize`` and one 16 B call, ``VmRSS`` (after a short pause);
-2. a 20 MB *result* (upstream -> client, forwarded unparsed): ``VmHWM`` after it;
-3. a 20 MB *request* (a ``tools/call`` whose arguments carry a 20 MB string, client
-   -> upstream: the guard parses and judges it): ``VmHWM`` after it, read before
-   stdin is closed.
+2. a 20 MB *request* (a ``tools/call`` whose arguments carry a 20 MB string, client
+   -> upstream: the guard parses and judges it): ``VmHWM`` after it, the peak of the
+   request alone (nothing large came before it). Issue 21's target: this peak minus
+   idle, divided by the request's size (20,000,000 bytes), at most 2;
+3. the peak is reset (``echo 5 > /proc/PID/clear_refs``), then a 20 MB *result*
+   (upstream -> client, forwarded unparsed): ``VmHWM`` after it, read before stdin is
+   closed: the result direction alone (over both directions where the reset is not
+   allowed, which the results record).
 
-``VmHWM`` is the peak resident set since the process started, so step 3's value is
-the peak over both directions; step 2's is the result direction alone. Medians over
-interleaved runs (memory is nearly deterministic; 3 runs by default).
+Medians over interleaved runs (memory is nearly deterministic; 3 runs by default).
 """
 
 from __future__ import annotations
@@ -53,24 +55,39 @@ def status_kib(pid: int) -> dict[str, int]:
     return values
 
 
+def reset_peak(pid: int) -> bool:
+    """Reset the process's ``VmHWM`` to its current resident set (Linux >= 4.0, same user); whether it worked."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def measure(variant: Variant) -> dict[str, float]:
     with Session(variant.argv(upstream_command([16, BIG])), env=variant.env) as session:
         session.initialize()
         session.call(16)
         time.sleep(0.3)
         idle = status_kib(session.pid)
-        session.call(BIG)
-        after_result = status_kib(session.pid)
         ident = session.next_id
         session.next_id += 1
         session.send(call_frame(ident, 16, pad=BIG))
         session.expect(ident)
         after_request = status_kib(session.pid)
+        reset = reset_peak(session.pid)
+        session.call(BIG)
+        after_result = status_kib(session.pid)
+    peak_request = after_request["VmHWM"] / 1024
+    idle_mib = idle["VmRSS"] / 1024
     return {
-        "idle_rss_mib": idle["VmRSS"] / 1024,
-        "peak_after_20mb_result_mib": after_result["VmHWM"] / 1024,
-        "peak_after_20mb_request_mib": after_request["VmHWM"] / 1024,
-        "rss_after_mib": after_request["VmRSS"] / 1024,
+        "idle_rss_mib": idle_mib,
+        "peak_20mb_request_mib": peak_request,
+        "request_peak_over_idle_x": (peak_request - idle_mib) * 1024 * 1024 / BIG,
+        "rss_after_request_mib": after_request["VmRSS"] / 1024,
+        "peak_20mb_result_mib": after_result["VmHWM"] / 1024,
+        "result_peak_alone": float(reset),
+        "rss_after_mib": after_result["VmRSS"] / 1024,
     }
 
 
@@ -99,20 +116,29 @@ def main() -> int:
             samples[v.name].append(measure(v))
         progress(f"memory: run {r + 1}/{runs} done")
 
-    keys = ["idle_rss_mib", "peak_after_20mb_result_mib", "peak_after_20mb_request_mib", "rss_after_mib"]
+    keys = [
+        "idle_rss_mib",
+        "peak_20mb_request_mib",
+        "request_peak_over_idle_x",
+        "rss_after_request_mib",
+        "peak_20mb_result_mib",
+        "result_peak_alone",
+        "rss_after_mib",
+    ]
     summary: dict[str, Any] = {}
     rows = []
     for v in relays:
         entry = {k: median([s[k] for s in samples[v.name]]) for k in keys}
-        entry["peak_minus_idle_mib"] = entry["peak_after_20mb_request_mib"] - entry["idle_rss_mib"]
+        entry["request_peak_minus_idle_mib"] = entry["peak_20mb_request_mib"] - entry["idle_rss_mib"]
         summary[v.name] = entry
         rows.append(
             [
                 v.name,
                 fmt(entry["idle_rss_mib"]),
-                fmt(entry["peak_after_20mb_result_mib"]),
-                fmt(entry["peak_after_20mb_request_mib"]),
-                fmt(entry["peak_minus_idle_mib"]),
+                fmt(entry["peak_20mb_request_mib"]),
+                fmt(entry["request_peak_minus_idle_mib"]),
+                f"{entry['request_peak_over_idle_x']:.2f}x",
+                fmt(entry["peak_20mb_result_mib"]) + ("" if entry["result_peak_alone"] else " (both)"),
                 fmt(entry["rss_after_mib"]),
             ]
         )
@@ -121,13 +147,15 @@ def main() -> int:
         [
             "relay process",
             "idle RSS MiB",
-            "peak after 20 MB result",
-            "peak after 20 MB request",
-            "peak - idle",
+            "peak, 20 MB request",
+            "request peak - idle",
+            "x request size",
+            "peak, 20 MB result",
             "RSS at end",
         ],
         rows,
-        title=f"relay memory, MiB (VmRSS / VmHWM from /proc; {runs} run(s); medians)",
+        title=f"relay memory, MiB (VmRSS / VmHWM from /proc; request first, then the peak reset and a result; "
+        f"{runs} run(s); medians)",
     )
     write_results(
         "memory",

@@ -3,6 +3,7 @@
     python benchmarks/session.py                 # every variant, interleaved rounds, medians
     python benchmarks/session.py --profile limit # a cProfile of one variant (--sort, --top)
     python benchmarks/session.py --once limit    # one fixed run of one variant (for valgrind/callgrind)
+    python benchmarks/session.py --breakdown limit+audit  # where a call pair's time goes, the guard's functions
 
 Measured with ``time.process_time`` (CPU time of the whole process, the audit writer thread
 included), not wall-clock time, so other work on a shared machine moves the figures less.
@@ -122,6 +123,69 @@ def measure(session: Any, pairs: list[tuple[bytes, bytes]]) -> float:
     return (time.process_time() - start) / len(pairs) * 1e6
 
 
+def _where(key: tuple[str, int, str]) -> str:
+    filename, line, name = key
+    if "/mcp_guard/" in filename:
+        module = filename.split("/mcp_guard/", 1)[1].removesuffix(".py").replace("/", ".")
+        return f"{module}.{name}:{line}"
+    if filename == "~":
+        return name  # a built-in: {method 'write' of ...}
+    return f"{Path(filename).stem}.{name}"
+
+
+def breakdown(variant: str, tmp: Path, calls: int, top: int) -> tuple[str, float]:
+    """Where a tools/call + answer pair's time goes: CPU µs per pair unprofiled, then a cProfile of the same
+    pairs reduced to the guard's own functions by cumulative time, and the costliest functions outside the
+    guard by own time.
+
+    cProfile's own cost per function call inflates what it measures (more so for small functions), and on a
+    shared CPU its clock also counts other processes' turns: its figures are shown as shares of the profiled
+    total, and as those shares of the unprofiled CPU µs per pair (an estimate). It sees the calling thread only,
+    so the audit writer thread's share is in the unprofiled figure alone.
+    """
+    import cProfile
+    import pstats
+
+    session, close = build(variant, tmp)
+    run_pairs(session, frames(variant, 1, 1000))  # warm up
+    plain = statistics.median(measure(session, frames(variant, 1001 + i * calls, calls)) for i in range(3))
+    pairs = frames(variant, 1001 + 3 * calls, calls)
+    profiler = cProfile.Profile()
+    profiler.runcall(run_pairs, session, pairs)
+    close()
+    stats: dict[tuple[str, int, str], tuple[int, int, float, float, object]] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(value[2] for value in stats.values()) or 1.0
+
+    def row(label: str, nc: int, tt: float, ct: float) -> list[str]:
+        return [
+            label,
+            f"{ct / total:.0%}",
+            fmt(ct / total * plain, 1),
+            f"{tt / total:.0%}",
+            fmt(tt / total * plain, 1),
+            fmt(nc / calls, 1),
+        ]
+
+    own = sorted(
+        ((key, value) for key, value in stats.items() if "/mcp_guard/" in key[0]), key=lambda kv: kv[1][3], reverse=True
+    )
+    rows = [row(_where(key), nc, tt, ct) for key, (_, nc, tt, ct, _) in own[:top]]
+    outside = sorted(
+        ((key, value) for key, value in stats.items() if "/mcp_guard/" not in key[0] and "session.py" not in key[0]),
+        key=lambda kv: kv[1][2],
+        reverse=True,
+    )
+    rows += [row(f"(outside) {_where(key)}", nc, tt, ct) for key, (_, nc, tt, ct, _) in outside[: max(3, top // 3)]]
+    table = print_table(
+        ["function (mcp_guard module.function:line)", "cum", "~cum us", "own", "~own us", "calls/pair"],
+        rows,
+        title=f"session {variant!r} in process: {plain:.1f} CPU us per tools/call + answer pair (unprofiled, "
+        f"{calls} pairs); cProfile shares of a pair, and those shares of {plain:.1f} us: the guard's functions "
+        "by cumulative time, then the costliest outside it by own time",
+    )
+    return table, plain
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
@@ -130,12 +194,28 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--profile", choices=VARIANTS)
     parser.add_argument("--once", choices=VARIANTS)
+    parser.add_argument(
+        "--breakdown",
+        action="append",
+        choices=VARIANTS,
+        help="where a pair's time goes: the guard's functions by cumulative time, µs per pair (repeatable)",
+    )
     parser.add_argument("--sort", default="tottime", help="--profile's order: tottime (own time) or cumulative")
     parser.add_argument("--top", type=int, default=25, help="--profile's number of rows")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.calls = 3, 5000
     tmp = Path(tempfile.mkdtemp(prefix="mcp-guard-bench-session-"))
+    if args.breakdown:
+        pinning = setup_driver(args.no_pin)
+        print(f"pinning: {pinning}")
+        plain: dict[str, float] = {}
+        tables = []
+        for variant in args.breakdown:
+            table, plain[variant] = breakdown(variant, tmp, min(args.calls, 5000), args.top if args.top != 25 else 15)
+            tables.append(table)
+        write_results("session_breakdown", {"cpu_us_per_pair": plain, "tables": tables, "pinning": pinning})
+        return 0
     if args.once or args.profile:
         variant = args.once or args.profile
         session, close = build(variant, tmp)

@@ -1,7 +1,9 @@
 """A minimal stdio MCP server for the benchmarks (standard library only).
 
-``python upstream_server.py [--sizes 16,65536,...]`` answers, one compact frame
-per line in the Python SDK's layout (``{"jsonrpc":"2.0","id":N,"result":{...}}``):
+``python upstream_server.py [--sizes 16,65536,...] [--spaced]`` answers, one frame per line,
+in the Python SDK's compact layout (``{"jsonrpc":"2.0","id":N,"result":{...}}``) or, with
+``--spaced``, in the layout of ``json.dumps`` with its default separators
+(``{"jsonrpc": "2.0", "id": N, "result": {...}}``, ", " and ": "):
 
 * ``initialize``, ``server/discover``, ``ping``, ``tools/list``;
 * ``tools/call`` for the tool ``echo``: the result holds one text item of exactly
@@ -35,19 +37,29 @@ TOOLS = [
 ]
 
 
+SPACED = False  # set by --spaced: ", " and ": " separators, as json.dumps writes by default
+
+
 def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    separators = (", ", ": ") if SPACED else (",", ":")
+    return json.dumps(value, separators=separators, ensure_ascii=False).encode()
 
 
 def _result_tail(result: Any) -> bytes:
     """Everything of an answer frame after its id: ``,"result":{...}}\\n``."""
-    return b',"result":' + _compact(result) + b"}\n"
+    return (b', "result": ' if SPACED else b',"result":') + _compact(result) + b"}\n"
 
 
 def _echo_tail(size: int) -> bytes:
     # The payload is ASCII "x", so the encoded text is exactly ``size`` bytes.
     text = b"x" * size
+    if SPACED:
+        return b', "result": {"content": [{"type": "text", "text": "' + text + b'"}], "isError": false}}\n'
     return b',"result":{"content":[{"type":"text","text":"' + text + b'"}],"isError":false}}\n'
+
+
+def _error_tail(code: int, message: str) -> bytes:
+    return (b', "error": ' if SPACED else b',"error":') + _compact({"code": code, "message": message}) + b"}\n"
 
 
 class Server:
@@ -59,7 +71,7 @@ class Server:
     def tail_for(self, method: str, params: Any) -> bytes:
         if method == "tools/call":
             if not isinstance(params, dict) or params.get("name") != "echo":
-                return b',"error":{"code":-32602,"message":"unknown tool"}}\n'
+                return _error_tail(-32602, "unknown tool")
             arguments = params.get("arguments") or {}
             size = int(arguments.get("size", 0))
             tail = self.echo_tails.get(size)
@@ -87,7 +99,7 @@ class Server:
             )
         if method == "ping":
             return self.empty_tail
-        return b',"error":{"code":-32601,"message":"method not found"}}\n'
+        return _error_tail(-32601, "method not found")
 
 
 def _write_all(fd: int, parts: list[bytes]) -> None:
@@ -101,9 +113,12 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    global SPACED
     sizes: list[int] = []
-    if len(argv) >= 3 and argv[1] == "--sizes":
-        sizes = [int(s) for s in argv[2].split(",") if s]
+    if "--sizes" in argv[1:-1]:
+        sizes = [int(s) for s in argv[argv.index("--sizes") + 1].split(",") if s]
+    SPACED = "--spaced" in argv[1:]
+    head_start = b'{"jsonrpc": "2.0", "id": ' if SPACED else b'{"jsonrpc":"2.0","id":'
     server = Server(sizes)
     out = sys.stdout.fileno()
     for line in sys.stdin.buffer:
@@ -113,7 +128,7 @@ def main(argv: list[str]) -> int:
             continue
         if not isinstance(message, dict) or "id" not in message or "method" not in message:
             continue  # notifications and answers need no reply
-        head = b'{"jsonrpc":"2.0","id":' + _compact(message["id"])
+        head = head_start + _compact(message["id"])
         _write_all(out, [head, server.tail_for(message["method"], message.get("params"))])
     return 0
 
