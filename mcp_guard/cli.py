@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,12 +14,15 @@ from mcp_guard import __version__, exits
 from mcp_guard.paths import policy_path as default_policy_path
 
 if TYPE_CHECKING:
+    import threading
+
     from mcp_guard.audit import AuditLog
     from mcp_guard.config import GuardConfig
     from mcp_guard.flows.guard import FlowGuard
     from mcp_guard.limits.base import Limiter
     from mcp_guard.pipeline import Snapshot
     from mcp_guard.policy.model import Policy
+    from mcp_guard.relay import Background
     from mcp_guard.session import Session
 
 EXIT_USAGE = exits.USAGE
@@ -230,8 +233,6 @@ def _guard(config: GuardConfig) -> int:
         _err(f"command is not executable: {exc}")
         return exits.CANNOT_RUN
 
-    import anyio
-
     from mcp_guard.relay import relay, stderr_line
     from mcp_guard.upstream import Upstream
 
@@ -266,7 +267,7 @@ def _guard(config: GuardConfig) -> int:
             watchers.close()
         return exits.CANNOT_RUN
     try:
-        return anyio.run(relay, upstream, session, 0, background, watchers.tap if watchers is not None else None)
+        return relay(upstream, session, 0, background, watchers.tap if watchers is not None else None)
     except KeyboardInterrupt:
         # Ctrl-C before the relay watches signals: the server must not outlive the guard (no parent-death
         # signal outside Linux).
@@ -280,9 +281,7 @@ def _guard(config: GuardConfig) -> int:
             watchers.close()
 
 
-def build_session(
-    config: GuardConfig,
-) -> tuple[Session, AuditLog | None, list[Callable[[], Coroutine[Any, Any, None]]]] | int:
+def build_session(config: GuardConfig) -> tuple[Session, AuditLog | None, list[Background]] | int:
     """The session the guard relays with, its audit log and its background tasks (the policy watcher),
     exactly as configured; an exit status after a configuration error (said on stderr).
     ``benchmarks/session.py`` measures the session built here."""
@@ -324,10 +323,8 @@ def build_session(
         server_identity=config.server_identity,
         approvals=approvals,
     )
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    background: list[Background] = []
     if config.reload and config.policy_path is not None:
-        from functools import partial
-
         from mcp_guard.reload import watch_policy
 
         def apply(new_policy: Policy, new_engine: Engine) -> bool:
@@ -344,17 +341,12 @@ def build_session(
             session.install(Snapshot(new_engine, rebuilt or None, config.monitor, flows))
             return True
 
-        background.append(
-            partial(
-                watch_policy,
-                config.policy_path,
-                judge,
-                stderr_line,
-                config.policy_stamp,
-                config.policy_sha256,
-                apply,
-            )
-        )
+        policy_path = config.policy_path
+
+        def watch(stop: threading.Event) -> None:
+            watch_policy(policy_path, judge, stderr_line, config.policy_stamp, config.policy_sha256, apply, stop=stop)
+
+        background.append(watch)
     return session, audit, background
 
 

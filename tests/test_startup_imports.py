@@ -44,6 +44,9 @@ NOT_IMPORTED = (
     # The approval store (SQLite) is opened on the first approval, and its default path comes from paths.
     "mcp_guard.approval.store",
     "sqlite3",
+    # The relay's main thread only waits: no event loop to import and start.
+    "asyncio",
+    "anyio",
 )
 
 
