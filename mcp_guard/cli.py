@@ -489,11 +489,12 @@ def _close_subcommand(word: str) -> str | None:
 
     Only plain words count: paths, versioned names (``python3``) and options never look like one.
     """
-    import difflib
     import re
 
     if not re.fullmatch(r"[A-Za-z][A-Za-z-]*", word):
         return None
+    import difflib  # only for a plain word: not for every guard started as `mcp-guard --policy ...`
+
     close = difflib.get_close_matches(word.lower(), list(SUBCOMMANDS), n=1, cutoff=0.6)
     return close[0] if close else None
 

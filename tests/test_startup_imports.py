@@ -47,6 +47,8 @@ NOT_IMPORTED = (
     # The relay's main thread only waits: no event loop to import and start.
     "asyncio",
     "anyio",
+    # Did-you-mean hints, for a misspelt policy field or subcommand only.
+    "difflib",
 )
 
 
