@@ -200,6 +200,22 @@ def _err(message: str) -> None:
 
 
 def run(argv: list[str]) -> int:
+    import gc
+
+    # A guard's start creates tens of thousands of objects that live as long as it does (pydantic's schemas and
+    # validators, the policy, the modules); the cycle collector scanned them some 60 times on the way, about a
+    # twentieth of the start. It is off until the relay starts, and those objects are then left out of every
+    # later collection (frozen, see _guard). An error before that turns it back on here.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(argv)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(argv: list[str]) -> int:
     parser = _run_parser()
     options, command = split_command(argv, parser)
     args = parser.parse_args(options)
@@ -266,6 +282,10 @@ def _guard(config: GuardConfig) -> int:
         if watchers is not None:
             watchers.close()
         return exits.CANNOT_RUN
+    import gc
+
+    gc.freeze()  # what the start created lives until the guard exits: later collections skip it
+    gc.enable()
     try:
         return relay(upstream, session, 0, background, watchers.tap if watchers is not None else None)
     except KeyboardInterrupt:
