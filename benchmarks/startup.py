@@ -66,11 +66,16 @@ def variants(baselines: Sequence[Path] = ()) -> list[Variant]:
         Variant("mcp-guard --policy (limiter)", (*guard, "--policy", str(limiter), "--"), "guard"),
     ]
     for baseline in baselines:
-        # Another checkout run from its source, in the same rounds: a change's before/after.
-        old, env = (PYTHON, "-m", "mcp_guard"), {"PYTHONPATH": str(baseline.resolve())}
+        # Another checkout run from its source, in the same rounds: a change's before/after. Run in the
+        # checkout's folder: `python -m` puts the working directory first on sys.path, so from this one it
+        # would run this checkout's mcp_guard, whatever PYTHONPATH says.
+        old, where = (PYTHON, "-m", "mcp_guard"), str(baseline.resolve())
+        env = {"PYTHONPATH": where}
         label = _baseline_label(baseline, baselines)
-        found.append(Variant(f"{label}, no policy (allow-all)", (*old, "--"), "guard", env))
-        found.append(Variant(f"{label} --policy (limiter)", (*old, "--policy", str(limiter), "--"), "guard", env))
+        found.append(Variant(f"{label}, no policy (allow-all)", (*old, "--"), "guard", env, cwd=where))
+        found.append(
+            Variant(f"{label} --policy (limiter)", (*old, "--policy", str(limiter), "--"), "guard", env, cwd=where)
+        )
     return found
 
 
@@ -103,7 +108,13 @@ def time_first_answer(variant: Variant, frame: bytes) -> tuple[float, float | No
     argv = variant.argv(upstream_command())
     start = time.perf_counter_ns()
     proc = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, env=env
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        bufsize=0,
+        env=env,
+        cwd=variant.cwd,
     )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(frame)
@@ -124,8 +135,9 @@ def import_profile(starts: int, baseline: Path | None = None) -> list[dict[str, 
     env = isolated_env()
     env["PYTHONPROFILEIMPORTTIME"] = "1"
     guard = guard_command()
+    where = None
     if baseline is not None:
-        env["PYTHONPATH"] = str(baseline.resolve())
+        where = env["PYTHONPATH"] = str(baseline.resolve())
         guard = [PYTHON, "-m", "mcp_guard"]
     limiter = write_policy("limiter", LIMITER_POLICY)
     cumulative: dict[str, list[int]] = defaultdict(list)
@@ -135,7 +147,7 @@ def import_profile(starts: int, baseline: Path | None = None) -> list[dict[str, 
     for _ in range(starts):
         argv = [*guard, "--policy", str(limiter), "--", *upstream_command()]
         proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env, cwd=where
         )
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         proc.stdin.write(INITIALIZE)
