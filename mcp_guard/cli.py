@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,12 +14,15 @@ from mcp_guard import __version__, exits
 from mcp_guard.paths import policy_path as default_policy_path
 
 if TYPE_CHECKING:
+    import threading
+
     from mcp_guard.audit import AuditLog
     from mcp_guard.config import GuardConfig
     from mcp_guard.flows.guard import FlowGuard
     from mcp_guard.limits.base import Limiter
     from mcp_guard.pipeline import Snapshot
     from mcp_guard.policy.model import Policy
+    from mcp_guard.relay import Background
     from mcp_guard.session import Session
 
 EXIT_USAGE = exits.USAGE
@@ -197,6 +200,22 @@ def _err(message: str) -> None:
 
 
 def run(argv: list[str]) -> int:
+    import gc
+
+    # A guard's start creates tens of thousands of objects that live as long as it does (pydantic's schemas and
+    # validators, the policy, the modules); the cycle collector scanned them some 60 times on the way, about a
+    # twentieth of the start. It is off until the relay starts, and those objects are then left out of every
+    # later collection (frozen, see _guard). An error before that turns it back on here.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(argv)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(argv: list[str]) -> int:
     parser = _run_parser()
     options, command = split_command(argv, parser)
     args = parser.parse_args(options)
@@ -229,8 +248,6 @@ def _guard(config: GuardConfig) -> int:
     except PermissionError as exc:
         _err(f"command is not executable: {exc}")
         return exits.CANNOT_RUN
-
-    import anyio
 
     from mcp_guard.relay import relay, stderr_line
     from mcp_guard.upstream import Upstream
@@ -265,8 +282,12 @@ def _guard(config: GuardConfig) -> int:
         if watchers is not None:
             watchers.close()
         return exits.CANNOT_RUN
+    import gc
+
+    gc.freeze()  # what the start created lives until the guard exits: later collections skip it
+    gc.enable()
     try:
-        return anyio.run(relay, upstream, session, 0, background, watchers.tap if watchers is not None else None)
+        return relay(upstream, session, 0, background, watchers.tap if watchers is not None else None)
     except KeyboardInterrupt:
         # Ctrl-C before the relay watches signals: the server must not outlive the guard (no parent-death
         # signal outside Linux).
@@ -280,9 +301,7 @@ def _guard(config: GuardConfig) -> int:
             watchers.close()
 
 
-def build_session(
-    config: GuardConfig,
-) -> tuple[Session, AuditLog | None, list[Callable[[], Coroutine[Any, Any, None]]]] | int:
+def build_session(config: GuardConfig) -> tuple[Session, AuditLog | None, list[Background]] | int:
     """The session the guard relays with, its audit log and its background tasks (the policy watcher),
     exactly as configured; an exit status after a configuration error (said on stderr).
     ``benchmarks/session.py`` measures the session built here."""
@@ -324,10 +343,8 @@ def build_session(
         server_identity=config.server_identity,
         approvals=approvals,
     )
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    background: list[Background] = []
     if config.reload and config.policy_path is not None:
-        from functools import partial
-
         from mcp_guard.reload import watch_policy
 
         def apply(new_policy: Policy, new_engine: Engine) -> bool:
@@ -344,17 +361,12 @@ def build_session(
             session.install(Snapshot(new_engine, rebuilt or None, config.monitor, flows))
             return True
 
-        background.append(
-            partial(
-                watch_policy,
-                config.policy_path,
-                judge,
-                stderr_line,
-                config.policy_stamp,
-                config.policy_sha256,
-                apply,
-            )
-        )
+        policy_path = config.policy_path
+
+        def watch(stop: threading.Event) -> None:
+            watch_policy(policy_path, judge, stderr_line, config.policy_stamp, config.policy_sha256, apply, stop=stop)
+
+        background.append(watch)
     return session, audit, background
 
 
@@ -497,11 +509,12 @@ def _close_subcommand(word: str) -> str | None:
 
     Only plain words count: paths, versioned names (``python3``) and options never look like one.
     """
-    import difflib
     import re
 
     if not re.fullmatch(r"[A-Za-z][A-Za-z-]*", word):
         return None
+    import difflib  # only for a plain word: not for every guard started as `mcp-guard --policy ...`
+
     close = difflib.get_close_matches(word.lower(), list(SUBCOMMANDS), n=1, cutoff=0.6)
     return close[0] if close else None
 

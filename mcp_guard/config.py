@@ -80,6 +80,15 @@ def find_policy(explicit: str | None, environ: Mapping[str, str]) -> tuple[Path 
 
 def resolve(args: argparse.Namespace, command: Sequence[str], environ: Mapping[str, str] = os.environ) -> GuardConfig:
     """The configuration for ``args`` (the run parser's) and the server ``command``, or :class:`ConfigError`."""
+    from mcp_guard.policy.plugins import without_pydantic_plugins
+
+    # The policy models are built (imported) and the policy validated here, at every start: without the cost of
+    # pydantic looking for plugins (see mcp_guard.policy.plugins).
+    with without_pydantic_plugins():
+        return _resolve(args, command, environ)
+
+
+def _resolve(args: argparse.Namespace, command: Sequence[str], environ: Mapping[str, str]) -> GuardConfig:
     from mcp_guard.policy.load import PolicyError, PolicyHashMismatch, load_policy_and_digest
     from mcp_guard.policy.model import ALLOW_ALL, window_seconds
 

@@ -1,10 +1,12 @@
-"""The relay: two blocking pump threads, owned and ended by one anyio task group.
+"""The relay: two blocking pump threads, started, waited for and ended by the guard's main thread.
 
 Each direction is a thread doing buffered ``readline`` and ``os.write``: per frame
 that costs a fraction of what an event loop's stream machinery does (measured in
 ``benchmarks/``), and blocking writes give backpressure for free (a client that
-stops reading stops the guard reading the upstream). The event loop only waits for
-the first ending (client EOF, upstream exit, a signal) and runs the shutdown.
+stops reading stops the guard reading the upstream). The main thread only waits for
+the first ending (client EOF, upstream exit, a signal) and runs the shutdown. No event
+loop: importing and starting one (asyncio, anyio) was a sixth of the guard's start-up,
+for a loop that had nothing to do but wait.
 
 Signals are watched from start to exit, shutdown included: the server runs in a
 process group of its own, out of the client's reach, so the guard must never be
@@ -14,21 +16,15 @@ after that kills the server's group at once, and the guard still ends normally.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
-
-import anyio
-import anyio.abc
-import anyio.from_thread
-import anyio.lowlevel
-import anyio.to_thread
+from typing import TYPE_CHECKING, TypeVar
 
 from mcp_guard.actions import Action, Start, ToClient, ToUpstream
 from mcp_guard.session import Session
@@ -36,7 +32,11 @@ from mcp_guard.upstream import Upstream, describe_exit, exit_status
 from mcp_guard.workers import Workers
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from mcp_guard.observe import Tap
+
+T = TypeVar("T")
 
 _READ_BUFFER = 1 << 16
 # How long to keep relaying what the server writes on its way out, once its group is gone or going.
@@ -45,6 +45,12 @@ _DRAIN_S = 1.0
 _EXITED_DRAIN_S = 2.0
 _EXIT_WAIT_S = 2.0
 _SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+# How the main thread waits: at once woken by a signal's handler on POSIX; on Windows, where a blocked wait
+# never sees Ctrl-C (no handlers there: KeyboardInterrupt ends the guard, see cli), in slices.
+_SLICE_S = 0.2 if sys.platform == "win32" else None
+
+# A task that runs beside the relay (the policy watcher) on a thread of its own, until the event is set.
+Background = Callable[[threading.Event], None]
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -119,14 +125,30 @@ class Carrier:
 
 @dataclass
 class _Endings:
-    """Which ending came first. Set from pump threads through the event loop."""
+    """Which ending came first. Set from the pump threads and from signal handlers; each ending wakes the
+    main thread."""
 
-    event: anyio.Event = field(default_factory=anyio.Event)
     client_eof: bool = False
     upstream_eof: bool = False
     upstream_exit: bool = False
     signal_name: str | None = None
+    ended: bool = False  # any of the above
     upstream_drained: threading.Event = field(default_factory=threading.Event)
+    # Reentrant (a C queue): a signal handler may put on it while it interrupts the main thread anywhere, even
+    # inside a get; a threading.Event's set could deadlock on a lock that thread held.
+    wake: queue.SimpleQueue[None] = field(default_factory=queue.SimpleQueue)
+
+    def end(self) -> None:
+        self.ended = True
+        self.wake.put(None)
+
+    def wait_first(self) -> None:
+        while True:
+            try:
+                self.wake.get(timeout=_SLICE_S)
+                return
+            except queue.Empty:
+                continue
 
 
 def _pump(fd: int, handle: Callable[[bytes], None], done: Callable[[], None], name: str) -> threading.Thread:
@@ -152,26 +174,24 @@ def _pump(fd: int, handle: Callable[[bytes], None], done: Callable[[], None], na
     return thread
 
 
-async def relay(
+def relay(
     upstream: Upstream,
     session: Session,
     client_stdin: int = 0,
-    background: Sequence[Callable[[], Coroutine[object, object, None]]] = (),
+    background: Sequence[Background] = (),
     tap: Tap | None = None,
 ) -> int:
-    """Relay until the session ends; return the guard's exit status.
+    """Relay until the session ends; return the guard's exit status. Run on the main thread (signals).
 
-    ``background`` tasks (the policy watcher) run in the same task group and are
-    cancelled with it. ``tap`` (the recorder, telemetry) sees every line and action; None costs nothing.
+    ``background`` tasks (the policy watcher) run on threads of their own and are stopped at the
+    first ending. ``tap`` (the recorder, telemetry) sees every line and action; None costs nothing.
     """
-    token = anyio.lowlevel.current_token()
     endings = _Endings()
 
     def notify(setter: Callable[[], None]) -> Callable[[], None]:
         def done() -> None:
             setter()
-            with contextlib.suppress(Exception):  # the loop already finished; nothing is waiting
-                anyio.from_thread.run_sync(endings.event.set, token=token)
+            endings.end()
 
         return done
 
@@ -190,29 +210,40 @@ async def relay(
     session.outbox = carry  # a reload's notification to the client goes out like any other frame
     on_client, on_upstream = _handlers(session, carry, tap)
 
-    async with anyio.create_task_group() as tg:
-        # Before the first frame moves: a client that has had an answer may signal the guard.
-        if sys.platform != "win32":
-            await tg.start(_watch_signals, endings, upstream)
+    # Before the first frame moves: a client that has had an answer may signal the guard. Watched until the
+    # end, the shutdown included.
+    signals = _Signals(endings, upstream) if sys.platform != "win32" else None
+    try:
         _pump(client_stdin, on_client, notify(client_done), "client")
         _pump(upstream.stdout_fd, on_upstream, notify(upstream_done), "upstream")
         threading.Thread(target=waiter, name="mcp-guard waiter", daemon=True).start()
-        async with anyio.create_task_group() as work:
-            for task in background:
-                work.start_soon(task)
-            await endings.event.wait()
-            work.cancel_scope.cancel()
-        # Still inside the group that watches signals: one that arrives now hurries the shutdown.
-        status = await _shut_down(
+        stop = threading.Event()
+        for task in background:
+            _start_background(task, stop)
+        endings.wait_first()
+        stop.set()
+        status = _shut_down(
             upstream,
             endings,
             lambda why: carry(session.stopping(why)),
             lambda description: carry(session.upstream_exited(description)),
         )
-        # Inside the group too: a signal while a worker finishes is caught, not a traceback.
+        # Signals still watched: one that arrives while a worker finishes is caught, not a traceback.
         carry.workers.close(1.0)
-        tg.cancel_scope.cancel()
+    finally:
+        if signals is not None:
+            signals.close()
     return status
+
+
+def _start_background(task: Background, stop: threading.Event) -> None:
+    def run() -> None:
+        try:
+            task(stop)
+        except Exception as exc:  # a bug must be said, and must not take the relay down with it
+            stderr_line(f"internal error in a background task: {exc!r}")
+
+    threading.Thread(target=run, name="mcp-guard background", daemon=True).start()
 
 
 def _handlers(
@@ -238,29 +269,61 @@ def _handlers(
     return on_client, on_upstream
 
 
-async def _watch_signals(
-    endings: _Endings, upstream: Upstream, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-) -> None:
-    """The first signal is an ending; one during the shutdown (whatever started it) means now."""
-    signals = [getattr(signal, name) for name in _SIGNALS if hasattr(signal, name)]
-    try:
-        with anyio.open_signal_receiver(*signals) as received:
-            task_status.started()
-            async for signum in received:
-                if endings.event.is_set():
-                    upstream.kill_now()
-                else:
-                    endings.signal_name = signal.Signals(signum).name
-                    endings.event.set()
-    finally:
-        if endings.signal_name is not None or upstream.hurried:
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP while the relay runs: the first is an ending; one after any ending (a
+    shutdown under way, whatever started it) means now: the server's group is killed at once.
+
+    The handlers run on the main thread, between any two of its steps: they only set flags, put on the
+    reentrant wake queue and signal the server's group (:meth:`Upstream.kill_now`, whose own waits run
+    on other threads), so they never wait for a lock the main thread could be holding.
+    """
+
+    def __init__(self, endings: _Endings, upstream: Upstream) -> None:
+        self._endings = endings
+        self._upstream = upstream
+        self._numbers = [getattr(signal, name) for name in _SIGNALS if hasattr(signal, name)]
+        self._before = {signum: signal.signal(signum, self._handle) for signum in self._numbers}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._endings.ended:
+            self._upstream.kill_now()
+        else:
+            self._endings.signal_name = signal.Signals(signum).name
+            self._endings.end()
+
+    def close(self) -> None:
+        if self._endings.signal_name is not None or self._upstream.hurried:
             # Someone is signalling a guard whose server is already gone: one more signal between here
             # and the exit could only kill the guard mid-write or print a KeyboardInterrupt traceback.
-            for signum in signals:
+            for signum in self._numbers:
                 signal.signal(signum, signal.SIG_IGN)
+            return
+        for signum, before in self._before.items():
+            signal.signal(signum, before if before is not None else signal.SIG_DFL)
 
 
-async def _shut_down(
+def _off_thread(work: Callable[[], T]) -> T:
+    """``work`` on a thread of its own, waited for here: a signal during a blocking step of the shutdown
+    is handled at once (it hurries that step), and the step's own waits never run under a handler."""
+    done: list[T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(work())
+        except BaseException as exc:  # re-raised on the main thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="mcp-guard shutdown", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(_SLICE_S)
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def _shut_down(
     upstream: Upstream, endings: _Endings, stopping: Callable[[str], object], exited: Callable[[str], object]
 ) -> int:
     """End the upstream after the first ending; the guard's exit status.
@@ -274,18 +337,18 @@ async def _shut_down(
             # Whoever signalled wants the guard gone: no caller waits through the shutdown for nothing.
             stopping(why)
         # The MCP shutdown order, keeping on relaying what the server says meanwhile.
-        await anyio.to_thread.run_sync(upstream.shutdown)
-        await anyio.to_thread.run_sync(endings.upstream_drained.wait, _DRAIN_S)
+        _off_thread(upstream.shutdown)
+        endings.upstream_drained.wait(_DRAIN_S)
         # What the server left unanswered, and what the client sent during the shutdown.
         stopping(why)
         # A signal is an ordinary way to stop the guard (as a client closing stdin is): exit 0.
         return 0
 
     # The upstream ended first. Let its last frames through, then answer what it never did.
-    await anyio.to_thread.run_sync(endings.upstream_drained.wait, _EXITED_DRAIN_S)
-    code = await anyio.to_thread.run_sync(upstream.wait, _EXIT_WAIT_S)
+    endings.upstream_drained.wait(_EXITED_DRAIN_S)
+    code = _off_thread(partial(upstream.wait, _EXIT_WAIT_S))
     exited(describe_exit(code))
-    await anyio.to_thread.run_sync(upstream.shutdown, 0.0)
+    _off_thread(partial(upstream.shutdown, 0.0))
     if code is None:
         code = upstream.poll()
     stderr_line(f"the MCP server {describe_exit(code)}")

@@ -8,10 +8,9 @@ writing a new file and renaming it over the old one).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
-
-import anyio
 
 from mcp_guard.judge import Judge
 from mcp_guard.policy.engine import Engine
@@ -63,7 +62,7 @@ def reload_once(
     return True
 
 
-async def watch_policy(
+def watch_policy(
     path: Path,
     judge: Judge,
     say: Callable[[str], None],
@@ -71,11 +70,13 @@ async def watch_policy(
     expected_sha256: str | None = None,
     apply: Apply | None = None,
     interval_s: float = 1.0,
+    *,
+    stop: threading.Event,
 ) -> None:
-    """Reload on change. ``stamp`` is the file's identity taken *before* the policy in force was read,
-    so a change made while the guard was starting is never missed."""
-    while True:
-        await anyio.sleep(interval_s)
+    """Reload on change until ``stop`` is set (on a thread of its own). ``stamp`` is the file's identity
+    taken *before* the policy in force was read, so a change made while the guard was starting is never
+    missed."""
+    while not stop.wait(interval_s):
         current = file_stamp(path)
         if current == stamp:
             continue

@@ -21,9 +21,11 @@ class LazyApprovalStore:
     def path(self) -> Path:
         if self._path is not None:
             return self._path
-        from mcp_guard.approval.store import default_store_path
+        # From paths, not the store's module: the guard asks at every start, and the store (sqlite3, its
+        # seals) is imported only when an approval is first looked up.
+        from mcp_guard import paths
 
-        return default_store_path()
+        return paths.approval_store_path()
 
     def _get(self) -> Any:
         with self._lock:

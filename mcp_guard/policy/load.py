@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +117,8 @@ def problems_from(exc: ValidationError, doc: SourceDocument, model: type[BaseMod
             loc = (*loc, ctx["field"])
             got = ctx.get("input")
         if kind == "extra_forbidden":
+            import difflib  # for a misspelt field only: a valid policy's start-up never needs it
+
             name = str(loc[-1])
             parent = loc[:-1]
             candidates = _fields_of(model, _strip_dict_keys(model, parent))
