@@ -15,6 +15,7 @@ after that kills the server's group at once, and the guard still ends normally.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -39,6 +40,11 @@ if TYPE_CHECKING:
     from mcp_guard.observe import Tap
 
 _READ_BUFFER = 1 << 16
+# Longest piece a pump takes from readline at once. A longer line is put together in one growing buffer
+# (see _rest_of_line) rather than by readline, which holds it twice (its chunks, then their join).
+_PIECE = 1 << 16
+_JOINED_UP_TO = 1 << 22
+_LONG_PIECE = 1 << 20
 # How long to keep relaying what the server writes on its way out, once its group is gone or going.
 _DRAIN_S = 1.0
 # After the server ended by itself: its last frames, then its exit status.
@@ -126,13 +132,43 @@ class _Endings:
     upstream_drained: threading.Event = field(default_factory=threading.Event)
 
 
+def _rest_of_line(head: bytes, readline: Callable[[int], bytes]) -> bytes:
+    """The line that starts with ``head``: exactly what ``readline()`` would have returned.
+
+    Up to a few megabytes it is put together as ``readline()`` does (pieces, then their join: the line twice
+    for a moment, and the fastest way for a line of that size). A longer one goes on in one buffer that grows
+    in place and becomes the line itself (``BytesIO.getvalue`` hands its buffer over without a copy): a
+    20 MB line is held once while it is read, not twice.
+    """
+    pieces = [head]
+    size = len(head)
+    while size < _JOINED_UP_TO:
+        piece = readline(_PIECE)
+        pieces.append(piece)
+        size += len(piece)
+        if len(piece) < _PIECE or piece[-1] == 10:  # the line's end (b"\n"), or end of input
+            return b"".join(pieces)
+    buffer = io.BytesIO()
+    buffer.write(b"".join(pieces))
+    del pieces
+    while True:
+        piece = readline(_LONG_PIECE)
+        buffer.write(piece)
+        if len(piece) < _LONG_PIECE or piece[-1] == 10:
+            return buffer.getvalue()
+
+
 def _pump(fd: int, handle: Callable[[bytes], None], done: Callable[[], None], name: str) -> threading.Thread:
     def run() -> None:
         try:
             reader = open(fd, "rb", buffering=_READ_BUFFER, closefd=False)  # noqa: SIM115
             readline = reader.readline
             while True:
-                line = readline()
+                line = readline(_PIECE)
+                if len(line) == _PIECE and line[-1] != 10:  # not b"\n": a long line, not all read yet
+                    # Not kept in a local: freed once handled, not only once the next line has come.
+                    handle(_rest_of_line(line, readline))
+                    continue
                 if not line:
                     break
                 handle(line)

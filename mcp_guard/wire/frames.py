@@ -54,6 +54,9 @@ _FOLDED_ENVELOPE = {fold(k): k for k in _ENVELOPE}
 _FOLDED_PARAMS = {fold(k): k for k in _PARAMS}
 
 
+# Frames longer than this are parsed without copying their body out of the line first.
+_IN_PLACE = 1 << 16
+
 # The Python SDK (pydantic-core) reads about 200 levels; a deeper frame would reach it and never be answered.
 MAX_DEPTH = 190
 
@@ -131,10 +134,13 @@ class Refused(FrameError):
 
 def read_frame(line: bytes) -> Frame | None:
     """The messages of one client line, or :class:`Refused`. None for a blank line (nothing to forward)."""
-    body = line[:-1] if line.endswith(b"\n") else line
-    if body.endswith(b"\r"):
-        body = body[:-1]
-    if body.find(b"\r") >= 0:  # not `in`: on bytes it raises and clears a TypeError first (CPython 3.11)
+    end = len(line) - 1 if line.endswith(b"\n") else len(line)
+    if line.endswith(b"\r", 0, end):
+        end -= 1
+    # A large frame is read in place, its line ending as JSON whitespace: a copy would hold it once more.
+    body = line if end > _IN_PLACE else line[:end]
+    if line.find(b"\r", 0, end) >= 0:  # not `in`: on bytes it raises and clears a TypeError first (CPython 3.11)
+        body = line[:end]
         # Read as the readers that split here would: each part's requests get an answer.
         ids, lone, batch = _probe(body.replace(b"\r", b" "))  # CR as whitespace, as JSON reads it
         if not ids and not lone:  # or as two lines, as the universal-newline readers do
@@ -147,11 +153,14 @@ def read_frame(line: bytes) -> Frame | None:
             lone,
             batch=batch or len(ids) > 1,
         )
-    if not body.strip(b" \t"):
+    if not end or (line[0] in b" \t" and not line[:end].strip(b" \t")):
         return None
     try:
         value = strict_loads(body)
     except FrameError as exc:
+        if len(body) != end:  # read in place: say what is wrong as the frame alone reads (a position may move)
+            body = line[:end]
+            exc = _error(body) or exc
         ids, lone, batch = _probe(body)
         raise Refused(exc.code, exc.message, ids, lone, batch) from None
     if len(body) > MAX_DEPTH and body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
@@ -191,6 +200,14 @@ def read_frame(line: bytes) -> Frame | None:
                 raise Refused(exc.code, f"element {index} of the batch: {exc.message}", ids, batch=True) from None
         return Frame(messages, True)
     raise Refused(INVALID_REQUEST, "the frame is not a JSON-RPC message (an object) or a batch of them")
+
+
+def _error(body: bytes) -> FrameError | None:
+    try:
+        strict_loads(body)
+    except FrameError as exc:
+        return exc
+    return None
 
 
 def _valid_id(ident: JSON) -> TypeGuard[RequestId]:

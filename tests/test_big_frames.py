@@ -1,0 +1,176 @@
+"""Large frames (issue 21): the pumps' reader and the strict reading of a judged frame, in memory.
+
+The pump reads a line longer than one readline piece into one growing buffer instead of letting
+``readline()`` build it (which holds it twice: its chunks, then their join). These tests hold it to
+giving exactly the lines ``readline()`` gives, on tricky input split anywhere across reads, and check
+the memory it and ``read_frame`` take for a 20 MB frame with ``tracemalloc`` (no timing).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import threading
+import tracemalloc
+from pathlib import Path
+from unittest.mock import patch
+
+import pytest
+
+from mcp_guard import relay
+from mcp_guard.actions import ToUpstream
+from mcp_guard.judge import Judge
+from mcp_guard.limits.memory import MemoryLimiter
+from mcp_guard.pipeline import Snapshot
+from mcp_guard.policy.engine import Engine
+from mcp_guard.policy.load import load_policy
+from mcp_guard.session import Session
+from mcp_guard.wire import frames
+from tests.test_fast_reader import frame_outcome
+
+PIECE = relay._PIECE
+BIG = 20_000_000
+
+
+def pumped(data: bytes, cuts: list[int]) -> list[bytes]:
+    """The lines the client pump hands on when ``data`` arrives in writes cut at ``cuts``."""
+    read_fd, write_fd = os.pipe()
+    lines: list[bytes] = []
+    done = threading.Event()
+
+    def write() -> None:
+        try:
+            start = 0
+            for cut in [*cuts, len(data)]:
+                relay.write_all(write_fd, memoryview(data)[start:cut])  # type: ignore[arg-type]  # no copy
+                start = cut
+        finally:
+            os.close(write_fd)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        relay._pump(read_fd, lines.append, done.set, "test").join(60)
+        assert done.is_set()
+    finally:
+        writer.join(60)
+        os.close(read_fd)
+    return lines
+
+
+def readline_lines(data: bytes) -> list[bytes]:
+    """What the pump read before the long-line reader: ``readline()`` until it returns nothing."""
+    reader = io.BufferedReader(io.BytesIO(data), buffer_size=relay._READ_BUFFER)  # type: ignore[arg-type]
+    return list(iter(reader.readline, b""))
+
+
+TRICKY = [
+    b"",
+    b"\n",
+    b"\n\n\r\n",
+    b"a",
+    b'{"a":1}\n{"b":2}',  # no final newline
+    b"lone\rcarriage\rreturns\r\nand crlf\r\n\r",
+    b"x" * (PIECE - 1) + b"\n" + b"y" * PIECE + b"\n" + b"z" * (PIECE + 1) + b"\n",
+    b"x" * PIECE,  # exactly one piece, then end of input
+    b"x" * (PIECE - 1) + b"\r" + b"\n" + b"\r" * PIECE + b"\n",
+    b"w" * (2 * PIECE) + b"\n" + b"v" * (3 * PIECE) + b"\r\n" + b"u" * (2 * PIECE),  # long, and no newline at the end
+    b"\n".join(b"%d" % i * (i * 997 % (3 * PIECE)) for i in range(40)),
+    (b"q" * 3_000_000 + b"\r") * 2 + b"\n" + b"end\n",
+]
+
+
+@pytest.mark.parametrize("data", TRICKY, ids=range(len(TRICKY)))
+def test_the_pump_reads_the_lines_readline_reads(data: bytes) -> None:
+    expected = readline_lines(data)
+    assert pumped(data, []) == expected
+    rng = random.Random(len(data))
+    for _ in range(4):  # the same bytes arriving in other writes: at every piece's edge, and anywhere
+        edges = [n for k in range(1, 8) for n in (k * PIECE - 1, k * PIECE, k * PIECE + 1) if 0 < n < len(data)]
+        anywhere = rng.sample(range(1, len(data)), min(len(data) - 1, 20)) if len(data) > 1 else []
+        assert pumped(data, sorted(set(edges + anywhere))) == expected
+
+
+def test_a_20_mb_line_is_read_whole_and_held_once() -> None:
+    line = b'{"jsonrpc":"2.0","id":1,"result":{"text":"' + b"x" * BIG + b'"}}\n'
+    data = line + b"next\n"
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        lines = pumped(data, [PIECE // 2, 5_000_000])
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert lines == [line, b"next\n"]
+    # readline() builds it from chunks and then joins them: twice its size at the peak.
+    assert peak < 1.3 * len(line), f"{peak / len(line):.2f} times the line"
+
+
+# --- read_frame: a large frame is read in place, with the same outcome ---------------------------------------
+
+
+def call_line(arguments: str, ident: str = "7") -> bytes:
+    head = '{"jsonrpc":"2.0","id":' + ident + ',"method":"tools/call","params":{"name":"echo","arguments":'
+    return (head + arguments + "}}").encode()
+
+
+PAD = "p" * (frames._IN_PLACE + 10)
+LARGE = [
+    call_line('{"pad":"' + PAD + '"}') + b"\n",
+    call_line('{"pad":"' + PAD + '"}') + b"\r\n",
+    call_line('{"pad":"' + PAD + '"}'),
+    call_line('{"pad":"' + PAD + '"}') + b"\r",
+    b"  \t " + call_line('{"pad":"' + PAD + '"}') + b" \t\r\n",
+    call_line('{"pad":"' + PAD + '"}')[:-1] + b"\n",  # cut short: the error's position is at the end
+    call_line('{"pad":"' + PAD + '"}')[:-1] + b"\r\n",
+    call_line('{"pad":"' + PAD + '"}')[:-3] + b"   \n",
+    call_line('{"pad":"' + PAD + '"}') + b" x\n",  # extra data
+    call_line('{"pad":"' + PAD + '"}') + b"{}\r\n",
+    call_line('{"pad":"' + PAD + '\\u0041"}') + b"\n",
+    call_line('{"pad":"' + PAD + '\\ud800"}') + b"\n",
+    call_line('{"pad":"' + PAD + '","pad":1}') + b"\n",  # duplicate key
+    call_line('{"pad":"' + PAD + '","PAD":1}') + b"\n",  # keys equal under case folding
+    call_line('{"pad":"' + PAD + '"}').replace(b'"id":7', b'"ID":7') + b"\n",
+    call_line('{"pad":"' + PAD + '"}').replace(b"pppp", b"pp\rp", 1) + b"\n",  # a CR inside
+    call_line('{"pad":"' + PAD + '"}') + b"\r\r\n",
+    b"\xef\xbb\xbf" + call_line('{"pad":"' + PAD + '"}') + b"\n",
+    call_line('{"pad":"' + PAD + '"}').replace(b"pppp", b"pp\xffp", 1) + b"\n",  # not UTF-8
+    b"[" + call_line('{"pad":"' + PAD + '"}') + b"," + call_line("{}", "8") + b"]\n",
+    b"[" + call_line('{"pad":"' + PAD + '"}') + b",[]]\n",
+    call_line("[" * 200 + "1" + "]" * 200 + ',"pad":"' + PAD + '"').replace(b"arguments", b"argumentz") + b"\n",
+    b" " * (frames._IN_PLACE + 10) + b"\n",
+    b" \t" * (frames._IN_PLACE + 10) + b"\r\n",
+    b" " * (frames._IN_PLACE + 10) + b"x\n",
+]
+
+
+@pytest.mark.parametrize("line", LARGE, ids=range(len(LARGE)))
+def test_a_large_frame_reads_as_its_copy_did(line: bytes) -> None:
+    assert len(line) > frames._IN_PLACE
+    in_place = frame_outcome(line)
+    with patch.object(frames, "_IN_PLACE", len(line) + 10):  # every frame copied out of its line, as before
+        copied = frame_outcome(line)
+    assert in_place == copied
+
+
+def test_a_judged_20_mb_frame_is_parsed_without_another_copy(tmp_path: Path) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"version": "1", "default": "allow"}))
+    engine = Engine(load_policy(path))
+    warnings: list[str] = []
+    session = Session(Judge(engine, MemoryLimiter()), Snapshot(engine), warnings.append)
+    line = call_line('{"size":16,"pad":"' + "p" * BIG + '"}') + b"\n"
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        actions = session.from_client(line)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    # Forwarded as the very bytes that were judged.
+    assert len(actions) == 1 and isinstance(actions[0], ToUpstream) and actions[0].frame is line
+    assert warnings == []
+    # The decoded text and the parsed value, each the frame's size; not a third copy of the body.
+    assert peak < 2.5 * len(line), f"{peak / len(line):.2f} times the frame"
