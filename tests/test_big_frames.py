@@ -18,6 +18,8 @@ from pathlib import Path
 from unittest.mock import patch
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_guard import relay
 from mcp_guard.actions import ToUpstream
@@ -174,3 +176,62 @@ def test_a_judged_20_mb_frame_is_parsed_without_another_copy(tmp_path: Path) -> 
     assert warnings == []
     # The decoded text and the parsed value, each the frame's size; not a third copy of the body.
     assert peak < 2.5 * len(line), f"{peak / len(line):.2f} times the frame"
+
+
+# --- the status of a large answer, read by pydantic-core's parser ------------------------------------------
+
+ODD_ANSWERS = [
+    b'{"a":1,"a":2}',
+    b'{"a":' + b"9" * 5000 + b"}",
+    b'{"a":' + b"9" * 400 + b"}",
+    b'{"a":"\\ud800"}',
+    b'{"a":"\\ud83d\\ude00 \\u00e9 \\" \\\\ \\/ \\b\\f\\n\\r\\t"}',
+    b'{"a":NaN,"b":Infinity,"c":-Infinity}',
+    b'{"a":"\xff"}',
+    b'\xef\xbb\xbf{"a":1}',
+    b"[" * 3000 + b"]" * 3000,
+    b"[" * 150 + b"]" * 150,
+    b'{"a":"\x01"}',
+    b'{"a":1} x',
+    b' {"a":1}\r\n',
+    b'{"a":1e400,"b":-0,"c":-0.0,"d":1.0,"e":1E2,"f":0.1,"g":5e-324,"h":1.7976931348623157e308}',
+    '{"a":1}'.encode("utf-16"),
+    '{"a":"é"}'.encode("utf-32"),
+    b"",
+    b"null",
+    b'"text"',
+    b"[1,]",
+    b"{'a':1}",
+    b'{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true},"error":{"code":1}}',
+]
+
+
+def same_reading(line: bytes) -> None:
+    from mcp_guard.wire.jsonrpc import loads_or_none, quick_loads_or_none
+
+    quick, plain = quick_loads_or_none(line), loads_or_none(line)
+    assert repr(quick) == repr(plain), line[:200]  # repr tells 1 from 1.0 and True, keeps key order and NaN
+
+
+@pytest.mark.parametrize("line", ODD_ANSWERS, ids=range(len(ODD_ANSWERS)))
+def test_the_quick_parser_reads_what_loads_or_none_reads(line: bytes) -> None:
+    same_reading(line)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values, st.booleans(), st.sampled_from([None, 1, "\t"]))
+def test_the_quick_parser_reads_any_json_as_loads_or_none(value: object, ascii_only: bool, indent: object) -> None:
+    same_reading(json.dumps(value, ensure_ascii=ascii_only, indent=indent).encode("utf-8", "surrogatepass"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,25})?([eE][-+]?[0-9]{1,3})?", fullmatch=True))
+def test_the_quick_parser_reads_numbers_as_loads_or_none(number: str) -> None:
+    same_reading(b'{"n":' + number.encode() + b"}")
