@@ -15,11 +15,17 @@ three no-policy floors), a fresh process set is spawned and, reading the relay's
 ``VmHWM`` is the peak resident set since the process started, so step 3's value is
 the peak over both directions; step 2's is the result direction alone. Medians over
 interleaved runs (memory is nearly deterministic; 3 runs by default).
+
+The last columns are sampled: ``VmRSS`` read every 2 ms during each step (step 3 until
+1.5 s after the answer, so the audit writer's fingerprint of the 20 MB arguments is in
+it), over idle, and step 3's as a multiple of the request's size. ``VmHWM`` under-reports
+on some kernels, and it cannot show step 3's own peak when step 2's was higher.
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,8 @@ from _common import (
 )
 
 BIG = 20_000_000
+SAMPLE_EVERY_S = 0.002
+AUDIT_FLUSH_S = 1.5  # the audit writer flushes every 0.2 s (later on a loaded machine)
 
 
 def status_kib(pid: int) -> dict[str, int]:
@@ -53,24 +61,58 @@ def status_kib(pid: int) -> dict[str, int]:
     return values
 
 
+class Sampler:
+    """The highest ``VmRSS`` of a process, read every few milliseconds on a thread while in the ``with``.
+
+    ``VmHWM`` alone under-reports on some kernels (6.x here showed peaks 30 MiB above it), and it cannot
+    show a step's own peak after an earlier, higher one.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self.peak_kib = max(self.peak_kib, status_kib(self.pid)["VmRSS"])
+            if self._stop.wait(SAMPLE_EVERY_S):
+                return
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_kib = max(self.peak_kib, status_kib(self.pid)["VmRSS"])
+
+
 def measure(variant: Variant) -> dict[str, float]:
-    with Session(variant.argv(upstream_command([16, BIG])), env=variant.env) as session:
+    with Session(variant.argv(upstream_command([16, BIG])), env=variant.env, cwd=variant.cwd) as session:
         session.initialize()
         session.call(16)
         time.sleep(0.3)
         idle = status_kib(session.pid)
-        session.call(BIG)
-        after_result = status_kib(session.pid)
+        with Sampler(session.pid) as result_step:
+            session.call(BIG)
+            after_result = status_kib(session.pid)
         ident = session.next_id
         session.next_id += 1
-        session.send(call_frame(ident, 16, pad=BIG))
-        session.expect(ident)
-        after_request = status_kib(session.pid)
+        with Sampler(session.pid) as request_step:
+            session.send(call_frame(ident, 16, pad=BIG))
+            session.expect(ident)
+            after_request = status_kib(session.pid)
+            time.sleep(AUDIT_FLUSH_S)  # the audit writer's turn (it fingerprints the 20 MB arguments)
     return {
         "idle_rss_mib": idle["VmRSS"] / 1024,
         "peak_after_20mb_result_mib": after_result["VmHWM"] / 1024,
         "peak_after_20mb_request_mib": after_request["VmHWM"] / 1024,
         "rss_after_mib": after_request["VmRSS"] / 1024,
+        "sampled_result_peak_mib": result_step.peak_kib / 1024,
+        "sampled_request_peak_mib": request_step.peak_kib / 1024,
     }
 
 
@@ -99,12 +141,21 @@ def main() -> int:
             samples[v.name].append(measure(v))
         progress(f"memory: run {r + 1}/{runs} done")
 
-    keys = ["idle_rss_mib", "peak_after_20mb_result_mib", "peak_after_20mb_request_mib", "rss_after_mib"]
+    keys = [
+        "idle_rss_mib",
+        "peak_after_20mb_result_mib",
+        "peak_after_20mb_request_mib",
+        "rss_after_mib",
+        "sampled_result_peak_mib",
+        "sampled_request_peak_mib",
+    ]
     summary: dict[str, Any] = {}
     rows = []
     for v in relays:
         entry = {k: median([s[k] for s in samples[v.name]]) for k in keys}
         entry["peak_minus_idle_mib"] = entry["peak_after_20mb_request_mib"] - entry["idle_rss_mib"]
+        entry["sampled_result_over_idle_mib"] = entry["sampled_result_peak_mib"] - entry["idle_rss_mib"]
+        entry["sampled_request_over_idle_mib"] = entry["sampled_request_peak_mib"] - entry["idle_rss_mib"]
         summary[v.name] = entry
         rows.append(
             [
@@ -114,6 +165,9 @@ def main() -> int:
                 fmt(entry["peak_after_20mb_request_mib"]),
                 fmt(entry["peak_minus_idle_mib"]),
                 fmt(entry["rss_after_mib"]),
+                fmt(entry["sampled_result_over_idle_mib"]),
+                fmt(entry["sampled_request_over_idle_mib"]),
+                f"{entry['sampled_request_over_idle_mib'] * 2**20 / BIG:.2f}x",
             ]
         )
     print()
@@ -125,6 +179,9 @@ def main() -> int:
             "peak after 20 MB request",
             "peak - idle",
             "RSS at end",
+            "sampled: result step - idle",
+            "request step - idle",
+            "x request size",
         ],
         rows,
         title=f"relay memory, MiB (VmRSS / VmHWM from /proc; {runs} run(s); medians)",

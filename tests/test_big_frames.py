@@ -29,8 +29,8 @@ from mcp_guard.pipeline import Snapshot
 from mcp_guard.policy.engine import Engine
 from mcp_guard.policy.load import load_policy
 from mcp_guard.session import Session
-from mcp_guard.wire import frames
-from tests.test_fast_reader import frame_outcome
+from mcp_guard.wire import frames, jsonrpc
+from tests.test_fast_reader import READ_ARGUMENTS, REFUSED_ARGUMENTS, frame_outcome, lines, loads_outcome, strict_only
 
 PIECE = relay._PIECE
 BIG = 20_000_000
@@ -157,7 +157,7 @@ def test_a_large_frame_reads_as_its_copy_did(line: bytes) -> None:
     assert in_place == copied
 
 
-def test_a_judged_20_mb_frame_is_parsed_without_another_copy(tmp_path: Path) -> None:
+def test_a_judged_20_mb_frame_is_parsed_from_its_bytes_alone(tmp_path: Path) -> None:
     path = tmp_path / "policy.json"
     path.write_text(json.dumps({"version": "1", "default": "allow"}))
     engine = Engine(load_policy(path))
@@ -174,8 +174,8 @@ def test_a_judged_20_mb_frame_is_parsed_without_another_copy(tmp_path: Path) -> 
     # Forwarded as the very bytes that were judged.
     assert len(actions) == 1 and isinstance(actions[0], ToUpstream) and actions[0].frame is line
     assert warnings == []
-    # The decoded text and the parsed value, each the frame's size; not a third copy of the body.
-    assert peak < 2.5 * len(line), f"{peak / len(line):.2f} times the frame"
+    # The parsed value, the frame's size: no copy of the body, no decoded text (it was 3 times the frame).
+    assert peak < 1.5 * len(line), f"{peak / len(line):.2f} times the frame"
 
 
 # --- the status of a large answer, read by pydantic-core's parser ------------------------------------------
@@ -235,3 +235,71 @@ def test_the_quick_parser_reads_any_json_as_loads_or_none(value: object, ascii_o
 @given(st.from_regex(r"-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,25})?([eE][-+]?[0-9]{1,3})?", fullmatch=True))
 def test_the_quick_parser_reads_numbers_as_loads_or_none(number: str) -> None:
     same_reading(b'{"n":' + number.encode() + b"}")
+
+
+# --- strict_loads: a frame past 1 MiB is read by pydantic-core from its bytes, with the same outcome ----------
+
+MIB_PAD = "p" * (jsonrpc._LARGE_FRAME + 10)
+
+
+def padded(line: bytes, where: str) -> bytes:
+    """``line`` past the large-frame size: a long string beside the call's name, or spaces before it."""
+    if where == "spaces":
+        return b" " * (jsonrpc._LARGE_FRAME + 10) + line
+    return line.replace(b'"name":"echo"', b'"name":"echo","zpad":"' + MIB_PAD.encode() + b'"', 1)
+
+
+def assert_reads_as_strict_decoder(line: bytes) -> tuple[object, ...]:
+    """The guard's outcome for ``line`` equals the hooked strict decoder's alone, on a copy of the body."""
+    got = (loads_outcome(line), frame_outcome(line))
+    with (
+        strict_only(),
+        patch.object(jsonrpc, "_LARGE_FRAME", 1 << 62),
+        patch.object(frames, "_IN_PLACE", 1 << 62),
+    ):
+        reference = (loads_outcome(line), frame_outcome(line))
+    assert got == reference, line[:300]
+    return got[1]
+
+
+@pytest.mark.parametrize("where", ["string", "spaces"])
+@pytest.mark.parametrize("arguments", REFUSED_ARGUMENTS)
+def test_large_refused_arguments_are_refused_as_before(arguments: str, where: str) -> None:
+    line = padded(call_line(arguments), where)
+    assert len(line) > jsonrpc._LARGE_FRAME
+    outcome = assert_reads_as_strict_decoder(line)
+    assert outcome[0] == "refused"
+    assert outcome[3] == "[7]"
+
+
+@pytest.mark.parametrize("where", ["string", "spaces"])
+@pytest.mark.parametrize("arguments", READ_ARGUMENTS)
+def test_large_plain_arguments_read_as_before(arguments: str, where: str) -> None:
+    line = padded(call_line(arguments), where)
+    assert assert_reads_as_strict_decoder(line)[0] == "read"
+
+
+LARGE_ODD = [
+    b"\xef\xbb\xbf",
+    b"\xff",
+    b"\xed\xa0\x80",  # a surrogate in UTF-8: not valid UTF-8
+    b"\xc0\xaf",  # an overlong encoding
+    b"\x01",
+    b"\x7f",
+    b"\t",
+    b"\\x",
+    b"\\u00e9",
+]
+
+
+@pytest.mark.parametrize("odd", LARGE_ODD)
+def test_large_frames_with_odd_bytes_read_as_before(odd: bytes) -> None:
+    line = padded(call_line('{"a":1}'), "string")
+    assert_reads_as_strict_decoder(line.replace(b"pppp", b"pp" + odd + b"p", 1))
+    assert_reads_as_strict_decoder(odd + line)
+
+
+@given(line=lines(), where=st.sampled_from(["string", "spaces"]))
+@settings(max_examples=150, deadline=None)
+def test_large_generated_calls_read_as_before(line: bytes, where: str) -> None:
+    assert_reads_as_strict_decoder(padded(line, where))
