@@ -15,7 +15,6 @@ after that kills the server's group at once, and the guard still ends normally.
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import os
 import signal
@@ -41,15 +40,11 @@ if TYPE_CHECKING:
     from mcp_guard.observe import Tap
 
 _READ_BUFFER = 1 << 16
-# Longest piece a pump takes from readline at once. A longer line is put together in one growing buffer
-# (see _rest_of_line) rather than by readline, which holds it twice (its chunks, then their join).
+# Longest piece a pump takes from readline at once; a longer line is put together by _rest_of_line: joined
+# from pieces up to _JOINED_UP_TO, past it in one growing buffer read _LONG_PIECE at a time.
 _PIECE = 1 << 16
 _JOINED_UP_TO = 1 << 22
 _LONG_PIECE = 1 << 20
-# glibc's mallopt parameters (see _tune_allocator).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_HEAP_SLACK = 16 << 20
 # How long to keep relaying what the server writes on its way out, once its group is gone or going.
 _DRAIN_S = 1.0
 # After the server ended by itself: its last frames, then its exit status.
@@ -137,28 +132,6 @@ class _Endings:
     upstream_drained: threading.Event = field(default_factory=threading.Event)
 
 
-@functools.cache  # once, and only in a guard that meets a long line: start-up does not import ctypes
-def _tune_allocator() -> None:
-    """Keep glibc from holding on to the memory of large frames once they are freed.
-
-    glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB): after one 20 MB
-    frame the next ones come from the heap, where a freed block stays resident and realloc may copy. Fixed
-    thresholds turn that off: a block past a few megabytes is mapped on its own and unmapped when freed,
-    while the heap keeps enough free memory at its top for megabyte frames to reuse (trimming it each time
-    cost every next frame its page faults).
-    """
-    if sys.platform != "linux":
-        return
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        return
-    mallopt(_M_MMAP_THRESHOLD, _JOINED_UP_TO)
-    mallopt(_M_TRIM_THRESHOLD, _HEAP_SLACK)
-
-
 def _rest_of_line(head: bytes, readline: Callable[[int], bytes]) -> bytes:
     """The line that starts with ``head``: exactly what ``readline()`` would have returned.
 
@@ -167,7 +140,6 @@ def _rest_of_line(head: bytes, readline: Callable[[int], bytes]) -> bytes:
     in place and becomes the line itself (``BytesIO.getvalue`` hands its buffer over without a copy): a
     20 MB line is held once while it is read, not twice.
     """
-    _tune_allocator()
     pieces = [head]
     size = len(head)
     while size < _JOINED_UP_TO:
