@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeGuard
 
 from mcp_guard.wire.json_types import JSON, JSONObject, RequestId
-from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, fold, strict_loads
+from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, fold, strict_loads, strict_loads_large
 
 Kind = Literal["request", "notification", "response"]
 
@@ -202,7 +202,7 @@ def _read_in_place(line: bytes) -> tuple[JSON, bytes] | None:
     if not end or (line[0] in b" \t" and not line[:end].strip(b" \t")):
         return None
     try:
-        return strict_loads(line), line
+        return strict_loads_large(line), line
     except FrameError:
         pass
     body = line[:end]  # say what is wrong as the frame alone reads (a position at its end may move)
