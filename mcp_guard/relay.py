@@ -16,6 +16,7 @@ after that kills the server's group at once, and the guard still ends normally.
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import signal
@@ -39,6 +40,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _READ_BUFFER = 1 << 16
+# Longest piece a pump takes from readline at once; a longer line is put together by _rest_of_line: joined
+# from pieces up to _JOINED_UP_TO, past it in one growing buffer read _LONG_PIECE at a time.
+_PIECE = 1 << 16
+_JOINED_UP_TO = 1 << 22
+_LONG_PIECE = 1 << 20
 # How long to keep relaying what the server writes on its way out, once its group is gone or going.
 _DRAIN_S = 1.0
 # After the server ended by itself: its last frames, then its exit status.
@@ -151,13 +157,48 @@ class _Endings:
                 continue
 
 
+def _rest_of_line(head: bytes, readline: Callable[[int], bytes]) -> bytes:
+    """The line that starts with ``head``: exactly what ``readline()`` would have returned.
+
+    Up to a few megabytes it is put together as ``readline()`` does (pieces, then their join: the line twice
+    for a moment, and the fastest way for a line of that size). A longer one goes on in one buffer that grows
+    in place and becomes the line itself (``BytesIO.getvalue`` hands its buffer over without a copy): a
+    20 MB line is held once while it is read, not twice.
+    """
+    pieces = [head]
+    size = len(head)
+    while size < _JOINED_UP_TO:
+        piece = readline(_PIECE)
+        pieces.append(piece)
+        size += len(piece)
+        if len(piece) < _PIECE or piece[-1] == 10:  # the line's end (b"\n"), or end of input
+            return b"".join(pieces)
+    buffer = io.BytesIO()
+    buffer.write(b"".join(pieces))
+    del pieces
+    while True:
+        piece = readline(_LONG_PIECE)
+        buffer.write(piece)
+        if len(piece) < _LONG_PIECE or piece[-1] == 10:
+            return buffer.getvalue()
+
+
 def _pump(fd: int, handle: Callable[[bytes], None], done: Callable[[], None], name: str) -> threading.Thread:
     def run() -> None:
         try:
             reader = open(fd, "rb", buffering=_READ_BUFFER, closefd=False)  # noqa: SIM115
             readline = reader.readline
             while True:
-                line = readline()
+                line = readline(_PIECE)
+                if len(line) == _PIECE and line[-1] != 10:  # not b"\n": a long line, not all read yet
+                    line = _rest_of_line(line, readline)
+                    if len(line) > _JOINED_UP_TO:
+                        # Freed once handled, not once the next line has come (two would be held at once).
+                        # A shorter one is kept: freeing it first made glibc trim its heap, and each next
+                        # line paid page faults for it (1 MB answers: 3 ms of CPU instead of 1.8).
+                        handle(line)
+                        del line
+                        continue
                 if not line:
                     break
                 handle(line)

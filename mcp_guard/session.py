@@ -64,6 +64,7 @@ from mcp_guard.wire.jsonrpc import (
     id_key,
     is_modern,
     loads_or_none,
+    quick_loads_or_none,
     strict_loads,
 )
 from mcp_guard.wire.peek import classify, peek
@@ -87,6 +88,8 @@ _STATUS_PARSE_LIMIT = 1 << 20
 # Answers up to this size go to the audit writer unread when only the audit log wants their status: bounded
 # so the writer's backlog (0.2 s of calls) holds little memory.
 _DEFERRED_STATUS_LIMIT = 2048
+# Answers past this size read only for their status are parsed by pydantic-core (jsonrpc.quick_loads_or_none).
+_QUICK_STATUS_FROM = 1 << 16
 _LIST_TIMEOUT_S = 10.0
 
 
@@ -935,7 +938,10 @@ class Session:
                 return line
         message: JSON = None
         if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval or inspect:
-            message = loads_or_none(line)
+            # Read for its status and an input round only: a faster parser that reads the same (not the value
+            # a settled stage or an approval's wrapping goes on with).
+            quick = len(line) > _QUICK_STATUS_FROM and not (call.modern_approval or inspect)
+            message = quick_loads_or_none(line) if quick else loads_or_none(line)
         status = (
             answer_status(message)
             if message is not None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeGuard
 
 from mcp_guard.wire.json_types import JSON, JSONObject, RequestId
-from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, fold, strict_loads
+from mcp_guard.wire.jsonrpc import INVALID_REQUEST, PARSE_ERROR, FrameError, fold, strict_loads, strict_loads_large
 
 Kind = Literal["request", "notification", "response"]
 
@@ -53,6 +53,9 @@ _PARAMS = frozenset(
 _FOLDED_ENVELOPE = {fold(k): k for k in _ENVELOPE}
 _FOLDED_PARAMS = {fold(k): k for k in _PARAMS}
 
+
+# Frames longer than this are parsed without copying their body out of the line first.
+_IN_PLACE = 1 << 16
 
 # The Python SDK (pydantic-core) reads about 200 levels; a deeper frame would reach it and never be answered.
 MAX_DEPTH = 190
@@ -131,29 +134,24 @@ class Refused(FrameError):
 
 def read_frame(line: bytes) -> Frame | None:
     """The messages of one client line, or :class:`Refused`. None for a blank line (nothing to forward)."""
-    body = line[:-1] if line.endswith(b"\n") else line
-    if body.endswith(b"\r"):
-        body = body[:-1]
-    if body.find(b"\r") >= 0:  # not `in`: on bytes it raises and clears a TypeError first (CPython 3.11)
-        # Read as the readers that split here would: each part's requests get an answer.
-        ids, lone, batch = _probe(body.replace(b"\r", b" "))  # CR as whitespace, as JSON reads it
-        if not ids and not lone:  # or as two lines, as the universal-newline readers do
-            ids = [i for part in body.split(b"\r") for i in _probe(part)[0]]
-        raise Refused(
-            PARSE_ERROR,
-            "the frame holds a carriage return (CR) that is not part of its line ending: readers with universal "
-            "newlines (the Python SDK, Node's readline) would read it as two lines",
-            ids,
-            lone,
-            batch=batch or len(ids) > 1,
-        )
-    if not body.strip(b" \t"):
-        return None
-    try:
-        value = strict_loads(body)
-    except FrameError as exc:
-        ids, lone, batch = _probe(body)
-        raise Refused(exc.code, exc.message, ids, lone, batch) from None
+    if len(line) > _IN_PLACE:
+        read = _read_in_place(line)
+        if read is None:
+            return None
+        value, body = read
+    else:
+        body = line[:-1] if line.endswith(b"\n") else line
+        if body.endswith(b"\r"):
+            body = body[:-1]
+        if body.find(b"\r") >= 0:  # not `in`: on bytes it raises and clears a TypeError first (CPython 3.11)
+            raise _carriage_return(body)
+        if not body.strip(b" \t"):
+            return None
+        try:
+            value = strict_loads(body)
+        except FrameError as exc:
+            ids, lone, batch = _probe(body)
+            raise Refused(exc.code, exc.message, ids, lone, batch) from None
     if len(body) > MAX_DEPTH and body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         ids, lone, _ = _probe(body)
         raise Refused(
@@ -191,6 +189,44 @@ def read_frame(line: bytes) -> Frame | None:
                 raise Refused(exc.code, f"element {index} of the batch: {exc.message}", ids, batch=True) from None
         return Frame(messages, True)
     raise Refused(INVALID_REQUEST, "the frame is not a JSON-RPC message (an object) or a batch of them")
+
+
+def _read_in_place(line: bytes) -> tuple[JSON, bytes] | None:
+    """What read_frame reads from a large line, without copying its body out of it first (the line ending
+    is JSON whitespace): the value and the bytes to check further, or None for a blank line."""
+    end = len(line) - 1 if line.endswith(b"\n") else len(line)
+    if line.endswith(b"\r", 0, end):
+        end -= 1
+    if line.find(b"\r", 0, end) >= 0:
+        raise _carriage_return(line[:end])
+    if not end or (line[0] in b" \t" and not line[:end].strip(b" \t")):
+        return None
+    try:
+        return strict_loads_large(line), line
+    except FrameError:
+        pass
+    body = line[:end]  # say what is wrong as the frame alone reads (a position at its end may move)
+    try:
+        return strict_loads(body), body
+    except FrameError as exc:
+        ids, lone, batch = _probe(body)
+        raise Refused(exc.code, exc.message, ids, lone, batch) from None
+
+
+def _carriage_return(body: bytes) -> Refused:
+    """The refusal of a frame holding a CR that is not part of its line ending."""
+    # Read as the readers that split here would: each part's requests get an answer.
+    ids, lone, batch = _probe(body.replace(b"\r", b" "))  # CR as whitespace, as JSON reads it
+    if not ids and not lone:  # or as two lines, as the universal-newline readers do
+        ids = [i for part in body.split(b"\r") for i in _probe(part)[0]]
+    return Refused(
+        PARSE_ERROR,
+        "the frame holds a carriage return (CR) that is not part of its line ending: readers with universal "
+        "newlines (the Python SDK, Node's readline) would read it as two lines",
+        ids,
+        lone,
+        batch=batch or len(ids) > 1,
+    )
 
 
 def _valid_id(ident: JSON) -> TypeGuard[RequestId]:
