@@ -938,9 +938,9 @@ class Session:
                 return line
         message: JSON = None
         if len(line) <= _STATUS_PARSE_LIMIT or needs_refund or call.modern_approval or inspect:
-            # Read for its status and an input round only: a faster parser that reads the same (not the value
-            # a settled stage or an approval's wrapping goes on with).
-            quick = len(line) > _QUICK_STATUS_FROM and not (call.modern_approval or inspect)
+            # Read for its status, an input round and the settled stages (whether it failed): a faster parser
+            # that reads the same; not for an approval's wrapping, which re-encodes the whole value.
+            quick = len(line) > _QUICK_STATUS_FROM and not call.modern_approval
             message = quick_loads_or_none(line) if quick else loads_or_none(line)
         status = (
             answer_status(message)

@@ -654,3 +654,23 @@ def test_a_read_whose_labels_cannot_be_recorded_is_withheld_with_an_error_the_cl
     assert isinstance(error, dict) and error["code"] == -32000
     assert str(error["message"]).startswith("mcp-guard withheld the answer of 'file:///srv/notes.txt': the flow ledger")
     assert "PIN" not in str(replaced)
+
+
+@pytest.mark.parametrize("error", [False, True])
+def test_a_large_answer_acquires_labels_only_when_it_succeeded(error: bool) -> None:
+    """Answers past 64 KiB are read by the faster parser for the settled stages: same outcome as a small one."""
+    import json
+
+    from mcp_guard.session import Session
+
+    e = engine()
+    flows, shared = guards(Clock(time.time()))
+    session = Session(Judge(e, MemoryLimiter()), Snapshot(e, flows=flows), lambda _: None)
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "read_email", "arguments": {}}}
+    assert session.from_client(json.dumps(call).encode() + b"\n")[0].frame.startswith(b'{"jsonrpc"')
+    text = "mail " * 40_000  # 200 kB
+    answer = json.dumps(answered(7, text, error=error), separators=(",", ":")).encode() + b"\n"
+    assert len(answer) > 1 << 16
+    assert [a.frame for a in session.from_upstream(answer)] == [answer]
+    held = {(h.holder, h.label) for h in shared.entries()}
+    assert held == (set() if error else {("client:c1", "private")})
