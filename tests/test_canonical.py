@@ -75,3 +75,23 @@ def test_any_json_value_has_one_canonical_text_that_reads_back(value: Any) -> No
     assert json.loads(text) == value
     assert canonical_arguments(value) == text
     assert keyed_fingerprint(value, KEY) == hmac.new(KEY, text, hashlib.sha256).hexdigest()
+
+
+def test_arguments_with_a_long_string_get_the_same_keyed_digest_fed_in_slices() -> None:
+    import hashlib
+    import hmac
+
+    from mcp_guard.canonical import _LONG, KeyedDigest, canonical_json
+
+    key = b"k" * 32
+    digest = KeyedDigest(key)
+    # Slice edges fall inside escapes, multi-byte characters and next to a lone surrogate.
+    long_text = ('a"\\\n' + "é" * 3 + "\ud800" + "x" * 5) * (_LONG // 7)
+    for value in (
+        {"pad": long_text},
+        {"b": 1, "a": long_text, "c": {"z": [long_text[:10], None, 2.5]}},
+        {"pad": "€" * (_LONG + 1), "n": -0.0},
+        {"z": long_text, "a": "\u2028" * (_LONG + 3), "m": "mcp-guard-"},
+    ):
+        expected = hmac.new(key, canonical_json(value), hashlib.sha256).hexdigest()
+        assert digest(value) == expected
