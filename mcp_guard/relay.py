@@ -51,9 +51,12 @@ _DRAIN_S = 1.0
 _EXITED_DRAIN_S = 2.0
 _EXIT_WAIT_S = 2.0
 _SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
-# How the main thread waits: at once woken by a signal's handler on POSIX; on Windows, where a blocked wait
-# never sees Ctrl-C (no handlers there: KeyboardInterrupt ends the guard, see cli), in slices.
-_SLICE_S = 0.2 if sys.platform == "win32" else None
+# How the main thread waits: in slices, everywhere. A signal's Python handler runs only on the main thread,
+# and only once that thread runs bytecode again; the kernel may hand a process-directed signal to any
+# thread (a pump's, when the main one already has one pending), and then nothing interrupts the main
+# thread's blocked wait: a burst of SIGINT/SIGTERM left the guard waiting for ever, the server running.
+# On Windows a blocked wait never sees Ctrl-C either (no handlers there: KeyboardInterrupt ends the guard).
+_SLICE_S = 0.1
 
 # A task that runs beside the relay (the policy watcher) on a thread of its own, until the event is set.
 Background = Callable[[threading.Event], None]
