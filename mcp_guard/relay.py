@@ -326,14 +326,24 @@ class _Signals:
         self._endings = endings
         self._upstream = upstream
         self._numbers = [getattr(signal, name) for name in _SIGNALS if hasattr(signal, name)]
+        # Set while a handler runs: a Python handler runs at the next bytecode boundary, inside another one
+        # too, so a stream of signals nested them down to a RecursionError (a traceback, exit 1), and one
+        # nested inside kill_now's Event.set would wait for ever on the lock the outer one holds.
+        self._handling = False
         self._before = {signum: signal.signal(signum, self._handle) for signum in self._numbers}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._endings.ended:
-            self._upstream.kill_now()
-        else:
-            self._endings.signal_name = signal.Signals(signum).name
-            self._endings.end()
+        if self._handling:
+            return  # the handler under way does what this signal asks (the first ends, any later kills)
+        self._handling = True
+        try:
+            if not self._endings.ended:
+                self._endings.signal_name = signal.Signals(signum).name
+                self._endings.end()
+            elif not self._upstream.hurried:  # killed once: the group is gone or going, SIGKILL cannot be missed
+                self._upstream.kill_now()
+        finally:
+            self._handling = False
 
     def close(self) -> None:
         if self._endings.signal_name is not None or self._upstream.hurried:
