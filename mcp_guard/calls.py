@@ -28,6 +28,7 @@ class Call:
     kind: str = "tool"  # tool, prompt or resource (``tool`` then holds the prompt's name or the URI)
     rounds: int = 1  # 2026-07-28 input rounds: the retries that carried on this one call (see rounds.py)
     modern: bool = False  # a 2026-07-28 request: its answer may open an input round, so it is always read
+    subscribe: bool = False  # a resources/subscribe: its answer puts no data in the agent's context
 
     @property
     def subject(self) -> str:

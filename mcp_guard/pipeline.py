@@ -418,8 +418,8 @@ def _acquire_labels(call: Call, message: JSONObject, snap: Snapshot) -> JSONObje
     result = message.get("result")
     if isinstance(result, dict) and result.get("isError") is True:
         return None  # a failed call put no data in the agent's context
-    if call.kind == "resource" and not (isinstance(result, dict) and "contents" in result):
-        return None  # nor did a resources/subscribe (only a read's answer carries contents)
+    if call.subscribe:
+        return None  # nor did a resources/subscribe
     try:
         flows.acquire(snap.engine, call.tool, call.labels, kind=call.kind)
     except StoreUnavailable as exc:
@@ -650,6 +650,8 @@ def _new_record(call: CallIn, rule: str | None, reason: str | None, word: str) -
     record = Call(call.name, rule, reason, word, call.arguments, time.time(), time.perf_counter())
     if call.kind != "tool":
         record.kind = call.kind
+        # Told by the request, not by the answer's shape: a reader may take "Contents" for contents (Go).
+        record.subscribe = call.message.get("method") == "resources/subscribe"
     if call.modern:
         record.modern = True
     return record

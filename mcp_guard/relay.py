@@ -51,9 +51,12 @@ _DRAIN_S = 1.0
 _EXITED_DRAIN_S = 2.0
 _EXIT_WAIT_S = 2.0
 _SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
-# How the main thread waits: at once woken by a signal's handler on POSIX; on Windows, where a blocked wait
-# never sees Ctrl-C (no handlers there: KeyboardInterrupt ends the guard, see cli), in slices.
-_SLICE_S = 0.2 if sys.platform == "win32" else None
+# How the main thread waits: in slices, everywhere. A signal's Python handler runs only on the main thread,
+# and only once that thread runs bytecode again; the kernel may hand a process-directed signal to any
+# thread (a pump's, when the main one already has one pending), and then nothing interrupts the main
+# thread's blocked wait: a burst of SIGINT/SIGTERM left the guard waiting for ever, the server running.
+# On Windows a blocked wait never sees Ctrl-C either (no handlers there: KeyboardInterrupt ends the guard).
+_SLICE_S = 0.1
 
 # A task that runs beside the relay (the policy watcher) on a thread of its own, until the event is set.
 Background = Callable[[threading.Event], None]
@@ -323,14 +326,24 @@ class _Signals:
         self._endings = endings
         self._upstream = upstream
         self._numbers = [getattr(signal, name) for name in _SIGNALS if hasattr(signal, name)]
+        # Set while a handler runs: a Python handler runs at the next bytecode boundary, inside another one
+        # too, so a stream of signals nested them down to a RecursionError (a traceback, exit 1), and one
+        # nested inside kill_now's Event.set would wait for ever on the lock the outer one holds.
+        self._handling = False
         self._before = {signum: signal.signal(signum, self._handle) for signum in self._numbers}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._endings.ended:
-            self._upstream.kill_now()
-        else:
-            self._endings.signal_name = signal.Signals(signum).name
-            self._endings.end()
+        if self._handling:
+            return  # the handler under way does what this signal asks (the first ends, any later kills)
+        self._handling = True
+        try:
+            if not self._endings.ended:
+                self._endings.signal_name = signal.Signals(signum).name
+                self._endings.end()
+            elif not self._upstream.hurried:  # killed once: the group is gone or going, SIGKILL cannot be missed
+                self._upstream.kill_now()
+        finally:
+            self._handling = False
 
     def close(self) -> None:
         if self._endings.signal_name is not None or self._upstream.hurried:

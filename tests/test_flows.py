@@ -568,7 +568,9 @@ def test_a_resource_read_acquires_its_labels_and_a_prompt_is_judged_by_its_own()
     assert (
         run_settled_stages(notes, {"jsonrpc": "2.0", "id": 1, "error": {"code": -32002, "message": "no"}}, snap) is None
     )
-    assert run_settled_stages(notes, {"jsonrpc": "2.0", "id": 1, "result": {}}, snap) is None
+    subscribed = settled("resource", "file:///srv/notes.txt")
+    subscribed.subscribe = True
+    assert run_settled_stages(subscribed, {"jsonrpc": "2.0", "id": 1, "result": {}}, snap) is None
     assert shared.entries() == []
     assert run_settled_stages(notes, read_answer(1, "notes"), snap) is None
     assert [(h.holder, h.label, h.tool, h.server) for h in shared.entries()] == [
