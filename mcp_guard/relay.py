@@ -330,18 +330,24 @@ class _Signals:
         # too, so a stream of signals nested them down to a RecursionError (a traceback, exit 1), and one
         # nested inside kill_now's Event.set would wait for ever on the lock the outer one holds.
         self._handling = False
+        self._again = False
         self._before = {signum: signal.signal(signum, self._handle) for signum in self._numbers}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self._handling:
-            return  # the handler under way does what this signal asks (the first ends, any later kills)
+            self._again = True  # the handler under way goes round once more: a second signal still kills
+            return
         self._handling = True
         try:
-            if not self._endings.ended:
-                self._endings.signal_name = signal.Signals(signum).name
-                self._endings.end()
-            elif not self._upstream.hurried:  # killed once: the group is gone or going, SIGKILL cannot be missed
-                self._upstream.kill_now()
+            while True:
+                self._again = False
+                if not self._endings.ended:
+                    self._endings.signal_name = signal.Signals(signum).name
+                    self._endings.end()
+                elif not self._upstream.hurried:  # killed once: the group is gone or going, SIGKILL cannot be missed
+                    self._upstream.kill_now()
+                if not self._again:
+                    break
         finally:
             self._handling = False
 
