@@ -528,7 +528,7 @@ class Pipeline:
         if isinstance(decision, Approve):
             if snap.monitor:
                 self._warn(f"monitor: would ask a person to approve {call.name!r} ({decision.rule}): {decision.reason}")
-                return Relay(_new_record(call, decision.rule, decision.reason, "monitored"))
+                return Relay(new_record(call, decision.rule, decision.reason, "monitored"))
             try:
                 outcome = self._approval(call, decision)
             except Exception as exc:
@@ -567,11 +567,11 @@ class Pipeline:
             return Relay(self._record(call, state, settled, "monitored"))
         forward = None
         if state.approved is not None:
-            record = _new_record(call, decision.rule, f"approved via {state.approved.via}", "approved")
+            record = new_record(call, decision.rule, f"approved via {state.approved.via}", "approved")
             record.modern_approval = call.modern
             forward = state.approved.forward
         else:
-            record = _new_record(call, decision.rule, None, "allowed")
+            record = new_record(call, decision.rule, None, "allowed")
         record.refund = settled.receipt.refundable() if settled.receipt is not None else None
         return Relay(record, forward)
 
@@ -595,7 +595,7 @@ class Pipeline:
     @staticmethod
     def _record(call: CallIn, state: CallState, settled: Allow | None, word: str) -> Call:
         first = state.monitored[0] if state.monitored else None
-        record = _new_record(call, first.rule if first else None, first.reason if first else None, word)
+        record = new_record(call, first.rule if first else None, first.reason if first else None, word)
         if settled is not None and settled.receipt is not None:
             record.refund = settled.receipt.refundable()
         return record
@@ -646,7 +646,8 @@ def error_result(text: str, complete: bool) -> JSONObject:
     return result
 
 
-def _new_record(call: CallIn, rule: str | None, reason: str | None, word: str) -> Call:
+def new_record(call: CallIn, rule: str | None, reason: str | None, word: str) -> Call:
+    """The record of a relayed call (audit, refund, result and settled stages), by its kind."""
     record = Call(call.name, rule, reason, word, call.arguments, time.time(), time.perf_counter())
     if call.kind != "tool":
         record.kind = call.kind

@@ -296,3 +296,34 @@ def test_completion_does_not_reveal_a_hidden_prompt(tmp_path: Path) -> None:
     wire.answer({"jsonrpc": "2.0", "id": probe["id"], "result": {"completion": {"values": []}}})
     wire.wait_jobs()
     assert wire.client[-1] == {"jsonrpc": "2.0", "id": 3, "result": {"completion": {"values": []}}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "params"),
+    [
+        ("prompt", "prompts/get", {"name": "fetch", "arguments": {"url": "u"}}),
+        ("resource", "resources/read", {"uri": "file:///srv/notes.txt"}),
+    ],
+)
+def test_a_call_approved_earlier_is_recorded_as_its_own_kind(
+    tmp_path: Path, kind: str, method: str, params: Json
+) -> None:
+    """The retry after a 2026-07-28 approval, answering the server's own questions, is relayed as the prompt's or
+    resource's call (its flow labels and audit line), never as a tool named 'prompt:fetch'."""
+    from mcp_guard.pipeline import CallIn, Relay
+    from mcp_guard.policy.decision import Approve
+
+    wire = Wire(tmp_path, SECTIONS, ApprovalSettings(channels=("client",)))
+    desk = wire.session.desk
+    assert desk is not None
+    name = params.get("name", params.get("uri"))
+    arguments = params.get("arguments", {})
+    state = desk.settings.signer.issue(f"{kind}:{name}", arguments, approved=True)
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+    sent = {**params, "requestState": state, "_meta": meta}
+    message = {"jsonrpc": "2.0", "id": 5, "method": method, "params": sent}
+    call = CallIn(5, name, arguments, sent, message, modern=True, kind=kind).for_approval()  # type: ignore[arg-type]
+    verdict = desk._approval_retry(call, Approve("rule", "Ask."), state)
+    assert isinstance(verdict, Relay)
+    assert (verdict.record.kind, verdict.record.tool, verdict.record.decision) == (kind, name, "approved")
+    assert verdict.forward is not None and "requestState" not in verdict.forward["params"]

@@ -9,6 +9,7 @@ The channels themselves are in :mod:`mcp_guard.approval.flow` and its siblings.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from mcp_guard.actions import Emit
@@ -21,7 +22,7 @@ from mcp_guard.approval.flow import (
     elicit_outcome,
 )
 from mcp_guard.calls import Call, Waiter
-from mcp_guard.pipeline import Approved, CallIn, Hold, Refuse, Relay, Reply, Verdict, no_channel
+from mcp_guard.pipeline import Approved, CallIn, Hold, Refuse, Relay, Reply, Verdict, new_record, no_channel
 from mcp_guard.policy.decision import Approve, Deny
 from mcp_guard.wire.json_types import JSON, JSONObject
 
@@ -335,15 +336,10 @@ class ApprovalDesk:
         forward: JSONObject = {**call.message, "params": stripped}
         if body.get("a") is True:
             # Approved earlier; this round answers the server's own questions. It was counted then.
-            record = Call(
-                call.name,
-                decision.rule,
-                "approved earlier",
-                "approved",
-                call.arguments,
-                time.time(),
-                time.perf_counter(),
-            )
+            # ``call`` is named as approvals name it (prompt:NAME): the record is the prompt's or resource's own,
+            # so its labels and audit line are theirs, as for any other relayed call of its kind.
+            own = call if call.kind == "tool" else replace(call, name=call.name.removeprefix(f"{call.kind}:"))
+            record = new_record(own, decision.rule, "approved earlier", "approved")
             record.modern_approval = True
             return Relay(record, forward)
         outcome = elicit_outcome(ours)
