@@ -19,7 +19,7 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 _CANONICAL_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
@@ -28,32 +28,28 @@ _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _reusable_encoder() -> Callable[[Any, int], Iterable[str]] | None:
+def _reusable_encoder() -> Callable[[Any], str] | None:
     """The C encoder behind ``_CANONICAL``, built once (``encode`` builds one per call: 2.5x the cost for
-    the small values the audit log fingerprints per call): it gives the canonical text in pieces. Without a
-    circular-reference check: values read from JSON have no cycles. None where CPython's ``_json`` is not
-    there; then ``encode`` is used."""
+    the small values the audit log fingerprints per call). Without a circular-reference check: values
+    read from JSON have no cycles. None where CPython's ``_json`` is not there; then ``encode`` is used."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return None
     try:
-        iterencode: Callable[[Any, int], Iterable[str]] = make(
+        iterencode = make(
             None, _CANONICAL_ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, True
         )
     except TypeError:  # another signature than CPython's
         return None
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
     probe = {"b": [1, 2.5, None, True, "é\ud800"], "a": {"y": "x", "x": -0.0}}
-    return iterencode if "".join(iterencode(probe, 0)) == _CANONICAL(probe) else None
+    return encode if encode(probe) == _CANONICAL(probe) else None
 
 
-_PIECES = _reusable_encoder()
-if _PIECES is not None:
-    _pieces = _PIECES
-
-    def _joined(value: Any) -> str:
-        return "".join(_pieces(value, 0))
-
-    _CANONICAL = _joined
+_CANONICAL = _reusable_encoder() or _CANONICAL
 
 # Past this many characters a string argument is digested in slices (see KeyedDigest).
 _LONG = 1 << 20
