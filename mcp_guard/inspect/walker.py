@@ -227,16 +227,7 @@ def _replace(node: object, path: Sequence[Key], value: str, copies: dict[int, ob
     if not path:
         return value
     key, rest = path[0], path[1:]
-    copy = copies.get(id(node))
-    if copy is None:
-        if isinstance(node, dict):
-            copy = dict(node)
-        elif isinstance(node, list):
-            copy = list(node)
-        else:  # pragma: no cover - paths come from text_slots over the same result
-            raise TypeError(f"no container at {key!r}")
-        copies[id(node)] = copy
-        copies[id(copy)] = copy
+    copy = _copy(node, copies)
     if isinstance(copy, dict):
         copy[str(key)] = _replace(copy[str(key)], rest, value, copies)
     elif isinstance(copy, list) and isinstance(key, int):
