@@ -1221,10 +1221,7 @@ class Session:
 
     def _listening(self, line: bytes) -> None:
         """The server acknowledged a ``subscriptions/listen`` stream: remember it if it carries tool list changes."""
-        try:
-            message: JSON = json.loads(line)
-        except (ValueError, RecursionError):
-            return
+        message = loads_or_none(line)
         params = message.get("params") if isinstance(message, dict) else None
         honored = params.get("notifications") if isinstance(params, dict) else None
         meta = params.get("_meta") if isinstance(params, dict) else None
@@ -1241,10 +1238,7 @@ class Session:
 
     def _remember_version(self, line: bytes) -> None:
         """The protocol version the server chose in the handshake (it decides whether batches exist)."""
-        try:
-            message: JSON = json.loads(line)
-        except (ValueError, RecursionError):
-            return
+        message = loads_or_none(line)
         result = message.get("result") if isinstance(message, dict) else None
         version = result.get("protocolVersion") if isinstance(result, dict) else None
         if isinstance(version, str):
@@ -1255,10 +1249,7 @@ class Session:
 
     def _remember_server_meta(self, line: bytes) -> None:
         """Keep the 2026-07-28 ``_meta`` server identity, so the guard's own answers carry it like the server's."""
-        try:
-            message: JSON = json.loads(line)
-        except (ValueError, RecursionError):
-            return
+        message = loads_or_none(line)
         result = message.get("result") if isinstance(message, dict) else None
         meta = result.get("_meta") if isinstance(result, dict) else None
         if isinstance(meta, dict) and SERVER_INFO_KEY in meta:
